@@ -1,0 +1,144 @@
+"""``devenv-bot serve`` runs the app; ``devenv-bot receive`` replays one saved delivery."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from gidgethub import sansio
+
+from bot import config, logs
+
+log = logging.getLogger("bot")
+
+
+async def serve(settings: config.Settings) -> bool:
+    """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
+    from bot.setup import RESTART_KEY
+    from bot.web import BOT_KEY, make_app
+
+    app = make_app(settings)
+    stop = asyncio.Event()
+    restart = False
+
+    def registered() -> None:
+        nonlocal restart
+        restart = True
+        # Let the browser receive its page before the listener goes away.
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+
+    if settings.setup_mode:
+        app[RESTART_KEY] = registered
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=settings.shutdown_grace)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    bound = [s.getsockname() for s in site._server.sockets] if site._server else []  # type: ignore[union-attr]
+    port = bound[0][1] if bound else settings.port
+    if settings.setup_mode:
+        log.warning("no GitHub App configured: open http://%s:%s/ to register one", settings.host, port)
+    else:
+        log.info("devenv-bot listening on %s:%s, webhooks at %s", settings.host, port, settings.webhook_path)
+    print(f"devenv-bot ready on port {port}", flush=True)
+    await stop.wait()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    log.info("shutting down: no new deliveries, draining running work (up to %.0fs)", settings.shutdown_grace)
+    bot = app[BOT_KEY]
+    bot.tasks.accepting = False
+    bot.ready = False
+    await site.stop()  # stop listening; requests in flight finish
+    await runner.cleanup()  # on_cleanup drains background tasks within the grace period
+    log.info("stopped cleanly")
+    return restart
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    while True:
+        try:
+            settings = config.load()
+        except config.ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        logs.setup(settings.log_level, settings.log_format)
+        if args.port is not None:
+            settings = _with(settings, port=args.port)
+        if not asyncio.run(serve(settings)):
+            return 0
+        log.info("GitHub App registered: restarting with the new settings")
+
+
+def _with(settings: config.Settings, **changes) -> config.Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+async def receive(settings: config.Settings, event_name: str, payload: dict, delivery_id: str) -> int:
+    from bot.web import Bot
+
+    bot = Bot(settings)
+    await bot.start()
+    try:
+        event = sansio.Event(payload, event=event_name, delivery_id=delivery_id)
+        if not bot.dispatcher.handles(event):
+            print(f"no handler listens to {event_name}"
+                  f"{'.' + payload['action'] if isinstance(payload.get('action'), str) else ''}", file=sys.stderr)
+            return 1
+        failures = await bot.handle(event)
+        await bot.tasks.join()
+        return 1 if failures else 0
+    finally:
+        await bot.stop()
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level, settings.log_format)
+    if settings.setup_mode:
+        print("devenv-bot receive needs a registered app (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET)", file=sys.stderr)
+        return 2
+    try:
+        text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text()
+        payload = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the payload {args.payload!r}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(payload, dict):
+        print("the payload must be a JSON object, as GitHub sends it", file=sys.stderr)
+        return 2
+    delivery = args.delivery or f"receive-{uuid.uuid4()}"
+    return asyncio.run(receive(settings, args.event, payload, delivery))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devenv-bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run the GitHub App (webhooks, setup page, health, metrics)")
+    p_serve.add_argument("--port", type=int, default=None, help="override PORT")
+    p_serve.set_defaults(func=cmd_serve)
+    p_recv = sub.add_parser("receive", help="run the handlers once on a saved webhook payload")
+    p_recv.add_argument("--event", "-e", required=True, help="the X-GitHub-Event name, e.g. issue_comment")
+    p_recv.add_argument("--payload", "-p", required=True, help="a JSON file with the payload, or - for stdin")
+    p_recv.add_argument("--delivery", help="a delivery id to log (default: a new one)")
+    p_recv.set_defaults(func=cmd_receive)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

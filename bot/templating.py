@@ -1,0 +1,37 @@
+"""Every word a human reads lives in ``templates/``; this renders it.
+
+HTML pages are autoescaped.  Markdown templates (comments, check runs) are not
+HTML-escaped by Jinja: user-controlled values must pass through the ``md``
+filter (see :func:`bot.markdown.escape`), which the templates apply explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    from bot import markdown
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = markdown.escape
+    env.filters["code"] = markdown.inline_code
+    return env
+
+
+def render(name: str, **values: Any) -> str:
+    return environment().get_template(name).render(**values)

@@ -1,0 +1,191 @@
+"""The HTTP side: the webhook endpoint, health, readiness and metrics.
+
+Acknowledge first, work later: a delivery is verified (HMAC over the raw
+body), parsed, de-duplicated by ``X-GitHub-Delivery``, handed to a tracked
+background task and answered with 202 within milliseconds.  Nothing slow
+(GitHub calls, DevPod) ever runs inside the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cachetools import LRUCache
+from gidgethub import BadRequest, ValidationFailure, routing, sansio
+
+from bot import logs
+from bot.auth import AppAuth
+from bot.config import MAX_WEBHOOK_BYTES, Settings
+from bot.dispatch import Context, Dispatcher
+from bot.github import GitHubClient
+from bot.metrics import Metrics
+from bot.tasks import TaskTracker
+
+log = logging.getLogger(__name__)
+
+BOT_KEY: web.AppKey[Bot] = web.AppKey("bot")
+
+
+class Bot:
+    """The running bot's services, shared by the web side and the handlers."""
+
+    def __init__(self, settings: Settings, routers: Iterable[routing.Router] | None = None,
+                 *, clock=time.time) -> None:
+        if routers is None:
+            from handlers import ROUTERS
+
+            routers = ROUTERS
+        self.settings = settings
+        self.metrics = Metrics()
+        self.dispatcher = Dispatcher(routers, self.metrics)
+        self.tasks = TaskTracker(on_change=self.metrics.background_tasks.set)
+        self.seen_deliveries: LRUCache[str, float] = LRUCache(maxsize=settings.delivery_cache_size)
+        self.auth: AppAuth | None = None
+        if settings.app is not None:
+            self.auth = AppAuth(settings.app.app_id, settings.app.private_key, clock=clock)
+            logs.redactor.add(settings.app.webhook_secret)
+            logs.redactor.add(settings.app.client_secret)
+        self.session: aiohttp.ClientSession | None = None
+        self.github: GitHubClient | None = None
+        self.ready = False
+        self.services: dict[str, Any] = {}  # filled by feature modules at start-up (environments, ...)
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
+        self.github = GitHubClient(self.settings, self.auth, self.session, self.metrics)
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.tasks.drain(self.settings.shutdown_grace)
+        if self.session is not None:
+            await self.session.close()
+
+    def context_for(self, event: sansio.Event) -> Context:
+        installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
+        gh = self.github.installation(installation) if (self.github and isinstance(installation, int)) else None
+        return Context(gh=gh, bot=self, delivery_id=event.delivery_id)
+
+    async def handle(self, event: sansio.Event) -> int:
+        """Run the handlers for one event (in the current task)."""
+        return await self.dispatcher.dispatch(event, self.context_for(event))
+
+
+def _answer(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"message": message, **extra}, status=status)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    bot = request.app[BOT_KEY]
+    settings = bot.settings
+    if settings.app is None:
+        return _answer(503, "devenv-bot is not registered yet: open the setup page at / to create the GitHub App")
+    if not bot.tasks.accepting:
+        return _answer(503, "shutting down; GitHub will show this delivery as failed, redeliver it later")
+    length = request.content_length
+    if length is not None and length > MAX_WEBHOOK_BYTES:
+        bot.metrics.deliveries.labels("unknown", "", "too_large").inc()
+        return _answer(413, "payload larger than GitHub's 25 MB limit")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        bot.metrics.deliveries.labels("unknown", "", "too_large").inc()
+        return _answer(413, "payload larger than GitHub's 25 MB limit")
+
+    event_name = request.headers.get("X-GitHub-Event", "")
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not signature:
+        bot.metrics.deliveries.labels(event_name or "unknown", "", "unauthorized").inc()
+        log.warning("refused a delivery without X-Hub-Signature-256 (delivery %r)", delivery_id[:64])
+        return _answer(401, "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
+    # Only the SHA-256 signature is accepted: gidgethub would also take the legacy SHA-1 header.
+    headers = {"x-hub-signature-256": signature,
+               "content-type": request.headers.get("Content-Type", ""),
+               "x-github-event": event_name, "x-github-delivery": delivery_id}
+    try:
+        sansio.validate_event(body, signature=signature, secret=settings.app.webhook_secret)
+    except ValidationFailure:
+        bot.metrics.deliveries.labels(event_name or "unknown", "", "unauthorized").inc()
+        log.warning("refused a delivery with a bad signature (delivery %r)", delivery_id[:64])
+        return _answer(401, "signature does not match the webhook secret")
+    if not event_name or not delivery_id:
+        bot.metrics.deliveries.labels(event_name or "unknown", "", "invalid").inc()
+        return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    try:
+        event = sansio.Event.from_http(headers, body, secret=settings.app.webhook_secret)
+    except BadRequest:
+        content_type = headers["content-type"].split(";")[0].strip().lower()
+        bot.metrics.deliveries.labels(event_name, "", "invalid").inc()
+        if content_type in ("application/json", "application/x-www-form-urlencoded"):
+            return _answer(400, "body is not valid JSON")
+        return _answer(415, "expected Content-Type application/json")
+    if not isinstance(event.data, dict):
+        bot.metrics.deliveries.labels(event_name, "", "invalid").inc()
+        return _answer(400, "payload must be a JSON object")
+
+    action = event.data.get("action") if isinstance(event.data.get("action"), str) else ""
+    if event.event == "ping":
+        bot.metrics.deliveries.labels("ping", "", "pong").inc()
+        return web.json_response({"message": "pong", "zen": event.data.get("zen")})
+    if delivery_id in bot.seen_deliveries:
+        bot.metrics.deliveries.labels(event_name, action, "duplicate").inc()
+        log.info("delivery %s was already received; not acting on it twice", delivery_id[:64])
+        return _answer(200, "duplicate delivery, already handled", delivery=delivery_id)
+    bot.seen_deliveries[delivery_id] = time.time()
+    if not bot.dispatcher.handles(event):
+        bot.metrics.deliveries.labels(event_name, action, "ignored").inc()
+        return _answer(202, "no handler for this event", delivery=delivery_id)
+    bot.metrics.deliveries.labels(event_name, action, "accepted").inc()
+    bot.tasks.spawn(bot.handle(event), name=f"delivery-{delivery_id[:40]}")
+    return _answer(202, "accepted", delivery=delivery_id)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    bot = request.app[BOT_KEY]
+    if bot.settings.app is None:
+        return web.json_response({"status": "setup", "message": "GitHub App not registered yet"}, status=503)
+    if not bot.ready or not bot.tasks.accepting:
+        return web.json_response({"status": "not ready"}, status=503)
+    return web.json_response({"status": "ready", "background_tasks": len(bot.tasks)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    bot = request.app[BOT_KEY]
+    resp = web.Response(body=bot.metrics.render())
+    resp.headers["Content-Type"] = bot.metrics.content_type
+    return resp
+
+
+def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
+    """Build the aiohttp application (setup pages when the app is not registered yet)."""
+    bot = bot or Bot(settings)
+    app = web.Application(client_max_size=MAX_WEBHOOK_BYTES + 1)
+    app[BOT_KEY] = bot
+    app.router.add_post(settings.webhook_path, webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    if settings.app is None:
+        from bot import setup
+
+        setup.add_routes(app, settings)
+
+    async def on_startup(_app: web.Application) -> None:
+        await bot.start()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await bot.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,8 @@
+"""What the bot does when GitHub tells it something: one module per concern, each with a ``router``.
+
+``ROUTERS`` is composed by :class:`bot.dispatch.Dispatcher`.
+"""
+
+from handlers import installations
+
+ROUTERS = [installations.router]

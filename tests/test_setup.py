@@ -1,0 +1,158 @@
+"""First run without an app: the manifest flow registers it and the bot comes up with it."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot import config
+from tests.botserver import BotServer, sign
+from tests import payloads
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_environ(github, tmp_path) -> dict[str, str]:
+    return {"GHE_HOST": github.host, "GHE_PROTOCOL": "http", "HOST": "127.0.0.1", "PORT": "0",
+            "DEVENV_STATE_DIR": str(tmp_path / "state")}
+
+
+def form_of(page: str) -> tuple[str, dict]:
+    action = html.unescape(re.search(r'<form action="([^"]+)" method="post"', page).group(1))
+    manifest = html.unescape(re.search(r'name="manifest" value="([^"]*)"', page).group(1))
+    return action, json.loads(manifest)
+
+
+async def register(session: aiohttp.ClientSession, bot_url: str) -> tuple[int, str, str]:
+    """Walk the browser through the flow; returns the callback's status and page, and the redirect URL."""
+    async with session.get(bot_url + "/") as resp:
+        assert resp.status == 200
+        action, manifest = form_of(await resp.text())
+    async with session.post(action, data={"manifest": json.dumps(manifest)}, allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+        location = resp.headers["Location"]
+    async with session.get(location, allow_redirects=False) as resp:
+        return resp.status, await resp.text(), location
+
+
+async def test_the_setup_page_posts_app_yml_as_a_manifest(github, tmp_path):
+    settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    srv = await BotServer(settings).start()
+    try:
+        status, page = await srv.get("/")
+    finally:
+        await srv.stop()
+    assert status == 200
+    action, manifest = form_of(page)
+    assert action.startswith(f"{github.url}/settings/apps/new?state=")
+    assert manifest["hook_attributes"]["url"] == srv.url + "/api/github/webhooks"
+    assert manifest["redirect_url"] == srv.url + "/setup/callback"
+    assert set(manifest["default_events"]) >= {"pull_request"}
+    assert manifest["default_permissions"]["checks"] == "write"
+
+
+async def test_an_organisation_gets_the_org_registration_url(github, tmp_path):
+    settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    srv = await BotServer(settings).start()
+    try:
+        _, page = await srv.get("/?org=octo-org")
+        _, bad = await srv.get("/?org=<script>")
+    finally:
+        await srv.stop()
+    assert form_of(page)[0].startswith(f"{github.url}/organizations/octo-org/settings/apps/new?state=")
+    assert "<script>" not in bad and "not a GitHub organisation" in bad
+
+
+async def test_the_manifest_flow_writes_working_credentials_to_dotenv(github, tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# operator's own line\nLOG_LEVEL=debug\n")
+    settings = config.load(setup_environ(github, tmp_path), env_file=env_file)
+    srv = await BotServer(settings).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, page, _ = await register(session, srv.url)
+        webhook_status, _ = await srv.deliver("ping", payloads.ping(), secret="anything")
+    finally:
+        await srv.stop()
+    assert status == 200 and "is registered" in page
+    assert webhook_status == 503  # never accepts deliveries before it has a secret
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    text = env_file.read_text()
+    assert "# operator's own line" in text and "LOG_LEVEL=debug" in text
+    from dotenv import dotenv_values
+
+    loaded = config.load({**setup_environ(github, tmp_path), **dotenv_values(env_file)})
+    assert loaded.app.app_id == str(github.app_id)
+    assert loaded.app.webhook_secret == github.webhook_secret
+    assert loaded.app.client_id == github.client_id
+    assert len(github.manifest_conversions) == 1
+
+
+async def test_a_callback_that_was_not_started_here_is_refused(github, tmp_path):
+    settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    srv = await BotServer(settings).start()
+    try:
+        status, page = await srv.get("/setup/callback?code=abc&state=forged")
+    finally:
+        await srv.stop()
+    assert status == 400 and "not started here" in page
+    assert not (tmp_path / ".env").exists()
+    assert github.manifest_conversions == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str, want: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with session.get(url + "/readyz") as resp:
+                if resp.status == want:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url}/readyz never answered {want}")
+        await __import__("asyncio").sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_webhooks(github, tmp_path):
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT),
+           **setup_environ(github, tmp_path), "PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_ready(session, url, 503)  # setup mode: alive, not ready
+            status, page, _ = await register(session, url)
+            assert status == 200 and "restarting" in page
+            await wait_ready(session, url, 200)  # back with the new app
+            body = json.dumps(payloads.ping()).encode()
+            headers = {"Content-Type": "application/json", "X-GitHub-Event": "ping",
+                       "X-GitHub-Delivery": "after-setup", "X-Hub-Signature-256": sign(github.webhook_secret, body)}
+            async with session.post(url + "/api/github/webhooks", data=body, headers=headers) as resp:
+                assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "stopped cleanly" in out
+    assert github.private_key_pem.splitlines()[1] not in out  # the key never reaches the log

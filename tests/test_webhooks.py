@@ -1,0 +1,214 @@
+"""The webhook endpoint over a real socket, with real HMAC signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from gidgethub import routing
+
+from bot.config import MAX_WEBHOOK_BYTES
+from bot.web import Bot
+from tests import payloads
+from tests.botserver import BotServer, sign
+
+
+def recording_router(seen: list, *, fail: bool = False, gate: asyncio.Event | None = None) -> routing.Router:
+    router = routing.Router()
+
+    @router.register("pull_request")
+    async def record(event, ctx):
+        if gate is not None:
+            await gate.wait()
+        seen.append((event.event, event.data.get("action"), event.delivery_id))
+
+    if fail:
+        @router.register("pull_request")
+        async def explode(event, ctx):
+            raise RuntimeError("boom")
+
+    return router
+
+
+async def start(settings, router) -> BotServer:
+    return await BotServer(settings, bot=Bot(settings, [router])).start()
+
+
+async def test_a_signed_delivery_is_accepted_with_202_and_handled_in_the_background(settings, repo):
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        status, answer = await srv.deliver("pull_request", payloads.pull_request("opened"), delivery="d-1")
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 202 and answer["delivery"] == "d-1"
+    assert seen == [("pull_request", "opened", "d-1")]
+
+
+async def test_the_answer_does_not_wait_for_the_handler(settings, repo):
+    seen: list = []
+    gate = asyncio.Event()
+    srv = await start(settings, recording_router(seen, gate=gate))
+    try:
+        status, _ = await srv.deliver("pull_request", payloads.pull_request("opened"))
+        assert status == 202
+        assert seen == []  # still blocked on the gate, yet GitHub got its answer
+        assert len(srv.bot.tasks) == 1
+        gate.set()
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert len(seen) == 1
+
+
+async def test_a_bad_signature_gets_401_and_nothing_runs(settings, repo):
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        status, answer = await srv.deliver("pull_request", payloads.pull_request("opened"), secret="wrong-secret")
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 401 and "signature" in answer["message"]
+    assert seen == []
+
+
+async def test_a_missing_signature_gets_401(settings, repo):
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        status, answer = await srv.deliver("pull_request", payloads.pull_request("opened"), unsigned=True)
+        # a valid legacy SHA-1 signature alone is not enough either
+        body = json.dumps(payloads.pull_request("opened")).encode()
+        import hashlib
+        import hmac
+
+        sha1 = "sha1=" + hmac.new(settings.app.webhook_secret.encode(), body, hashlib.sha1).hexdigest()
+        status_sha1, _ = await srv.deliver("pull_request", body=body, unsigned=True,
+                                           headers={"X-Hub-Signature": sha1})
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 401 and "X-Hub-Signature-256" in answer["message"]
+    assert status_sha1 == 401
+    assert seen == []
+
+
+async def test_a_body_over_25_mb_gets_413(server):
+    body = b'{"a":"' + b"x" * (MAX_WEBHOOK_BYTES + 10) + b'"}'
+    status, answer = await server.deliver("pull_request", body=body)
+    assert status == 413
+
+
+async def test_invalid_json_with_a_valid_signature_gets_400(server):
+    status, answer = await server.deliver("pull_request", body=b'{"action": "opened", ')
+    assert status == 400 and "JSON" in answer["message"]
+
+
+async def test_a_json_array_gets_400(server):
+    status, answer = await server.deliver("pull_request", body=b"[1, 2]")
+    assert status == 400
+
+
+async def test_a_delivery_without_event_header_gets_400(server):
+    body = json.dumps(payloads.ping()).encode()
+    status, _ = await server.deliver("", body=body)
+    assert status == 400
+
+
+async def test_ping_is_answered_with_pong(server):
+    status, answer = await server.deliver("ping", payloads.ping())
+    assert status == 200 and answer["message"] == "pong"
+
+
+async def test_an_event_nobody_handles_is_acknowledged_and_ignored(server):
+    status, answer = await server.deliver("star", {"action": "created", "sender": {"login": "x"}})
+    assert status == 202 and answer["message"] == "no handler for this event"
+    assert len(server.bot.tasks) == 0
+
+
+async def test_a_redelivered_delivery_is_not_acted_on_twice(settings, repo):
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        payload = payloads.pull_request("opened")
+        first, _ = await srv.deliver("pull_request", payload, delivery="same-id")
+        second, answer = await srv.deliver("pull_request", payload, delivery="same-id")
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert (first, second) == (202, 200)
+    assert "duplicate" in answer["message"]
+    assert len(seen) == 1
+
+
+async def test_a_failing_handler_does_not_stop_the_others(settings, repo, caplog):
+    seen: list = []
+    srv = await start(settings, recording_router(seen, fail=True))
+    try:
+        status, _ = await srv.deliver("pull_request", payloads.pull_request("opened"), delivery="d-fail")
+        await srv.settle()
+        # and the process keeps serving
+        status2, _ = await srv.deliver("ping", payloads.ping())
+    finally:
+        await srv.stop()
+    assert status == 202 and status2 == 200
+    assert len(seen) == 1
+    failed = [r for r in caplog.records if "explode" in r.getMessage()]
+    assert failed and failed[0].exc_info is not None
+
+
+async def test_health_readiness_and_metrics(server):
+    assert (await server.get("/healthz"))[0] == 200
+    status, text = await server.get("/readyz")
+    assert status == 200 and "ready" in text
+    await server.deliver("ping", payloads.ping())
+    await server.deliver("pull_request", payloads.pull_request("opened"), secret="bad")
+    status, text = await server.get("/metrics")
+    assert status == 200
+    assert 'devenv_webhook_deliveries_total{action="",event="ping",outcome="pong"} 1.0' in text
+    assert 'outcome="unauthorized"' in text
+
+
+async def test_answers_come_back_within_milliseconds(settings, repo):
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        payload = payloads.pull_request("opened")
+        times = []
+        for i in range(20):
+            t0 = time.perf_counter()
+            status, _ = await srv.deliver("pull_request", payload, delivery=f"fast-{i}")
+            times.append(time.perf_counter() - t0)
+            assert status == 202
+        await srv.settle()
+    finally:
+        await srv.stop()
+    # Generous bound on a shared machine; the benchmark reports the real figures.
+    assert sorted(times)[len(times) // 2] < 0.5
+    assert len(seen) == 20
+
+
+async def test_deliveries_are_refused_with_503_while_draining(settings, repo):
+    seen: list = []
+    gate = asyncio.Event()
+    srv = await start(settings, recording_router(seen, gate=gate))
+    try:
+        await srv.deliver("pull_request", payloads.pull_request("opened"), delivery="before")
+        srv.bot.tasks.accepting = False
+        status, _ = await srv.deliver("pull_request", payloads.pull_request("opened"), delivery="after")
+        ready, _ = await srv.get("/readyz")
+        gate.set()
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 503 and ready == 503
+    assert [d for _, _, d in seen] == ["before"]
+
+
+def test_signatures_are_hmac_sha256_of_the_raw_body():
+    # The test helper itself must sign like GitHub does (docs example values).
+    assert sign("It's a Secret to Everybody", b"Hello, World!") == (
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
