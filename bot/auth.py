@@ -39,7 +39,7 @@ def parse_github_time(text: str) -> float:
 
 class AppAuth:
     def __init__(self, app_id: str, private_key: str, *, clock: Clock = time.time,
-                 max_installations: int = 10_000) -> None:
+                 token_clock: Clock | None = None, max_installations: int = 10_000) -> None:
         self.app_id = app_id
         self._key = private_key
         self._clock = clock
@@ -48,7 +48,7 @@ class AppAuth:
         self._minter: Minter | None = None
         # TLRU: each entry lives until its own expires_at minus the margin.
         self._tokens: TLRUCache[int, tuple[str, float]] = TLRUCache(
-            maxsize=max_installations, ttu=self._time_to_use, timer=clock
+            maxsize=max_installations, ttu=self._time_to_use, timer=token_clock or clock
         )
         self._locks: dict[int, asyncio.Lock] = {}
         self.mints = 0

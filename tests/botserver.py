@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import hmac
 import json
 import uuid
@@ -35,6 +36,8 @@ def bot_environ(github, state_dir, **extra: str) -> dict[str, str]:
         "DEVENV_RETRY_BACKOFF": "0.01",
         "DEVENV_WRITES_PER_MINUTE": "6000",
         "DEVENV_SHUTDOWN_GRACE": "5",
+        "DEVENV_PUBLISH_INTERVAL": "0",
+        "DEVENV_KILL_GRACE": "2",
         "LOG_LEVEL": "debug",
     }
     env.update(extra)
@@ -81,7 +84,8 @@ class BotServer:
         if not unsigned:
             h["X-Hub-Signature-256"] = signature or sign(secret, body)
         h.update(headers or {})
-        async with self.session.post(self.url + self.settings.webhook_path, data=body, headers=h) as resp:
+        data = io.BytesIO(body) if len(body) > 1_000_000 else body
+        async with self.session.post(self.url + self.settings.webhook_path, data=data, headers=h) as resp:
             try:
                 answer = await resp.json(content_type=None)
             except ValueError:
