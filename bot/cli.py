@@ -97,6 +97,8 @@ async def receive(settings: config.Settings, event_name: str, payload: dict, del
             return 1
         failures = await bot.handle(event)
         await bot.tasks.join()
+        if bot.environments is not None:
+            await bot.environments.idle()
         return 1 if failures else 0
     finally:
         await bot.stop()

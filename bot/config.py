@@ -20,6 +20,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from bot.devpod import DevPodSettings
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 
@@ -65,6 +67,10 @@ class Settings:
     max_rate_wait: float = 900.0  # longest wait for a rate limit to reset before giving up
     delivery_cache_size: int = 10_000
     command_prefix: str = "/devenv"
+    max_concurrent_ops: int = 4
+    publish_interval: float = 3.0  # least seconds between two edits of one check run or comment
+    sync_debounce: float = 5.0  # quiet seconds after a push before the environment follows it
+    devpod: DevPodSettings | None = None
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -228,6 +234,13 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
     if public_url and not public_url.startswith(("http://", "https://")):
         problems.append(f"DEVENV_PUBLIC_URL={public_url!r} must be an http(s) URL such as https://devenv.example.com")
 
+    state_dir = Path(env.get("DEVENV_STATE_DIR", "state") or "state").absolute()
+    try:
+        devpod_settings = DevPodSettings.from_env(env, state_dir)
+    except ValueError as exc:
+        problems.append(str(exc))
+        devpod_settings = None
+
     settings = Settings(
         app=app,
         webhook_path=webhook_path,
@@ -237,7 +250,7 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         api_url=api_url,
         log_level=log_level,
         log_format=log_format,
-        state_dir=Path(env.get("DEVENV_STATE_DIR", "state") or "state"),
+        state_dir=state_dir,
         env_file=env_file,
         public_url=public_url,
         shutdown_grace=_positive_float(env, "DEVENV_SHUTDOWN_GRACE", 25.0, problems),
@@ -247,6 +260,10 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         retry_backoff=_positive_float(env, "DEVENV_RETRY_BACKOFF", 1.0, problems),
         max_rate_wait=_positive_float(env, "DEVENV_MAX_RATE_WAIT", 900.0, problems),
         command_prefix=prefix,
+        max_concurrent_ops=_positive_int(env, "DEVENV_MAX_CONCURRENT_OPS", 4, problems),
+        publish_interval=_positive_float(env, "DEVENV_PUBLISH_INTERVAL", 3.0, problems),
+        sync_debounce=_positive_float(env, "DEVENV_SYNC_DEBOUNCE", 5.0, problems),
+        devpod=devpod_settings,
         environ=dict(env),
     )
     if problems:

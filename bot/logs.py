@@ -43,14 +43,16 @@ class Redactor:
         if secret and len(secret) >= 6:
             self._secrets.add(secret)
             for line in secret.splitlines():
-                if len(line.strip()) >= 16:
-                    self._secrets.add(line.strip())
+                line = line.strip()
+                if len(line) >= 16 and not line.startswith("-----"):  # PEM body lines, not its frame
+                    self._secrets.add(line)
 
     def __call__(self, text: str) -> str:
+        text = TOKEN_PATTERNS.sub("***", text)
         for s in sorted(self._secrets, key=len, reverse=True):
             if s in text:
                 text = text.replace(s, "***")
-        return TOKEN_PATTERNS.sub("***", text)
+        return text
 
 
 redactor = Redactor()

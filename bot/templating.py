@@ -30,6 +30,9 @@ def environment() -> jinja2.Environment:
     )
     env.filters["md"] = markdown.escape
     env.filters["code"] = markdown.inline_code
+    env.filters["fenced"] = markdown.fenced
+    env.filters["utc"] = markdown.utc
+    env.filters["sha"] = markdown.short_sha
     return env
 
 

@@ -22,6 +22,7 @@ from bot import logs
 from bot.auth import AppAuth
 from bot.config import MAX_WEBHOOK_BYTES, Settings
 from bot.dispatch import Context, Dispatcher
+from bot.environments import EnvironmentManager
 from bot.github import GitHubClient
 from bot.metrics import Metrics
 from bot.tasks import TaskTracker
@@ -53,16 +54,24 @@ class Bot:
         self.session: aiohttp.ClientSession | None = None
         self.github: GitHubClient | None = None
         self.ready = False
-        self.services: dict[str, Any] = {}  # filled by feature modules at start-up (environments, ...)
+        self.environments: EnvironmentManager | None = None
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
         self.github = GitHubClient(self.settings, self.auth, self.session, self.metrics)
+        if self.settings.app is not None and self.settings.devpod is not None:
+            self.environments = EnvironmentManager(
+                settings=self.settings, github=self.github, auth=self.auth, dp=self.settings.devpod,
+                max_concurrent=self.settings.max_concurrent_ops, publish_interval=self.settings.publish_interval,
+                sync_debounce=self.settings.sync_debounce)
+            await self.environments.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
         await self.tasks.drain(self.settings.shutdown_grace)
+        if self.environments is not None:
+            await self.environments.drain(self.settings.shutdown_grace)
         if self.session is not None:
             await self.session.close()
 

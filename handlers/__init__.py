@@ -3,6 +3,6 @@
 ``ROUTERS`` is composed by :class:`bot.dispatch.Dispatcher`.
 """
 
-from handlers import installations
+from handlers import environments, installations
 
-ROUTERS = [installations.router]
+ROUTERS = [environments.router, installations.router]

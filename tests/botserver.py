@@ -37,6 +37,7 @@ def bot_environ(github, state_dir, **extra: str) -> dict[str, str]:
         "DEVENV_WRITES_PER_MINUTE": "6000",
         "DEVENV_SHUTDOWN_GRACE": "5",
         "DEVENV_PUBLISH_INTERVAL": "0",
+        "DEVENV_SYNC_DEBOUNCE": "0.5",
         "DEVENV_KILL_GRACE": "2",
         "LOG_LEVEL": "debug",
     }
@@ -100,3 +101,5 @@ class BotServer:
     async def settle(self) -> None:
         """Wait until the background work started by deliveries is done."""
         await self.bot.tasks.join()
+        if self.bot.environments is not None:
+            await self.bot.environments.idle()

@@ -61,8 +61,8 @@ async def test_many_requests_for_one_installation_mint_one_token(client, github)
 async def test_a_new_token_is_minted_shortly_before_expiry(settings, repo, github):
     clock = Clock()
     async with aiohttp.ClientSession() as session:
-        auth = AppAuth(settings.app.app_id, settings.app.private_key)
-        auth._tokens.timer = clock  # the cache's clock only; the JWT keeps real time for the emulator
+        # The cache runs on the injected clock; the JWT keeps real time for the emulator's checks.
+        auth = AppAuth(settings.app.app_id, settings.app.private_key, token_clock=clock)
         gh = GitHubClient(settings, auth, session, Metrics()).installation(INSTALLATION_ID)
         # Tokens minted by the emulator expire an hour from the real now.
         import time

@@ -1,0 +1,115 @@
+"""The bot's small on-disk memory of each PR environment.
+
+One JSON file per workspace under ``<state dir>/environments/``, replaced
+atomically on every change.  It records what the bot knows (PR head, the
+commit the environment is at, the sticky comment and check run ids) and the
+operation in progress, so that after a crash or SIGKILL the bot finds its
+unfinished work on start-up and resumes or concludes it visibly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Action:
+    verb: str
+    by: str
+    at: float
+    outcome: str = "queued"
+
+
+@dataclasses.dataclass
+class Op:
+    """An operation asked for; ``kind`` is up, recreate, reset, sync, stop, delete or status."""
+
+    kind: str
+    head_sha: str
+    requested_by: str
+    requested_at: float
+    check_run_id: int | None = None
+    comment_id: int | None = None  # the command comment to react to, if any
+    resumed: bool = False
+
+
+@dataclasses.dataclass
+class EnvRecord:
+    ws_id: str
+    installation_id: int
+    owner: str
+    repo: str
+    number: int
+    head_sha: str
+    head_ref: str = ""
+    title: str = ""
+    author: str = ""
+    fork: bool = False
+    private: bool = False
+    state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed
+    phase: str | None = None
+    env_sha: str | None = None
+    comment_id: int | None = None
+    check_run_id: int | None = None
+    check_sha: str | None = None
+    op: Op | None = None
+    pending: list[Op] = dataclasses.field(default_factory=list)
+    last_action: Action | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+    note: str | None = None
+    queued_ahead: int | None = None
+    updated_at: float = 0.0
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.repo}"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EnvRecord:
+        data = dict(data)
+        op = data.pop("op", None)
+        pending = data.pop("pending", None) or []
+        action = data.pop("last_action", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.op = Op(**op) if op else None
+        record.pending = [Op(**p) for p in pending]
+        record.last_action = Action(**action) if action else None
+        return record
+
+
+class Journal:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "environments"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, ws_id: str) -> Path:
+        return self.dir / f"{ws_id}.json"
+
+    def save(self, record: EnvRecord) -> None:
+        path = self._path(record.ws_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record.to_json(), indent=1))
+        os.replace(tmp, path)
+
+    def load_all(self) -> list[EnvRecord]:
+        records = []
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                records.append(EnvRecord.from_json(json.loads(path.read_text())))
+            except (ValueError, TypeError) as exc:
+                log.error("ignoring unreadable journal file %s: %s", path, exc)
+        return records
+
+    def forget(self, ws_id: str) -> None:
+        self._path(ws_id).unlink(missing_ok=True)

@@ -1,0 +1,90 @@
+"""Latest-state-wins publishing of check runs and comments.
+
+GitHub writes are scarce (about 80 content-creating requests a minute per
+installation), and an environment changes phase faster than that.  So nobody
+writes "the check run is now X" directly: they *mark* the check run or
+comment as changed, and one writer per target renders the newest state when it
+gets to write.  Ten phase changes while a write is in flight become one write.
+A target is written at most once per ``min_interval`` seconds unless someone
+asks for a :meth:`flush` (final states are flushed at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[], Awaitable[None]]
+
+
+class _Target:
+    def __init__(self) -> None:
+        self.write: Write | None = None
+        self.dirty = False
+        self.task: asyncio.Task[None] | None = None
+        self.urgent = asyncio.Event()
+        self.last = 0.0
+
+
+class Publisher:
+    def __init__(self, *, min_interval: float = 3.0, clock: Callable[[], float] | None = None) -> None:
+        self.min_interval = min_interval
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._targets: dict[Hashable, _Target] = {}
+        self.writes = 0
+
+    def mark(self, key: Hashable, write: Write, *, urgent: bool = False) -> None:
+        """Ask for ``write`` to run soon; it replaces any write still waiting for ``key``."""
+        target = self._targets.setdefault(key, _Target())
+        target.write = write
+        target.dirty = True
+        if urgent:
+            target.urgent.set()
+        if target.task is None or target.task.done():
+            target.task = asyncio.get_running_loop().create_task(self._run(key, target), name=f"publish-{key}")
+
+    async def _run(self, key: Hashable, target: _Target) -> None:
+        while target.dirty:
+            wait = target.last + self.min_interval - self._clock()
+            if wait > 0 and not target.urgent.is_set():
+                try:
+                    await asyncio.wait_for(target.urgent.wait(), wait)
+                except TimeoutError:
+                    pass
+            target.urgent.clear()
+            target.dirty = False
+            write = target.write
+            target.last = self._clock()
+            if write is None:
+                continue
+            try:
+                await write()
+                self.writes += 1
+            except Exception:
+                log.exception("publishing %s failed", key)
+        if self._targets.get(key) is target and not target.dirty:
+            del self._targets[key]
+
+    async def flush(self, key: Hashable) -> None:
+        """Write the newest state of ``key`` now and wait until it is written."""
+        target = self._targets.get(key)
+        if target is None or target.task is None:
+            return
+        target.urgent.set()
+        await asyncio.shield(target.task)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [t.task for t in self._targets.values() if t.task is not None and not t.task.done()]
+
+    async def close(self, timeout: float = 10.0) -> None:
+        tasks = [t.task for t in self._targets.values() if t.task is not None]
+        for t in self._targets.values():
+            t.urgent.set()
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
