@@ -371,8 +371,7 @@ class EnvironmentManager:
             record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
             self._save(record)
         elif op.kind in BUILD_OPS and op.resumed:
-            self._publish_check(record, op, status="in_progress",
-                                title=f"{VERB_TITLES[op.kind]} (resumed after a bot restart)")
+            self._publish_check(record, op, status="in_progress", title=self._title(op))
         record.errors, record.note = [], None
         self._publish_comment(record)
 
@@ -397,7 +396,7 @@ class EnvironmentManager:
         record.phase = "Starting DevPod"
         self._save(record)
         if kind in BUILD_OPS:
-            self._publish_check(record, op, status="in_progress", title=VERB_TITLES[kind], urgent=True)
+            self._publish_check(record, op, status="in_progress", title=self._title(op), urgent=True)
         self._publish_comment(record, urgent=True)
 
         def on_line(line: devpod.LogLine) -> None:
@@ -405,7 +404,7 @@ class EnvironmentManager:
             if phase and phase != record.phase:
                 record.phase = phase
                 if kind in BUILD_OPS:
-                    self._publish_check(record, op, status="in_progress", title=f"{VERB_TITLES[kind]}: {phase}")
+                    self._publish_check(record, op, status="in_progress", title=f"{self._title(op)}: {phase}")
                 self._publish_comment(record)
 
         if kind == "sync":
@@ -497,6 +496,10 @@ class EnvironmentManager:
             self._publish_check(record, op, status="completed", conclusion=conclusion, title=title, urgent=True)
         await self._flush(record, op)
 
+    @staticmethod
+    def _title(op: Op) -> str:
+        return VERB_TITLES[op.kind] + (" (resumed after a bot restart)" if op.resumed else "")
+
     def _limit(self, kind: str) -> float:
         return {"stop": self.dp.stop_timeout, "delete": self.dp.delete_timeout,
                 "status": self.dp.status_timeout}.get(kind, self.dp.up_timeout)
@@ -542,11 +545,11 @@ class EnvironmentManager:
         snapshot = dataclasses.replace(record, errors=list(record.errors))
 
         async def write() -> None:
-            text = render("check_text.md.j2", r=snapshot) if snapshot.errors else None
+            default_summary, text = self.check_texts(snapshot, op)
             actions = self._actions(snapshot, conclusion) if status == "completed" else None
             await self.pr_api(snapshot).update_check(
                 check_id, status=status, conclusion=conclusion, actions=actions,
-                output=check_output(title, summary or self._summary(snapshot, op), text))
+                output=check_output(title, summary or default_summary, text))
 
         self.publisher.mark(("check", record.ws_id, check_id), write, urgent=urgent)
 
@@ -580,12 +583,18 @@ class EnvironmentManager:
             "preview_domain": preview,
         }
 
+    def comment_body(self, record: EnvRecord) -> str:
+        return render("comment.md.j2", r=record, prefix=self.settings.command_prefix, access=self.access(record))
+
+    def check_texts(self, record: EnvRecord, op: Op) -> tuple[str, str | None]:
+        """The summary and (when there are errors) the text of the check run."""
+        return self._summary(record, op), render("check_text.md.j2", r=record) if record.errors else None
+
     def _publish_comment(self, record: EnvRecord, *, urgent: bool = False) -> None:
         snapshot = dataclasses.replace(record, errors=list(record.errors))
 
         async def write() -> None:
-            body = render("comment.md.j2", r=snapshot, prefix=self.settings.command_prefix,
-                          access=self.access(snapshot), now=self.clock())
+            body = self.comment_body(snapshot)
             current = self.records.get(snapshot.ws_id, snapshot)
             comment_id = await self.pr_api(snapshot).upsert_comment(body, current.comment_id)
             if current.comment_id != comment_id:
