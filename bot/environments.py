@@ -245,6 +245,12 @@ class EnvironmentManager:
         self._enqueue(record, op)
         return record
 
+    def refresh(self, info: PullInfo) -> None:
+        """Re-render the sticky comment from what is known (e.g. a new head on a stopped environment)."""
+        record = self.record_for(info)
+        self._save(record)
+        self._publish_comment(record)
+
     def explain(self, info: PullInfo, note: str) -> None:
         """Show a note in the sticky comment without running anything (e.g. fork PRs)."""
         record = self.record_for(info)
@@ -282,6 +288,7 @@ class EnvironmentManager:
                                                                name=f"env-{record.ws_id}")
 
     def _conclude_dropped(self, record: EnvRecord, op: Op, why: str) -> None:
+        self._react(record, op, "confused")
         if op.check_run_id is not None:
             self._publish_check(record, op, status="completed", conclusion="cancelled",
                                 title=f"Cancelled: {why}", urgent=True)
@@ -506,6 +513,18 @@ class EnvironmentManager:
 
     def _finish_action(self, record: EnvRecord, op: Op, outcome: str) -> None:
         record.last_action = Action(verb=op.kind, by=op.requested_by, at=self.clock(), outcome=outcome)
+        self._react(record, op, "rocket" if outcome == "succeeded" else "confused")
+
+    def _react(self, record: EnvRecord, op: Op, content: str) -> None:
+        """Answer the command comment that asked for ``op`` (if one did) with a reaction."""
+        if op.comment_id is None:
+            return
+        comment_id, pr = op.comment_id, self.pr_api(record)
+
+        async def write() -> None:
+            await pr.react(comment_id, content)
+
+        self.publisher.mark(("reaction", record.ws_id, comment_id), write, urgent=True)
 
     async def _flush(self, record: EnvRecord, op: Op) -> None:
         self._publish_comment(record, urgent=True)

@@ -46,8 +46,8 @@ async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
     record = manager.record_for(info)
     if record.state in ("running", "creating", "updating", "queued", "failed"):
         manager.request(info, "sync", requested_by=event.data["sender"]["login"])
-    else:
-        manager.explain(info, record.note) if record.note else None
+    elif record.comment_id is not None:
+        manager.refresh(info)  # stopped: the comment shows the environment is behind the new head
 
 
 @router.register("pull_request", action="closed")

@@ -232,6 +232,18 @@ async def test_converting_to_draft_stops_the_environment(server, github, devpod)
     assert "⏸️ Stopped" in sticky(github)
 
 
+async def test_a_push_to_a_stopped_environment_shows_it_is_behind_without_waking_it(server, github, devpod):
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    await server.deliver("pull_request", payloads.pull_request("converted_to_draft"))
+    await server.settle()
+    await server.deliver("pull_request", payloads.pull_request("synchronize", head_sha="f" * 40))
+    await server.settle()
+    assert len(devpod.calls("up")) == 1
+    body = sticky(github)
+    assert "⏸️ Stopped" in body and "the PR head is `fffffff` (not applied yet)" in body
+
+
 async def test_local_changes_pause_syncing_and_the_comment_says_how_to_go_on(server, github, devpod):
     await server.deliver("pull_request", payloads.pull_request("opened"))
     await server.settle()
