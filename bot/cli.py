@@ -63,14 +63,22 @@ async def serve(settings: config.Settings) -> bool:
     return restart
 
 
+def _settings() -> config.Settings | None:
+    """Load the configuration and set up logging; None (after saying why) if it is wrong."""
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    logs.setup(settings.log_level, settings.log_format)
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     while True:
-        try:
-            settings = config.load()
-        except config.ConfigError as exc:
-            print(exc, file=sys.stderr)
+        settings = _settings()
+        if settings is None:
             return 2
-        logs.setup(settings.log_level, settings.log_format)
         if args.port is not None:
             settings = _with(settings, port=args.port)
         if not asyncio.run(serve(settings)):
@@ -105,12 +113,9 @@ async def receive(settings: config.Settings, event_name: str, payload: dict, del
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
-    try:
-        settings = config.load()
-    except config.ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = _settings()
+    if settings is None:
         return 2
-    logs.setup(settings.log_level, settings.log_format)
     if settings.setup_mode:
         print("devenv-bot receive needs a registered app (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET)", file=sys.stderr)
         return 2
