@@ -53,6 +53,10 @@ VERB_TITLES = {
 }
 
 
+def _ids(comment_id: int | None) -> list[int]:
+    return [] if comment_id is None else [comment_id]
+
+
 class FairLimiter:
     """A FIFO semaphore that tells each waiter how many are ahead of it."""
 
@@ -269,14 +273,18 @@ class EnvironmentManager:
                 slot.op_task.cancel()  # the delete cancels an in-flight up
         for i, waiting in enumerate(slot.pending):
             if waiting.kind == op.kind:
-                # The same request is already waiting: keep one, with the newest head.
+                # The same request is already waiting: keep one, with the newest head; every
+                # command comment that asked for it still gets its reaction.
                 op.check_run_id = op.check_run_id or waiting.check_run_id
+                op.also_notify = [*waiting.also_notify, *_ids(waiting.comment_id), *op.also_notify]
                 slot.pending[i] = op
                 break
         else:
-            if slot.running is not None and slot.running.kind == op.kind and op.kind != "sync" \
-                    and slot.running.head_sha == op.head_sha:
+            running = slot.running
+            if running is not None and running.kind == op.kind and op.kind != "sync" \
+                    and running.head_sha == op.head_sha:
                 log.info("%s of %s is already running; not queueing it twice", op.kind, record.ws_id)
+                running.also_notify.extend(_ids(op.comment_id))
                 return
             slot.pending.append(op)
         if record.state in ("none", "deleted", "failed", "stopped") and op.kind in BUILD_OPS:
@@ -517,14 +525,13 @@ class EnvironmentManager:
 
     def _react(self, record: EnvRecord, op: Op, content: str) -> None:
         """Answer the command comment that asked for ``op`` (if one did) with a reaction."""
-        if op.comment_id is None:
-            return
-        comment_id, pr = op.comment_id, self.pr_api(record)
+        pr = self.pr_api(record)
+        for comment_id in dict.fromkeys([*_ids(op.comment_id), *op.also_notify]):
 
-        async def write() -> None:
-            await pr.react(comment_id, content)
+            async def write(comment_id: int = comment_id) -> None:
+                await pr.react(comment_id, content)
 
-        self.publisher.mark(("reaction", record.ws_id, comment_id), write, urgent=True)
+            self.publisher.mark(("reaction", record.ws_id, comment_id), write, urgent=True)
 
     async def _flush(self, record: EnvRecord, op: Op) -> None:
         self._publish_comment(record, urgent=True)

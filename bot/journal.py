@@ -37,6 +37,7 @@ class Op:
     requested_at: float
     check_run_id: int | None = None
     comment_id: int | None = None  # the command comment to react to, if any
+    also_notify: list[int] = dataclasses.field(default_factory=list)  # merged requests' comments
     resumed: bool = False
 
 

@@ -25,6 +25,7 @@ from bot.dispatch import Context, Dispatcher
 from bot.environments import EnvironmentManager
 from bot.github import GitHubClient
 from bot.metrics import Metrics
+from bot.permissions import Permissions
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Bot:
         self.github: GitHubClient | None = None
         self.ready = False
         self.environments: EnvironmentManager | None = None
+        self.permissions = Permissions()
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))

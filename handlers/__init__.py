@@ -3,6 +3,6 @@
 ``ROUTERS`` is composed by :class:`bot.dispatch.Dispatcher`.
 """
 
-from handlers import environments, installations
+from handlers import check_actions, commands, environments, installations
 
-ROUTERS = [environments.router, installations.router]
+ROUTERS = [environments.router, commands.router, check_actions.router, installations.router]

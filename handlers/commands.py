@@ -1,0 +1,88 @@
+"""When someone comments a ``/devenv`` command on a pull request, check who they are and run it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gidgethub import routing, sansio
+
+from bot.commands import REQUIRED_PERMISSION_DEFAULTS, VERBS, Ignore, Reply, parse, permission_allows, usage_markdown
+from bot.dispatch import Context
+from bot.environments import PullInfo
+from bot.pulls import PullRef, PullRequestAPI
+from bot.templating import render
+
+log = logging.getLogger(__name__)
+
+router = routing.Router()
+
+OPERATIONS = ("up", "recreate", "reset", "stop", "delete", "status")  # verbs that are manager operations
+NOT_YET = ("approve", "agent run", "agent stop")
+
+
+def is_bot(user: dict[str, Any]) -> bool:
+    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+
+
+@router.register("issue_comment", action="created")
+async def run_command(event: sansio.Event, ctx: Context) -> None:
+    """When a person comments a command on a PR, reply, refuse or run it (👀 now, 🚀 or 😕 when done)."""
+    data = event.data
+    comment, sender, repository = data["comment"], data["sender"], data["repository"]
+    if "pull_request" not in data["issue"] or is_bot(sender) or is_bot(comment.get("user") or {}):
+        return
+    prefix = ctx.bot.settings.command_prefix
+    result = parse(comment.get("body"), prefix=prefix)
+    if isinstance(result, Ignore):
+        return
+    login = sender["login"]
+    installation_id = data["installation"]["id"]
+    owner, repo = repository["owner"]["login"], repository["name"]
+    pr = PullRequestAPI(ctx.gh, PullRef(installation_id, owner, repo, data["issue"]["number"]))
+
+    def reply(kind: str, **values: Any) -> Any:
+        return pr.reply(render("command_reply.md.j2", kind=kind, login=login, prefix=prefix, **values))
+
+    if isinstance(result, Reply):
+        await reply("parser", message=result.message)
+        await pr.react(comment["id"], "confused")
+        return
+    verb, command = result.verb, f"{prefix} {result.verb}"
+    if verb in NOT_YET:
+        await reply("not_yet", command=command, verb=verb)
+        return
+    have = await ctx.bot.permissions.of(ctx.gh, owner, repo, login)
+    if verb == "help":
+        await reply("help", have=have, **help_lists(have, prefix))
+        return
+    need = REQUIRED_PERMISSION_DEFAULTS[verb]
+    if not permission_allows(have, need):
+        log.info("%s (permission %s) may not run %s", login, have, verb)
+        await reply("refused", command=command, need=need, have=have)
+        await pr.react(comment["id"], "confused")
+        return
+    manager = ctx.bot.environments
+    if manager is None:
+        log.warning("ignoring %s: environments are not configured (no DevPod settings)", command)
+        return
+    await pr.react(comment["id"], "eyes")
+    pull = await pr.get()
+    if pull.get("state") == "closed" and verb not in ("delete", "status"):
+        await reply("closed", command=command)
+        await pr.react(comment["id"], "confused")
+        return
+    # Fork PRs included: a user with write access asking is the maintainer's approval.
+    info = PullInfo.from_payload(installation_id, pull, repository)
+    manager.request(info, verb, requested_by=login, comment_id=comment["id"])
+
+
+def help_lists(have: str, prefix: str) -> dict[str, str]:
+    """The help reply's three Markdown lists: what ``have`` allows, what needs more, what does not exist yet."""
+    available = [v for v in VERBS if v not in NOT_YET]
+    allowed = tuple(v for v in available if permission_allows(have, REQUIRED_PERMISSION_DEFAULTS[v]))
+    refused = tuple(v for v in available if v not in allowed)
+    return {"allowed": usage_markdown(prefix, allowed) if allowed else "- nothing",
+            "refused": "\n".join(f"{usage_markdown(prefix, (v,))} Needs {REQUIRED_PERMISSION_DEFAULTS[v]} access."
+                                  for v in refused),
+            "not_yet": usage_markdown(prefix, NOT_YET)}
