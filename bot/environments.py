@@ -124,6 +124,7 @@ class PullInfo:
     author: str = ""
     fork: bool = False
     private: bool = False
+    base_sha: str = ""
 
     @classmethod
     def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
@@ -136,6 +137,7 @@ class PullInfo:
             author=(pr.get("user") or {}).get("login", ""),
             fork=head_repo.get("full_name") != repository["full_name"],
             private=bool(repository.get("private")),
+            base_sha=(pr.get("base") or {}).get("sha", ""),
         )
 
 
@@ -240,13 +242,26 @@ class EnvironmentManager:
         record.fork, record.private = info.fork, info.private
         return record
 
-    def request(self, info: PullInfo, kind: str, *, requested_by: str, comment_id: int | None = None) -> EnvRecord:
-        """Ask for an operation on the PR's environment; returns at once."""
+    def request(self, info: PullInfo, kind: str, *, requested_by: str, comment_id: int | None = None,
+                approve: bool = False) -> EnvRecord:
+        """Ask for an operation on the PR's environment; returns at once.
+
+        ``approve``: someone with write access vouches for the PR's current head, so an
+        untrusted PR may be built at exactly that commit.
+        """
         record = self.record_for(info)
+        if approve:
+            record.approved_sha, record.approved_by, record.note = info.head_sha, requested_by, None
         op = Op(kind=kind, head_sha=info.head_sha, requested_by=requested_by, requested_at=self.clock(),
                 comment_id=comment_id)
         record.last_action = Action(verb=kind, by=requested_by, at=op.requested_at)
         self._enqueue(record, op)
+        return record
+
+    def set_trust(self, info: PullInfo, trusted: bool) -> EnvRecord:
+        record = self.record_for(info)
+        record.trusted = trusted
+        self._save(record)
         return record
 
     def refresh(self, info: PullInfo) -> None:
@@ -437,6 +452,9 @@ class EnvironmentManager:
                 await self._flush(record, op)
                 return
 
+        if kind in BUILD_OPS and record.trusted is False and not await self._still_approved(record, op):
+            return
+
         if kind in BUILD_OPS:
             env_extra = await self._git_credentials(record)
             argv = devpod.up_argv(
@@ -457,6 +475,35 @@ class EnvironmentManager:
         else:  # status
             result = await self._run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
         await self._conclude(record, op, result)
+
+    async def _still_approved(self, record: EnvRecord, op: Op) -> bool:
+        """Untrusted code is built only at the approved commit: DevPod clones the PR ref as it is
+        *now*, so make sure the head has not moved since the approval (else pause and say so)."""
+        head = (await self.pr_api(record).get())["head"]["sha"]
+        if head == record.approved_sha:
+            return True
+        record.head_sha = head
+        record.state = "running" if record.env_sha else "none"
+        record.phase, record.op = None, None
+        record.note = self.paused_note(record)
+        self._finish_action(record, op, "waiting for approval")
+        self._save(record)
+        if op.check_run_id is not None:
+            self._publish_check(record, op, status="completed", conclusion="action_required",
+                                title="Waiting for a maintainer's approval of this commit", urgent=True)
+        await self._flush(record, op)
+        return False
+
+    def paused_note(self, record: EnvRecord) -> str:
+        prefix = self.settings.command_prefix
+        if record.approved_sha:
+            return (f"New commits arrived after `{record.approved_sha[:7]}` was approved, and this pull request's "
+                    "code is untrusted (it comes from a fork or from an author without write access), so the "
+                    f"environment is **not** updated. A maintainer can review the changes and comment `{prefix} "
+                    "approve` to let the environment follow the new head.")
+        return ("This pull request's code is untrusted (it comes from a fork or from an author without write "
+                "access), so it gets no environment until a maintainer reviews it and comments "
+                f"`{prefix} approve`. The approval holds for the commit it was given on.")
 
     async def _local_changes(self, record: EnvRecord) -> bool:
         """True if the workspace reports uncommitted changes (unknown counts as none)."""
@@ -573,8 +620,11 @@ class EnvironmentManager:
         async def write() -> None:
             default_summary, text = self.check_texts(snapshot, op)
             actions = self._actions(snapshot, conclusion) if status == "completed" else None
+            # GitHub wants a page with the details when it asks for action: the PR, whose comment says what.
+            details = (f"{self.settings.github_url}/{snapshot.owner}/{snapshot.repo}/pull/{snapshot.number}"
+                       if conclusion == "action_required" else None)
             await self.pr_api(snapshot).update_check(
-                check_id, status=status, conclusion=conclusion, actions=actions,
+                check_id, status=status, conclusion=conclusion, actions=actions, details_url=details,
                 output=check_output(title, summary or default_summary, text))
 
         self.publisher.mark(("check", record.ws_id, check_id), write, urgent=urgent)

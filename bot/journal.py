@@ -54,6 +54,9 @@ class EnvRecord:
     author: str = ""
     fork: bool = False
     private: bool = False
+    trusted: bool | None = None  # None: not decided yet; False: fork or author without write
+    approved_sha: str | None = None  # untrusted PRs: the commit a maintainer approved
+    approved_by: str | None = None
     state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed
     phase: str | None = None
     env_sha: str | None = None

@@ -106,8 +106,11 @@ class PullRequestAPI:
         return answer["id"]
 
     async def update_check(self, check_run_id: int, *, status: str, output: dict[str, str],
-                           conclusion: str | None = None, actions: list[dict[str, str]] | None = None) -> None:
+                           conclusion: str | None = None, actions: list[dict[str, str]] | None = None,
+                           details_url: str | None = None) -> None:
         data: dict[str, Any] = {"status": status, "output": output}
+        if details_url:
+            data["details_url"] = details_url
         if conclusion:
             data["conclusion"] = conclusion
         if actions is not None:

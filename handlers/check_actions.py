@@ -10,6 +10,8 @@ from bot.commands import permission_allows
 from bot.dispatch import Context
 from bot.environments import CHECK_NAME, PullInfo
 from bot.pulls import PullRef, PullRequestAPI
+from handlers.commands import BUILDS
+from handlers.environments import is_trusted
 
 log = logging.getLogger(__name__)
 
@@ -57,4 +59,9 @@ async def run_check_action(event: sansio.Event, ctx: Context) -> None:
     if pull.get("state") == "closed" and verb != "delete":
         log.info("not running %s on closed %s/%s#%s", verb, owner, repo, number)
         return
-    manager.request(PullInfo.from_payload(installation_id, pull, repository), verb, requested_by=login)
+    info = PullInfo.from_payload(installation_id, pull, repository)
+    current = manager.record_for(info)
+    if current.trusted is None:
+        current = manager.set_trust(info, await is_trusted(ctx, info))
+    # A writer pressing a build button on an untrusted PR vouches for its current head.
+    manager.request(info, verb, requested_by=login, approve=verb in BUILDS and not current.trusted)

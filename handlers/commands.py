@@ -12,13 +12,14 @@ from bot.dispatch import Context
 from bot.environments import PullInfo
 from bot.pulls import PullRef, PullRequestAPI
 from bot.templating import render
+from handlers.environments import is_trusted
 
 log = logging.getLogger(__name__)
 
 router = routing.Router()
 
-OPERATIONS = ("up", "recreate", "reset", "stop", "delete", "status")  # verbs that are manager operations
-NOT_YET = ("approve", "agent run", "agent stop")
+NOT_YET = ("agent run", "agent stop")
+BUILDS = ("up", "recreate", "reset", "approve")  # a writer asking for these vouches for the current head
 
 
 def is_bot(user: dict[str, Any]) -> bool:
@@ -72,9 +73,16 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
         await reply("closed", command=command)
         await pr.react(comment["id"], "confused")
         return
-    # Fork PRs included: a user with write access asking is the maintainer's approval.
     info = PullInfo.from_payload(installation_id, pull, repository)
-    manager.request(info, verb, requested_by=login, comment_id=comment["id"])
+    record = manager.record_for(info)
+    if record.trusted is None:
+        record = manager.set_trust(info, await is_trusted(ctx, info))
+    # On an untrusted PR, a writer asking to build is the maintainer's approval of this exact head.
+    approve = verb in BUILDS and not record.trusted
+    kind = verb
+    if verb == "approve":
+        kind = "sync" if record.env_sha and record.state in ("running", "failed", "updating") else "up"
+    manager.request(info, kind, requested_by=login, comment_id=comment["id"], approve=approve)
 
 
 def help_lists(have: str, prefix: str) -> dict[str, str]:

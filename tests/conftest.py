@@ -34,6 +34,7 @@ def repo(github):  # noqa: F811
     """Codertocat/Hello-World installed as installation 1, as in GitHub's webhook examples."""
     github.add_installation(INSTALLATION_ID, account="Codertocat")
     repo = github.add_repo("Codertocat", "Hello-World", installation_id=INSTALLATION_ID)
+    github.set_permission("Codertocat", "Hello-World", "Codertocat", "admin")  # the owner
     pr = payloads.pull_request("opened")["pull_request"]
     github.add_pull("Codertocat", "Hello-World", PR_NUMBER, head_sha=pr["head"]["sha"], head_ref=pr["head"]["ref"],
                     title=pr["title"])

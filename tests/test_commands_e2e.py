@@ -128,7 +128,7 @@ async def test_help_lists_what_a_reader_may_run_and_what_needs_write(server, git
     assert "`/devenv status`" in allowed and "`/devenv help`" in allowed and "`/devenv up`" not in allowed
     for verb in ("up", "recreate", "reset", "stop", "delete"):
         assert f"`/devenv {verb}`: " in refused
-    assert refused.count("Needs write access.") == 5
+    assert refused.count("Needs write access.") == 6
 
 
 async def test_an_unknown_verb_gets_a_did_you_mean_reply(server, github, devpod):

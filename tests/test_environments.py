@@ -267,6 +267,7 @@ async def test_local_changes_pause_syncing_and_the_comment_says_how_to_go_on(ser
 async def test_a_private_repo_clone_gets_a_narrow_token_outside_argv(environ, github, devpod):
     github.add_installation(payloads.INSTALLATION_ID)
     github.add_repo(OWNER, REPO, private=True, installation_id=payloads.INSTALLATION_ID)
+    github.set_permission(OWNER, REPO, OWNER, "admin")
     github.add_pull(OWNER, REPO, NUMBER, head_sha=payloads.pull_request("opened")["pull_request"]["head"]["sha"])
     payload = payloads.pull_request("opened")
     payload["repository"]["private"] = True

@@ -1,0 +1,111 @@
+"""Untrusted code (forks, authors without write) runs only at a commit a maintainer approved."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot import config
+from tests import payloads
+from tests.botserver import BotServer
+from tests.test_commands_e2e import command, reactions
+
+OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
+FORK = "stranger/Hello-World"
+FIRST, SECOND = "a1" * 20, "b2" * 20
+
+
+def fork_pr(github, head: str) -> dict:
+    """The PR as the emulator serves it (what the bot fetches) and its webhook payload."""
+    github.add_pull(OWNER, REPO, NUMBER, head_sha=head, head_repo=FORK, user="stranger")
+    return payloads.pull_request("opened", head_sha=head, fork=FORK, author="stranger")
+
+
+def sticky(github) -> str:
+    [body] = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
+    return body
+
+
+def devenv_runs(github) -> list[dict]:
+    return [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
+
+
+async def test_a_fork_pr_waits_for_approval_then_runs_at_the_approved_commit(server, github, devpod):
+    github.set_permission(OWNER, REPO, "maintainer", "write")
+    await server.deliver("pull_request", fork_pr(github, FIRST))
+    await server.settle()
+    assert devpod.calls("up") == []
+    assert "/devenv approve" in sticky(github) and "untrusted" in sticky(github)
+
+    approval = command(github, "/devenv approve", user="maintainer")
+    await server.deliver("issue_comment", approval)
+    await server.settle()
+    assert len(devpod.calls("up")) == 1
+    [run] = devenv_runs(github)
+    assert run["head_sha"] == FIRST and run["conclusion"] == "success"
+    assert reactions(github, approval) == ["eyes", "rocket"]
+    record = server.bot.environments.records["hello-world-pr2-4d960c"]
+    assert (record.approved_sha, record.approved_by, record.env_sha) == (FIRST, "maintainer", FIRST)
+
+
+async def test_a_push_by_the_fork_author_is_not_synced_until_re_approved(server, github, devpod):
+    github.set_permission(OWNER, REPO, "maintainer", "write")
+    await server.deliver("pull_request", fork_pr(github, FIRST))
+    await server.deliver("issue_comment", command(github, "/devenv approve", user="maintainer"))
+    await server.settle()
+
+    fork_pr(github, SECOND)  # the author pushes
+    push = payloads.pull_request("synchronize", head_sha=SECOND, fork=FORK, author="stranger")
+    await server.deliver("pull_request", push)
+    await server.settle()
+    assert len(devpod.calls("up")) == 1  # still only the approved build
+    body = sticky(github)
+    assert "New commits arrived after `a1a1a1a`" in body and "not** updated" in body
+
+    await server.deliver("issue_comment", command(github, "/devenv approve", user="maintainer"))
+    await server.settle()
+    ups = devpod.calls("up")
+    assert len(ups) == 2 and "--reset=true" in ups[1]["argv"]
+    assert server.bot.environments.records["hello-world-pr2-4d960c"].env_sha == SECOND
+
+
+async def test_the_fork_author_cannot_approve_their_own_pr(server, github, devpod):
+    await server.deliver("pull_request", fork_pr(github, FIRST))
+    await server.settle()
+    await server.deliver("issue_comment", command(github, "/devenv approve", user="stranger"))
+    await server.settle()
+    assert devpod.calls("up") == []
+
+
+async def test_a_same_repo_pr_by_an_author_without_write_needs_approval_too(server, github, devpod):
+    github.set_permission(OWNER, REPO, "visitor", "read")
+    github.add_pull(OWNER, REPO, NUMBER, head_sha=FIRST, user="visitor")
+    await server.deliver("pull_request", payloads.pull_request("opened", head_sha=FIRST, author="visitor"))
+    await server.settle()
+    assert devpod.calls("up") == []
+    assert "untrusted" in sticky(github)
+
+
+async def test_an_approved_commit_that_moved_before_the_build_is_not_built(environ, repo, github, devpod):
+    """DevPod clones the PR ref as it is when the build starts, so the bot re-checks the head first."""
+    github.set_permission(OWNER, REPO, "maintainer", "write")
+    github.add_pull(OWNER, REPO, 3, head_sha="c" * 40)
+    srv = await BotServer(config.load({**environ, "DEVENV_MAX_CONCURRENT_OPS": "1"})).start()
+    try:
+        devpod.inject(command="up", sleep=1.0, times=1)
+        # PR 3 (trusted) occupies the only DevPod slot...
+        await srv.deliver("pull_request", payloads.pull_request("opened", number=3, head_sha="c" * 40))
+        await srv.deliver("pull_request", fork_pr(github, FIRST))
+        for _ in range(100):
+            if devpod.calls("up"):
+                break
+            await asyncio.sleep(0.05)
+        # ...while the fork PR is approved at FIRST, then pushed to before its turn comes.
+        await srv.deliver("issue_comment", command(github, "/devenv approve", user="maintainer"))
+        await asyncio.sleep(0.3)
+        fork_pr(github, SECOND)
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert len(devpod.calls("up")) == 1  # only PR 3 was built
+    fork_run = [r for r in devenv_runs(github) if r["head_sha"] == FIRST]
+    assert fork_run and fork_run[0]["conclusion"] == "action_required"
