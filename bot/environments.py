@@ -65,6 +65,10 @@ class FairLimiter:
         self.running = 0
         self._waiters: collections.deque[tuple[asyncio.Future[None], Callable[[int], None]]] = collections.deque()
 
+    def free(self) -> bool:
+        """True if an acquire now would not wait."""
+        return self.running < self.limit and not self._waiters
+
     def ahead_of(self, fut: asyncio.Future[None]) -> int:
         for i, (f, _) in enumerate(self._waiters):
             if f is fut:
@@ -229,6 +233,10 @@ class EnvironmentManager:
         await self.publisher.close()
 
     # ------------------------------------------------------------------ requests
+    def find(self, info: PullInfo) -> EnvRecord | None:
+        """The PR's record if the bot tracks it (never creates one)."""
+        return self.records.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
+
     def record_for(self, info: PullInfo) -> EnvRecord:
         ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
         record = self.records.get(ws_id)
@@ -256,6 +264,22 @@ class EnvironmentManager:
                 comment_id=comment_id)
         record.last_action = Action(verb=kind, by=requested_by, at=op.requested_at)
         self._enqueue(record, op)
+        return record
+
+    def configure(self, info: PullInfo, repo_settings: Any, problems: list[str]) -> EnvRecord:
+        """Apply the repository's ``.github/devenv.yml`` (read from the base branch) to this PR."""
+        from bot.repo_settings import render_problems
+
+        record = self.record_for(info)
+        record.ide = repo_settings.ide
+        record.devcontainer_path = repo_settings.devcontainer_path
+        record.resources = repo_settings.resources
+        note = render_problems(problems, base_sha=info.base_sha or None) if problems else None
+        changed = note != record.settings_note
+        record.settings_note = note
+        self._save(record)
+        if changed:
+            self._publish_comment(record, urgent=True)
         return record
 
     def set_trust(self, info: PullInfo, trusted: bool) -> EnvRecord:
@@ -394,16 +418,19 @@ class EnvironmentManager:
 
     async def _execute_op(self, record: EnvRecord, op: Op) -> None:
         pr = self.pr_api(record)
+        will_wait = not self.limiter.free()
         if op.kind in BUILD_OPS and op.check_run_id is None:
+            # Created straight in progress when a DevPod slot is free: one write fewer per push.
+            status = "queued" if will_wait else "in_progress"
+            title = f"{VERB_TITLES[op.kind]}: queued" if will_wait else self._title(op)
             op.check_run_id = await pr.create_check(
-                name=CHECK_NAME, head_sha=op.head_sha, external_id=record.ws_id, status="queued",
-                output=check_output(f"{VERB_TITLES[op.kind]}: queued", self._summary(record, op)))
+                name=CHECK_NAME, head_sha=op.head_sha, external_id=record.ws_id, status=status,
+                output=check_output(title, self._summary(record, op)))
             record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
             self._save(record)
         elif op.kind in BUILD_OPS and op.resumed:
             self._publish_check(record, op, status="in_progress", title=self._title(op))
         record.errors, record.note = [], None
-        self._publish_comment(record)
 
         def on_position(ahead: int) -> None:
             record.queued_ahead = ahead
@@ -414,18 +441,18 @@ class EnvironmentManager:
         await self.limiter.acquire(on_position)
         try:
             record.queued_ahead = None
-            await self._run_op(record, op)
+            await self._run_op(record, op, announced=not will_wait)
         finally:
             self.limiter.release()
 
-    async def _run_op(self, record: EnvRecord, op: Op) -> None:
+    async def _run_op(self, record: EnvRecord, op: Op, *, announced: bool = False) -> None:
         dp = self.dp
         kind = op.kind
         record.state = {"up": "creating", "recreate": "creating", "reset": "creating", "sync": "updating",
                         "stop": "stopping", "delete": "deleting", "status": record.state}[kind]
         record.phase = "Starting DevPod"
         self._save(record)
-        if kind in BUILD_OPS:
+        if kind in BUILD_OPS and not (announced and not op.resumed):
             self._publish_check(record, op, status="in_progress", title=self._title(op), urgent=True)
         self._publish_comment(record, urgent=True)
 
@@ -433,9 +460,8 @@ class EnvironmentManager:
             phase = devpod.phase_of(line.message)
             if phase and phase != record.phase:
                 record.phase = phase
-                if kind in BUILD_OPS:
+                if kind in BUILD_OPS:  # the comment shows states; phases live in the check run
                     self._publish_check(record, op, status="in_progress", title=f"{self._title(op)}: {phase}")
-                self._publish_comment(record)
 
         if kind == "sync":
             blocked = await self._local_changes(record)
@@ -459,7 +485,9 @@ class EnvironmentManager:
             env_extra = await self._git_credentials(record)
             argv = devpod.up_argv(
                 dp, record.ws_id, devpod.pr_source(self.settings.github_url, record.owner, record.repo, record.number),
-                recreate=(kind == "recreate"), reset=(kind in ("reset", "sync")),
+                recreate=(kind == "recreate"), reset=(kind in ("reset", "sync")), ide=record.ide,
+                devcontainer_path=record.devcontainer_path,
+                provider_options={"RESOURCES": record.resources} if record.resources else None,
                 labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
             result = await self._run(argv, dp.up_timeout, env_extra=env_extra, on_line=on_line)
         elif kind == "stop":
@@ -557,6 +585,15 @@ class EnvironmentManager:
                      "timed_out": f"{VERB_TITLES[kind]} timed out"}[conclusion]
             self._publish_check(record, op, status="completed", conclusion=conclusion, title=title, urgent=True)
         await self._flush(record, op)
+        if kind == "delete" and conclusion == "success":
+            self._forget_if_idle(record)
+
+    def _forget_if_idle(self, record: EnvRecord) -> None:
+        """A deleted environment leaves nothing behind (memory, journal) unless more work waits."""
+        slot = self.slots.get(record.ws_id)
+        if slot is None or not slot.pending:
+            self.journal.forget(record.ws_id)
+            self.records.pop(record.ws_id, None)
 
     @staticmethod
     def _title(op: Op) -> str:

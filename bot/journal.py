@@ -57,6 +57,11 @@ class EnvRecord:
     trusted: bool | None = None  # None: not decided yet; False: fork or author without write
     approved_sha: str | None = None  # untrusted PRs: the commit a maintainer approved
     approved_by: str | None = None
+    # from .github/devenv.yml on the base branch
+    ide: str = "openvscode"
+    devcontainer_path: str | None = None
+    resources: str | None = None
+    settings_note: str | None = None  # what is wrong with that file, if anything
     state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed
     phase: str | None = None
     env_sha: str | None = None
@@ -103,7 +108,10 @@ class Journal:
     def save(self, record: EnvRecord) -> None:
         path = self._path(record.ws_id)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record.to_json(), indent=1))
+        with open(tmp, "w") as f:
+            f.write(json.dumps(record.to_json(), separators=(",", ":")))
+            f.flush()
+            os.fsync(f.fileno())  # a crash never leaves an empty record behind the rename
         os.replace(tmp, path)
 
     def load_all(self) -> list[EnvRecord]:

@@ -11,7 +11,7 @@ from bot.dispatch import Context
 from bot.environments import CHECK_NAME, PullInfo
 from bot.pulls import PullRef, PullRequestAPI
 from handlers.commands import BUILDS
-from handlers.environments import is_trusted
+from handlers.environments import is_trusted, repo_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ async def run_check_action(event: sansio.Event, ctx: Context) -> None:
         log.info("not running %s on closed %s/%s#%s", verb, owner, repo, number)
         return
     info = PullInfo.from_payload(installation_id, pull, repository)
+    need = (await repo_settings(ctx, info)).required_permission(verb)
+    if not permission_allows(have, need):  # .github/devenv.yml may ask for more than write
+        log.info("%s (permission %s) pressed %s, which needs %s; nothing done", login, have, verb, need)
+        return
     current = manager.record_for(info)
     if current.trusted is None:
         current = manager.set_trust(info, await is_trusted(ctx, info))

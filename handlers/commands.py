@@ -12,7 +12,7 @@ from bot.dispatch import Context
 from bot.environments import PullInfo
 from bot.pulls import PullRef, PullRequestAPI
 from bot.templating import render
-from handlers.environments import is_trusted
+from handlers.environments import is_trusted, repo_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +53,29 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
     if verb in NOT_YET:
         await reply("not_yet", command=command, verb=verb)
         return
+    manager = ctx.bot.environments
+    if manager is None:
+        log.warning("ignoring %s: environments are not configured (no DevPod settings)", command)
+        return
+    # The PR's base commit says which .github/devenv.yml applies (never the untrusted head).
+    pull = await pr.get()
+    info = PullInfo.from_payload(installation_id, pull, repository)
+    settings = await repo_settings(ctx, info)
     have = await ctx.bot.permissions.of(ctx.gh, owner, repo, login)
     if verb == "help":
-        await reply("help", have=have, **help_lists(have, prefix))
+        await reply("help", have=have, **help_lists(have, prefix, settings.required_permission))
         return
-    need = REQUIRED_PERMISSION_DEFAULTS[verb]
+    need = settings.required_permission(verb)
     if not permission_allows(have, need):
         log.info("%s (permission %s) may not run %s", login, have, verb)
         await reply("refused", command=command, need=need, have=have)
         await pr.react(comment["id"], "confused")
         return
-    manager = ctx.bot.environments
-    if manager is None:
-        log.warning("ignoring %s: environments are not configured (no DevPod settings)", command)
-        return
     await pr.react(comment["id"], "eyes")
-    pull = await pr.get()
     if pull.get("state") == "closed" and verb not in ("delete", "status"):
         await reply("closed", command=command)
         await pr.react(comment["id"], "confused")
         return
-    info = PullInfo.from_payload(installation_id, pull, repository)
     record = manager.record_for(info)
     if record.trusted is None:
         record = manager.set_trust(info, await is_trusted(ctx, info))
@@ -85,12 +87,12 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
     manager.request(info, kind, requested_by=login, comment_id=comment["id"], approve=approve)
 
 
-def help_lists(have: str, prefix: str) -> dict[str, str]:
+def help_lists(have: str, prefix: str, required=REQUIRED_PERMISSION_DEFAULTS.__getitem__) -> dict[str, str]:
     """The help reply's three Markdown lists: what ``have`` allows, what needs more, what does not exist yet."""
     available = [v for v in VERBS if v not in NOT_YET]
-    allowed = tuple(v for v in available if permission_allows(have, REQUIRED_PERMISSION_DEFAULTS[v]))
+    allowed = tuple(v for v in available if permission_allows(have, required(v)))
     refused = tuple(v for v in available if v not in allowed)
     return {"allowed": usage_markdown(prefix, allowed) if allowed else "- nothing",
-            "refused": "\n".join(f"{usage_markdown(prefix, (v,))} Needs {REQUIRED_PERMISSION_DEFAULTS[v]} access."
+            "refused": "\n".join(f"{usage_markdown(prefix, (v,))} Needs {required(v)} access."
                                   for v in refused),
             "not_yet": usage_markdown(prefix, NOT_YET)}

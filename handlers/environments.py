@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gidgethub import routing, sansio
 
 from bot.commands import permission_allows
@@ -24,6 +26,13 @@ async def is_trusted(ctx: Context, info: PullInfo) -> bool:
     return permission_allows(have, "write")
 
 
+async def repo_settings(ctx: Context, info: PullInfo) -> Any:
+    """The repository's ``.github/devenv.yml`` from the PR's base commit, applied to its record."""
+    settings, problems = await ctx.bot.repo_settings.load(ctx.gh, info.ref.owner, info.ref.repo, info.base_sha)
+    ctx.bot.environments.configure(info, settings, problems)
+    return settings
+
+
 @router.register("pull_request", action="opened")
 @router.register("pull_request", action="reopened")
 @router.register("pull_request", action="ready_for_review")
@@ -34,9 +43,15 @@ async def create_environment(event: sansio.Event, ctx: Context) -> None:
     if manager is None or pr.get("draft") or pr.get("state") == "closed":
         return
     info = _info(event)
+    settings = await repo_settings(ctx, info)
     record = manager.set_trust(info, await is_trusted(ctx, info))
     if not record.trusted and record.approved_sha != info.head_sha:
         manager.explain(info, manager.paused_note(record))
+        return
+    if not settings.auto_create:
+        if record.comment_id is None and record.settings_note is None:
+            return  # the repository opted out: say nothing until someone asks
+        manager.refresh(info)
         return
     manager.request(info, "up", requested_by=event.data["sender"]["login"])
 
@@ -45,12 +60,17 @@ async def create_environment(event: sansio.Event, ctx: Context) -> None:
 async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
     """When new commits are pushed, bring a live environment to the new head (rapid pushes coalesce).
 
-    For untrusted PRs a push by someone without write access pauses syncing until re-approved.
+    What "bring" means comes from ``on_push`` in ``.github/devenv.yml``; for untrusted PRs a push
+    by someone without write access pauses syncing until re-approved.
     """
     manager = ctx.bot.environments
     if manager is None:
         return
     info = _info(event)
+    record = manager.find(info)
+    if record is None:
+        return  # no environment was ever made for this PR: nothing to follow
+    settings = await repo_settings(ctx, info)
     record = manager.record_for(info)
     if record.trusted is None:
         record = manager.set_trust(info, await is_trusted(ctx, info))
@@ -63,10 +83,12 @@ async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
                 manager.explain(info, manager.paused_note(record))
             return
         approve = True  # a maintainer pushed: that is their approval of the new head
-    if record.state in ("running", "creating", "updating", "queued", "failed"):
-        manager.request(info, "sync", requested_by=sender, approve=approve)
+    live = record.state in ("running", "creating", "updating", "queued", "failed")
+    if live and settings.on_push != "ignore":
+        kind = "recreate" if settings.on_push == "recreate" else "sync"
+        manager.request(info, kind, requested_by=sender, approve=approve)
     elif record.comment_id is not None:
-        manager.refresh(info)  # stopped: the comment shows the environment is behind the new head
+        manager.refresh(info)  # stopped or ignored: the comment shows the environment is behind the new head
 
 
 @router.register("pull_request", action="closed")
@@ -76,7 +98,7 @@ async def delete_environment(event: sansio.Event, ctx: Context) -> None:
     if manager is None:
         return
     info = _info(event)
-    record = manager.records.get(manager.record_for(info).ws_id)
+    record = manager.find(info)
     if record is not None and (record.state not in ("none", "deleted") or record.ws_id in manager.slots):
         manager.request(info, "delete", requested_by=event.data["sender"]["login"])
 
@@ -88,6 +110,6 @@ async def stop_environment(event: sansio.Event, ctx: Context) -> None:
     if manager is None:
         return
     info = _info(event)
-    record = manager.record_for(info)
-    if record.state in ("running", "creating", "updating", "queued"):
+    record = manager.find(info)
+    if record is not None and record.state in ("running", "creating", "updating", "queued"):
         manager.request(info, "stop", requested_by=event.data["sender"]["login"])
