@@ -1,0 +1,447 @@
+"""Exposure: pure manifest builders, the forward-auth invariant, and the applier against the Kubernetes fake."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from kubernetes.client import ApiClient, Configuration
+
+from bot import exposure
+from bot.devpod import workspace_id
+from bot.exposure import (CODE_PORT, HANDOFF_PATH, Exposure, ExposureError, ExposureSettings, Link,
+                          NginxIngressBackend, TraefikBackend, exposed_workspace, manifests)
+from tests.k8s_fake import FakeKube, validation
+
+NS = "devenv-ws"
+WS = workspace_id("Codertocat", "Hello-World", 12)
+OTHER = workspace_id("Codertocat", "Hello-World", 13)
+LABELS = {"repo": "Codertocat.Hello-World", "pr": "12"}
+AUTH_URL = "http://devenv-bot.devenv.svc.cluster.local:3000/auth/check"
+SIGNIN = "https://devenv.example.com/auth/login"
+ENV = {
+    "DEVENV_PREVIEW_DOMAIN": "preview.example.com",
+    "DEVENV_NAMESPACE": NS,
+    "DEVENV_AUTH_URL": AUTH_URL,
+    "DEVENV_AUTH_SIGNIN": SIGNIN,
+    "DEVENV_BOT_SERVICE": "devenv-bot:3000",
+}
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def settings_for(**env: str) -> ExposureSettings:
+    s = ExposureSettings.from_env({**ENV, **env})
+    assert s is not None
+    return s
+
+
+def by_name(objects: list[dict]) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects}
+
+
+def hosts_of(objects: list[dict]) -> list[str]:
+    return [r["host"] for o in objects if o["kind"] == "Ingress" for r in o["spec"]["rules"]]
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def nginx_settings() -> ExposureSettings:
+    return settings_for()
+
+
+@pytest.fixture
+async def exposed(kube: FakeKube, nginx_settings):  # noqa: F811
+    exp = Exposure(nginx_settings, ApiClient(Configuration(host=kube.url)), sleep=no_sleep)
+    yield exp
+    await exp.close()
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_exposure_is_off_without_a_preview_domain():
+    assert ExposureSettings.from_env({"DEVENV_AUTH_URL": AUTH_URL}) is None
+
+
+def test_settings_have_sensible_defaults():
+    s = ExposureSettings.from_env({k: v for k, v in ENV.items() if k != "DEVENV_NAMESPACE"})
+    assert s is not None
+    assert (s.namespace, s.router, s.effective_ingress_class, s.host_template, s.tls_secret, s.scheme) == (
+        "default", "ingress-nginx", "nginx", "{port}-{id}", None, "https")
+    assert (s.bot_service, s.bot_port, s.label_prefix) == ("devenv-bot", 3000, "devenv-bot.dev")
+    assert settings_for(DEVENV_ROUTER="traefik").effective_ingress_class == "traefik"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"DEVENV_AUTH_URL": ""}, "DEVENV_AUTH_URL must be set"),
+    ({"DEVENV_AUTH_SIGNIN": ""}, "DEVENV_AUTH_SIGNIN must be set"),
+    ({"DEVENV_BOT_SERVICE": ""}, "DEVENV_BOT_SERVICE"),
+    ({"DEVENV_BOT_SERVICE": "devenv-bot.devenv:3000"}, "ExternalName"),
+    ({"DEVENV_ROUTER": "gateway"}, "not written yet"),
+    ({"DEVENV_ROUTER": "haproxy"}, "DEVENV_ROUTER"),
+    ({"DEVENV_AUTH_URL": 'http://bot/auth"; deny all; "'}, "DEVENV_AUTH_URL must be a plain"),
+    ({"DEVENV_AUTH_URL": "http://bot/auth?h=$host"}, "DEVENV_AUTH_URL must be a plain"),
+    ({"DEVENV_PREVIEW_DOMAIN": "Not A Domain"}, "DEVENV_PREVIEW_DOMAIN"),
+    ({"DEVENV_HOST_TEMPLATE": "{port}.{id}"}, "may only add"),
+    ({"DEVENV_HOST_TEMPLATE": "{port}{id}"}, "needs a '-'"),
+    ({"DEVENV_HOST_TEMPLATE": "{id}"}, "exactly once"),
+    ({"DEVENV_HOST_TEMPLATE": "preview-env-{port}-{id}"}, "leaves 2 characters"),
+    ({"DEVENV_PREVIEW_PERMISSION": "none"}, "DEVENV_PREVIEW_PERMISSION"),
+    ({"DEVENV_IDE_PERMISSION": "read only"}, "DEVENV_IDE_PERMISSION"),
+])
+def test_bad_settings_say_what_to_set(env, message):
+    with pytest.raises(ValueError, match=message):
+        settings_for(**env)
+
+
+def test_the_signin_url_defaults_to_the_bots_login_page():
+    s = settings_for(DEVENV_AUTH_SIGNIN="", DEVENV_PUBLIC_URL="https://devenv.example.com/")
+    assert s.auth_signin == "https://devenv.example.com/auth/login"
+
+
+def test_traefik_needs_no_signin_url():
+    assert settings_for(DEVENV_ROUTER="traefik", DEVENV_AUTH_SIGNIN="").auth_signin is None
+
+
+@pytest.mark.parametrize("template, room", [("{port}-{id}", 14), ("{id}-{port}", 14), ("pr-{port}-{id}", 11)])
+def test_port_names_may_be_as_long_as_the_host_label_allows(template, room):
+    s = settings_for(DEVENV_HOST_TEMPLATE=template)
+    assert s.max_port_name_len == room
+    longest_id = "a" * 48
+    label = s.host("p" * room, longest_id).split(".")[0]
+    assert len(label) <= 63
+    exposed_workspace(s, longest_id, ports={"p" * room: 3000})
+    with pytest.raises(ExposureError, match=f"at most {room} characters"):
+        exposed_workspace(s, longest_id, ports={"p" * (room + 1): 3000})
+
+
+@pytest.mark.parametrize("template", ["{port}-{id}", "{id}-{port}", "x-{port}--{id}"])
+def test_a_preview_host_splits_back_into_port_and_workspace(template):
+    s = settings_for(DEVENV_HOST_TEMPLATE=template)
+    for port in ("code", "web", "api2"):
+        assert s.parse_host(s.host(port, WS)) == (port, WS)
+        assert s.parse_host(s.host(port, WS).upper() + ":443") == (port, WS)
+    assert s.parse_host("devenv.example.com") is None
+    assert s.parse_host(f"a.{s.host('code', WS)}") is None
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def test_every_host_is_one_label_under_the_preview_domain(nginx_settings):
+    ws = exposed_workspace(nginx_settings, "a" * 48, LABELS, {"web": 3000, "api": 8080})
+    hosts = hosts_of(manifests(nginx_settings, ws))
+    assert set(hosts) == {f"{p}-{'a' * 48}.preview.example.com" for p in ("code", "web", "api")}
+    for host in hosts:
+        label, _, rest = host.partition(".")
+        assert rest == "preview.example.com" and len(label) <= 63
+
+
+def test_the_service_selects_the_devpod_pod_and_exposes_the_ide_and_app_ports(nginx_settings):
+    ws = exposed_workspace(nginx_settings, WS, LABELS, {"web": 3000})
+    svc = manifests(nginx_settings, ws)[0]
+    assert svc["kind"] == "Service" and svc["metadata"]["name"] == f"devenv-{WS}"
+    assert svc["spec"]["selector"] == {"devenv-bot.dev/workspace": WS}
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [
+        ("code", CODE_PORT, CODE_PORT), ("web", 3000, 3000)]
+
+
+def test_every_object_is_labelled_as_the_bots(nginx_settings):
+    for obj in manifests(nginx_settings, exposed_workspace(nginx_settings, WS, LABELS, {"web": 3000})):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "devenv-bot"
+        assert labels["devenv-bot.dev/workspace"] == WS
+        assert labels["devenv-bot.dev/repo"] == "Codertocat.Hello-World"
+        assert labels["devenv-bot.dev/pr"] == "12"
+        assert obj["metadata"]["namespace"] == NS
+
+
+def test_the_ide_ingress_carries_forward_auth_and_websocket_timeouts(nginx_settings):
+    objs = by_name(manifests(nginx_settings, exposed_workspace(nginx_settings, WS, LABELS, {"web": 3000})))
+    for port in ("code", "web"):
+        ann = objs[f"devenv-{WS}-{port}"]["metadata"]["annotations"]
+        assert ann[NGINX + "auth-url"] == AUTH_URL
+        assert ann[NGINX + "auth-signin"] == SIGNIN
+        assert ann[NGINX + "auth-response-headers"] == "X-Devenv-User,X-Devenv-User-Id,X-Devenv-Permission"
+        assert ann[NGINX + "proxy-read-timeout"] == ann[NGINX + "proxy-send-timeout"] == "3600"
+    code = objs[f"devenv-{WS}-code"]
+    assert code["spec"]["ingressClassName"] == "nginx"
+    assert code["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {
+        "name": f"devenv-{WS}", "port": {"number": CODE_PORT}}
+    assert "tls" not in code["spec"]
+
+
+def test_tls_uses_the_wildcard_secret_for_every_host():
+    s = settings_for(DEVENV_TLS_SECRET="preview-wildcard")
+    for obj in manifests(s, exposed_workspace(s, WS, LABELS, {"web": 3000})):
+        if obj["kind"] == "Ingress":
+            assert obj["spec"]["tls"] == [{"hosts": [r["host"] for r in obj["spec"]["rules"]],
+                                           "secretName": "preview-wildcard"}]
+
+
+def test_the_handoff_path_goes_to_the_bot_without_auth_on_every_host(nginx_settings):
+    objs = by_name(manifests(nginx_settings, exposed_workspace(nginx_settings, WS, LABELS, {"web": 3000})))
+    handoff = objs[f"devenv-{WS}--handoff"]
+    assert not any(k.startswith(NGINX) for k in handoff["metadata"].get("annotations", {}))
+    paths = [(r["host"], p["path"], p["pathType"], p["backend"]["service"])
+             for r in handoff["spec"]["rules"] for p in r["http"]["paths"]]
+    assert paths == [(h, HANDOFF_PATH, "Prefix", {"name": "devenv-bot", "port": {"number": 3000}})
+                     for h in (f"code-{WS}.preview.example.com", f"web-{WS}.preview.example.com")]
+
+
+def test_the_ide_can_never_be_built_without_forward_auth(nginx_settings):
+    ws = exposed_workspace(nginx_settings, WS, LABELS)
+    for router in ("ingress-nginx", "traefik"):
+        unprotected = dataclasses.replace(nginx_settings, router=router, auth_url=None)
+        with pytest.raises(ExposureError, match="DEVENV_AUTH_URL"):
+            manifests(unprotected, ws)
+    with pytest.raises(ExposureError, match="DEVENV_AUTH_SIGNIN"):
+        manifests(dataclasses.replace(nginx_settings, auth_signin=None), ws)
+
+
+def test_a_backend_that_forgets_auth_is_refused(nginx_settings):
+    class Leaky(NginxIngressBackend):
+        def annotations(self):
+            return {NGINX + "proxy-read-timeout": "3600"}
+
+    with pytest.raises(ExposureError, match="without forward auth"):
+        manifests(nginx_settings, exposed_workspace(nginx_settings, WS, LABELS), Leaky(nginx_settings))
+
+    class WideOpenHandoff(NginxIngressBackend):
+        def objects(self, ws):
+            objs = super().objects(ws)
+            objs[-1]["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/"
+            return objs
+
+    with pytest.raises(ExposureError, match="routes more than"):
+        manifests(nginx_settings, exposed_workspace(nginx_settings, WS, LABELS), WideOpenHandoff(nginx_settings))
+
+
+def test_traefik_routes_through_a_forward_auth_middleware():
+    s = settings_for(DEVENV_ROUTER="traefik", DEVENV_AUTH_SIGNIN="")
+    objs = by_name(manifests(s, exposed_workspace(s, WS, LABELS, {"web": 3000})))
+    mw = objs[f"devenv-{WS}--auth"]
+    assert mw["apiVersion"] == "traefik.io/v1alpha1" and mw["kind"] == "Middleware"
+    assert mw["spec"] == {"forwardAuth": {"address": AUTH_URL, "trustForwardHeader": False,
+                                          "authResponseHeaders": ["X-Devenv-User", "X-Devenv-User-Id",
+                                                                  "X-Devenv-Permission"]}}
+    for port in ("code", "web"):
+        ing = objs[f"devenv-{WS}-{port}"]
+        assert ing["spec"]["ingressClassName"] == "traefik"
+        assert ing["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.middlewares"] == \
+            f"{NS}-devenv-{WS}--auth@kubernetescrd"
+    assert "traefik.ingress.kubernetes.io/router.middlewares" not in \
+        objs[f"devenv-{WS}--handoff"]["metadata"]["annotations"]
+
+
+def test_a_traefik_middleware_that_trusts_forwarded_headers_is_refused():
+    s = settings_for(DEVENV_ROUTER="traefik")
+
+    class Trusting(TraefikBackend):
+        def middleware(self, ws):
+            mw = super().middleware(ws)
+            mw["spec"]["forwardAuth"]["trustForwardHeader"] = True
+            return mw
+
+    with pytest.raises(ExposureError, match="without forward auth"):
+        manifests(s, exposed_workspace(s, WS, LABELS), Trusting(s))
+
+
+@pytest.mark.parametrize("ports, message", [
+    ({"code": 3000}, "reserved"), ({"Web": 3000}, "lower-case"), ({"my-app": 3000}, "lower-case"),
+    ({"web": 0}, "1-65535"), ({"web": 10800}, "twice"), ({"a": 3000, "b": 3000}, "twice"),
+])
+def test_bad_ports_are_refused(nginx_settings, ports, message):
+    with pytest.raises(ExposureError, match=message):
+        exposed_workspace(nginx_settings, WS, LABELS, ports)
+
+
+@pytest.mark.parametrize("router", ["ingress-nginx", "traefik"])
+@pytest.mark.parametrize("tls", ["", "preview-wildcard"])
+def test_every_object_validates_against_kubernetes_1_30(router, tls):
+    s = settings_for(DEVENV_ROUTER=router, DEVENV_TLS_SECRET=tls)
+    for ws_id, ports in [(WS, {}), ("1" + "a" * 47, {"web": 3000, "p" * 14: 65535})]:
+        for obj in manifests(s, exposed_workspace(s, ws_id, LABELS, ports)):
+            assert validation.problems(obj) == [], obj["metadata"]["name"]
+
+
+def test_the_fake_rejects_what_a_real_api_server_would():
+    bad = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"},
+           "spec": {"ingresClassName": "nginx", "rules": [{"host": "a" * 64 + ".example.com"}]}}
+    found = validation.problems(bad)
+    assert any("ingresClassName" in p for p in found) and any("host" in p for p in found)
+    mw = {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": {"name": "m"},
+          "spec": {"forwardAuth": {"adress": "http://x"}}}
+    assert validation.problems(mw)
+
+
+# --------------------------------------------------------------------------- applier
+
+
+async def test_apply_creates_the_service_and_routes_and_returns_links(kube, exposed):  # noqa: F811
+    links = await exposed.apply(WS, LABELS, {"web": 3000})
+    assert links == [
+        Link("code", f"https://code-{WS}.preview.example.com/?folder=/workspaces/{WS}", "write"),
+        Link("web", f"https://web-{WS}.preview.example.com/", "read"),
+    ]
+    assert [o["metadata"]["name"] for o in kube.objects("services", NS)] == [f"devenv-{WS}"]
+    assert sorted(o["metadata"]["name"] for o in kube.objects("ingresses", NS)) == [
+        f"devenv-{WS}--handoff", f"devenv-{WS}-code", f"devenv-{WS}-web"]
+    assert await exposed.links(WS) == links
+
+
+async def test_a_second_apply_writes_nothing(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    before = len(kube.writes())
+    assert before == 4
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    assert len(kube.writes()) == before
+    assert {c.method for c in kube.calls[-2:]} == {"GET"}
+
+
+async def test_changed_ports_update_the_service_and_routes(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    service_ip = kube.objects("services", NS)[0]["spec"]["clusterIP"]
+    mark = len(kube.calls)
+    links = await exposed.apply(WS, LABELS, {"api": 8080})
+    assert [link.name for link in links] == ["code", "api"]
+    svc = kube.objects("services", NS)[0]
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["code", "api"]
+    assert svc["spec"]["clusterIP"] == service_ip
+    assert sorted(o["metadata"]["name"] for o in kube.objects("ingresses", NS)) == [
+        f"devenv-{WS}--handoff", f"devenv-{WS}-api", f"devenv-{WS}-code"]
+    writes = [(c.method, c.path.rsplit("/", 1)[-1]) for c in kube.calls[mark:] if c.method != "GET"]
+    assert writes == [("PUT", f"devenv-{WS}"), ("POST", "ingresses"), ("PUT", f"devenv-{WS}--handoff"),
+                      ("DELETE", f"devenv-{WS}-web")]
+
+
+async def test_apply_repairs_a_route_someone_opened_up_and_keeps_foreign_annotations(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {})
+    name = f"devenv-{WS}-code"
+    ing = kube.get("ingresses", NS, name)
+    del ing["metadata"]["annotations"][NGINX + "auth-url"]
+    ing["metadata"]["annotations"]["example.com/owner"] = "ops"
+    await exposed._request("PUT", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/{name}", body=ing)
+    await exposed.apply(WS, LABELS, {})
+    ann = kube.get("ingresses", NS, name)["metadata"]["annotations"]
+    assert ann[NGINX + "auth-url"] == AUTH_URL
+    assert ann["example.com/owner"] == "ops"
+
+
+async def test_apply_adopts_an_object_that_exists_without_its_labels(kube, exposed):  # noqa: F811
+    kube.put_object("services", NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"devenv-{WS}"},
+                                     "spec": {"ports": [{"name": "x", "port": 1}]}})
+    await exposed.apply(WS, LABELS, {})
+    svc = kube.get("services", NS, f"devenv-{WS}")
+    assert svc["metadata"]["labels"]["devenv-bot.dev/workspace"] == WS
+    assert [p["name"] for p in svc["spec"]["ports"]] == ["code"]
+
+
+async def test_a_write_conflict_is_retried_on_the_fresh_object(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    kube.inject("PUT", f"/services/devenv-{WS}", 409, "Conflict")
+    await exposed.apply(WS, LABELS, {"web": 3001})
+    assert kube.objects("services", NS)[0]["spec"]["ports"][1]["port"] == 3001
+
+
+async def test_temporary_api_errors_are_retried(kube, exposed):  # noqa: F811
+    kube.inject("GET", "/services", 503, "ServiceUnavailable", times=2)
+    assert [link.name for link in await exposed.apply(WS, LABELS, {})] == ["code"]
+
+
+async def test_remove_deletes_everything_labelled_with_the_workspace_and_nothing_else(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    await exposed.apply(OTHER, {**LABELS, "pr": "13"}, {})
+    kube.put_object("services", NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "unrelated"},
+                                     "spec": {"ports": [{"port": 80}]}})
+    assert await exposed.remove(WS) == 4
+    names = {o["metadata"]["name"] for o in kube.objects("services", NS) + kube.objects("ingresses", NS)}
+    assert names == {"unrelated", f"devenv-{OTHER}", f"devenv-{OTHER}-code", f"devenv-{OTHER}--handoff"}
+    assert await exposed.links(WS) == []
+    assert await exposed.remove(WS) == 0
+
+
+async def test_orphans_of_gone_workspaces_are_removed(kube, exposed):  # noqa: F811
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    await exposed.apply(OTHER, {**LABELS, "pr": "13"}, {})
+    assert await exposed.remove_orphans({WS}) == {OTHER}
+    assert {o["metadata"]["labels"]["devenv-bot.dev/workspace"] for o in kube.objects("ingresses", NS)} == {WS}
+    assert await exposed.remove_orphans({WS}) == set()
+    assert len(kube.objects("ingresses", NS)) == 3
+
+
+async def test_links_are_only_given_for_routes_that_exist(kube, exposed):  # noqa: F811
+    assert await exposed.links(WS) == []
+    await exposed.apply(WS, LABELS, {"web": 3000})
+    await exposed._request("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/devenv-{WS}-web")
+    assert [link.name for link in await exposed.links(WS)] == ["code"]
+    await exposed._request("DELETE", f"/api/v1/namespaces/{NS}/services/devenv-{WS}")
+    assert await exposed.links(WS) == []
+
+
+async def test_the_traefik_variant_applies_idempotently_and_removes_its_middleware(kube):  # noqa: F811
+    s = settings_for(DEVENV_ROUTER="traefik", DEVENV_TLS_SECRET="preview-wildcard")
+    exp = Exposure(s, ApiClient(Configuration(host=kube.url)), sleep=no_sleep)
+    try:
+        await exp.apply(WS, LABELS, {"web": 3000})
+        assert [o["metadata"]["name"] for o in kube.objects("middlewares", NS)] == [f"devenv-{WS}--auth"]
+        writes = len(kube.writes())
+        await exp.apply(WS, LABELS, {"web": 3000})
+        assert len(kube.writes()) == writes
+        assert [link.name for link in await exp.links(WS)] == ["code", "web"]
+        assert await exp.remove_orphans(set()) == {WS}
+        assert kube.objects("middlewares", NS) == kube.objects("ingresses", NS) == []
+    finally:
+        await exp.close()
+
+
+async def test_the_client_is_configured_from_kubeconfig_outside_a_cluster(kube, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kube.token = "secret-token"
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "fake", "cluster": {"server": kube.url}}],
+        "users": [{"name": "bot", "user": {"token": "secret-token"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "bot"}}],
+    }))
+    exp = Exposure(settings_for(), exposure.kube_api_client({"KUBECONFIG": str(cfg)}), sleep=no_sleep)
+    try:
+        assert await exp.links(WS) == []
+    finally:
+        await exp.close()
+
+
+async def test_the_fake_answers_like_an_api_server(kube, exposed):  # noqa: F811
+    from kubernetes.client.exceptions import ApiException
+
+    base = f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses"
+    bad = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"},
+           "spec": {"ingressClass": "nginx"}}
+    with pytest.raises(ApiException) as invalid:
+        await exposed._request("POST", base, body=bad)
+    assert invalid.value.status == 422 and json.loads(invalid.value.body)["reason"] == "Invalid"
+    assert len(kube.errors) == 1
+    kube.errors.clear()  # expected here; anything left fails the test at teardown
+
+    good = {**bad, "spec": {"ingressClassName": "nginx"}}
+    created = await exposed._request("POST", base, body=good)
+    assert created["metadata"]["uid"] and created["metadata"]["creationTimestamp"]
+    with pytest.raises(ApiException) as exists:
+        await exposed._request("POST", base, body=good)
+    assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
+    stale = {**good, "metadata": {"name": "x", "resourceVersion": "1"}}
+    with pytest.raises(ApiException) as conflict:
+        await exposed._request("PUT", f"{base}/x", body=stale)
+    assert (conflict.value.status, json.loads(conflict.value.body)["reason"]) == (409, "Conflict")
+    with pytest.raises(ApiException) as missing:
+        await exposed._request("GET", f"{base}/y")
+    assert json.loads(missing.value.body) | {"message": ""} == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "",
+        "reason": "NotFound", "code": 404, "details": {"name": "y", "kind": "ingresses", "group": "networking.k8s.io"}}
+    assert (await exposed._request("GET", base, query=[("labelSelector", "a=b")]))["items"] == []
+    assert (await exposed._request("DELETE", f"{base}/x"))["status"] == "Success"
