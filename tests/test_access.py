@@ -1,0 +1,465 @@
+"""Previews are opened only by people GitHub says may: forward auth, sign-in, host-only cookies.
+
+Everything goes over real sockets: the real bot app (with the access routes added) and the GitHub
+emulator's OAuth pages.  A small ``Browser`` keeps cookies per host as a browser does (host-only
+cookies go back to exactly the host that set them) and plays the proxy for ``/auth/check``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import statistics
+import time
+from http.cookies import Morsel, SimpleCookie
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from bot import config, devpod
+from bot.access import Access, AccessSettings, DictDirectory, Workspace, add_routes, derive_secret, parse_return_url
+from tests.botserver import BotServer
+from tests.payloads import INSTALLATION_ID, PR_NUMBER
+
+OWNER, REPO = "Codertocat", "Hello-World"
+WS = devpod.workspace_id(OWNER, REPO, PR_NUMBER)
+DOMAIN = "preview.test"
+PUBLIC = "https://bot.test"
+IDE = f"code-{WS}.{DOMAIN}"
+APP = f"web-{WS}.{DOMAIN}"
+ADMIN_UI = f"admin-ui-{WS}.{DOMAIN}"
+PERMISSION_CALLS = r"/collaborators/[^/]+/permission$"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Browser:
+    """Follows redirects by hand, keeps cookies per host, and records every Set-Cookie and Location."""
+
+    def __init__(self, server: BotServer, github) -> None:
+        self.server = server
+        self.github = github
+        self.jar: dict[str, dict[str, str]] = {}
+        self.set_cookies: list[tuple[str, Morsel]] = []
+        self.locations: list[str] = []
+
+    def cookie_header(self, host: str) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.jar.get(host, {}).items())
+
+    async def get(self, url: str, headers: dict[str, str] | None = None):
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        h = dict(headers or {})
+        if parts.netloc == self.github.host:
+            real = url
+        else:  # the bot answers for its own host and for /_devenv/ on every preview host
+            real = self.server.url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            h["Host"] = parts.netloc
+        if self.jar.get(host):
+            h.setdefault("Cookie", self.cookie_header(host))
+        async with self.server.session.get(real, headers=h, allow_redirects=False) as resp:
+            text = await resp.text()
+            for raw in resp.headers.getall("Set-Cookie", []):
+                jar = SimpleCookie()
+                jar.load(raw)
+                for name, morsel in jar.items():
+                    self.set_cookies.append((host, morsel))
+                    assert not morsel["domain"], f"cookie {name} set with Domain={morsel['domain']}"
+                    if morsel["max-age"] == "0" or not morsel.value:
+                        self.jar.get(host, {}).pop(name, None)
+                    else:
+                        self.jar.setdefault(host, {})[name] = morsel.value
+            if "Location" in resp.headers:
+                self.locations.append(resp.headers["Location"])
+            return resp.status, resp.headers, text
+
+    async def follow(self, url: str) -> tuple[int, str, str]:
+        """Follow redirects until a page is shown or a preview page (served by the PR) is reached."""
+        for _ in range(10):
+            parts = urlsplit(url)
+            if (parts.hostname or "").endswith("." + DOMAIN) and not parts.path.startswith("/_devenv/"):
+                return 200, url, ""
+            status, headers, text = await self.get(url)
+            if status not in (301, 302, 303, 307, 308):
+                return status, url, text
+            url = headers["Location"]
+        raise AssertionError("too many redirects")
+
+    async def check(self, url: str, *, style: str = "nginx", cookie: str | None = None):
+        """What the proxy asks before serving ``url``: the browser's cookies for that host, forwarded."""
+        parts = urlsplit(url)
+        headers = {"Cookie": self.cookie_header(parts.hostname or "") if cookie is None else cookie}
+        if style == "nginx":
+            headers.update({"X-Original-URL": url, "X-Original-Method": "GET",
+                            "X-Sent-From": "nginx-ingress-controller"})
+        else:
+            headers.update({"X-Forwarded-Host": parts.netloc, "X-Forwarded-Proto": parts.scheme,
+                            "X-Forwarded-Method": "GET",
+                            "X-Forwarded-Uri": (parts.path or "/") + (f"?{parts.query}" if parts.query else "")})
+        async with self.server.session.get(self.server.url + "/auth/check", headers=headers,
+                                           allow_redirects=False) as resp:
+            return resp.status, resp.headers, await resp.text()
+
+    async def sign_in(self, page: str) -> tuple[int, str, str]:
+        """What nginx does on a 401: send the browser to auth-signin with rd=<page>."""
+        return await self.follow(f"{PUBLIC}/auth/login?{urlencode({'rd': page})}")
+
+
+class Previews:
+    def __init__(self, server, access, directory, clock, github) -> None:
+        self.server, self.access, self.directory, self.clock, self.github = server, access, directory, clock, github
+
+    def browser(self) -> Browser:
+        return Browser(self.server, self.github)
+
+    async def signed_in(self, login: str, role: str | None, page: str) -> Browser:
+        if role is not None:
+            self.github.set_permission(OWNER, REPO, login, role)
+        self.github.oauth_login = login
+        b = self.browser()
+        status, url, text = await b.sign_in(page)
+        assert (status, url) == (200, page), text
+        return b
+
+
+def access_environ(environ, **extra):
+    return {**environ, "DEVENV_PUBLIC_URL": PUBLIC, "DEVENV_PREVIEW_DOMAIN": DOMAIN, **extra}
+
+
+@pytest.fixture
+async def previews(environ, repo, github):
+    env = access_environ(environ)
+    settings = config.load(env)
+    server = BotServer(settings)
+    directory = DictDirectory({WS: Workspace(INSTALLATION_ID, OWNER, REPO, PR_NUMBER)},
+                              ports={(WS, "admin-ui"): "admin"})
+    clock = Clock()
+    access = add_routes(server.app, server.bot, AccessSettings.from_env(env, settings), directory, clock=clock)
+    await server.start()
+    yield Previews(server, access, directory, clock, github)
+    await server.stop()
+
+
+# -- not signed in -------------------------------------------------------------------------------
+
+
+async def test_a_browser_without_a_cookie_gets_401_so_nginx_redirects_to_sign_in(previews):
+    status, _, _ = await previews.browser().check(f"https://{IDE}/")
+    assert status == 401
+
+
+async def test_a_traefik_style_check_without_a_cookie_redirects_to_the_login_page_itself(previews):
+    status, headers, _ = await previews.browser().check(f"https://{IDE}/src/app.ts?x=1", style="traefik")
+    assert status == 302
+    location = urlsplit(headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{PUBLIC}/auth/login"
+    assert parse_qs(location.query)["rd"] == [f"https://{IDE}/src/app.ts?x=1"]
+
+
+async def test_a_check_for_a_host_outside_the_preview_domain_is_refused(previews):
+    b = previews.browser()
+    assert (await b.check(f"https://code-{WS}.evil.test/"))[0] == 403
+    assert (await b.check(f"https://code-{WS}.{DOMAIN}.evil.test/", style="traefik"))[0] == 403
+
+
+# -- signing in ------------------------------------------------------------------------------------
+
+
+async def test_signing_in_through_github_sets_a_host_only_cookie_and_returns_to_the_first_page(previews, github):
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    b = previews.browser()
+    page = f"https://{IDE}/src/app.ts?x=1"
+    assert (await b.check(page))[0] == 401
+
+    status, url, _ = await b.sign_in(page)
+
+    assert (status, url) == (200, page)
+    authorize = urlsplit(next(loc for loc in b.locations if "/login/oauth/authorize" in loc))
+    query = parse_qs(authorize.query)
+    assert query["client_id"] == [github.client_id]
+    assert query["redirect_uri"] == [f"{PUBLIC}/auth/callback"]
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert len(query["state"][0]) >= 32
+    host_cookies = [(host, m) for host, m in b.set_cookies if host == IDE]
+    assert len(host_cookies) == 1
+    _, cookie = host_cookies[0]
+    assert cookie.key.startswith("__Host-")  # browsers refuse a __Host- cookie with Domain
+    assert not cookie["domain"] and cookie["path"] == "/"
+    assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Lax"
+    assert set(b.jar) == {"bot.test", IDE}  # nothing on the parent domain or another preview
+    user_tokens = [t for t, tok in github.state.tokens.items() if tok.kind == "user"]
+    assert user_tokens
+    for token in user_tokens:  # the GitHub token never reaches a URL or a cookie
+        assert not any(token in loc for loc in b.locations)
+        assert not any(token in m.value for _, m in b.set_cookies)
+
+    status, headers, _ = await b.check(page)
+    assert status == 200
+    assert headers["X-Devenv-User"] == "Codertocat"
+
+
+async def test_a_second_preview_reuses_the_sign_in_on_the_bot_host_without_github(previews, github):
+    b = await previews.signed_in("Codertocat", "write", f"https://{IDE}/")
+    authorizations = len(github.calls_to("GET", "/login/oauth/authorize"))
+
+    status, url, _ = await b.sign_in(f"https://{APP}/index.html")
+
+    assert (status, url) == (200, f"https://{APP}/index.html")
+    assert len(github.calls_to("GET", "/login/oauth/authorize")) == authorizations
+    assert (await b.check(f"https://{APP}/index.html"))[0] == 200
+
+
+async def test_github_refusing_the_code_with_http_200_shows_an_error_page(previews):
+    b = previews.browser()
+    status, headers, _ = await b.get(f"{PUBLIC}/auth/login?{urlencode({'rd': f'https://{IDE}/'})}")
+    assert status == 302
+    state = parse_qs(urlsplit(headers["Location"]).query)["state"][0]
+
+    status, _, text = await b.get(f"{PUBLIC}/auth/callback?{urlencode({'code': 'made-up', 'state': state})}")
+
+    assert status == 502
+    assert "bad_verification_code" in text
+    assert IDE not in b.jar
+
+
+async def test_a_callback_not_started_in_this_browser_is_refused(previews):
+    started = previews.browser()
+    _, headers, _ = await started.get(f"{PUBLIC}/auth/login?{urlencode({'rd': f'https://{IDE}/'})}")
+    state = parse_qs(urlsplit(headers["Location"]).query)["state"][0]
+
+    status, _, _ = await previews.browser().get(f"{PUBLIC}/auth/callback?{urlencode({'code': 'x', 'state': state})}")
+
+    assert status == 400
+
+
+REFUSED_RETURN_URLS = [
+    "https://evil.test/",
+    f"https://{DOMAIN}/",
+    f"https://a.{IDE}/",
+    f"https://{IDE}.evil.test/",
+    f"https://user@{IDE}/",
+    f"https://user:pw@{IDE}/",
+    "javascript:alert(document.cookie)",
+    f"ftp://{IDE}/",
+    f"//{IDE}/",
+    f"/{IDE}/",
+    f"https://{IDE}\\@evil.test/",
+    f"https://{IDE}//evil.test/",
+    f"https://{IDE}/page#frag",
+    f"https://{IDE}/a b",
+    f"https://-{IDE[1:]}/",
+    "",
+]
+
+
+@pytest.mark.parametrize("rd", REFUSED_RETURN_URLS)
+def test_a_return_url_that_is_not_a_preview_page_is_not_accepted(environ, rd):
+    env = access_environ(environ)
+    assert parse_return_url(rd, AccessSettings.from_env(env, config.load(env))) is None
+
+
+async def test_login_refuses_a_return_url_outside_the_preview_domain_with_400(previews):
+    b = previews.browser()
+    for rd in REFUSED_RETURN_URLS:
+        status, headers, _ = await b.get(f"{PUBLIC}/auth/login?{urlencode({'rd': rd})}")
+        assert (rd, status, headers.get("Location")) == (rd, 400, None)
+    status, _, _ = await b.get(f"{PUBLIC}/auth/login?{urlencode({'rd': f'https://{IDE}:8443/x?y=1'})}")
+    assert status == 302
+
+
+async def test_a_return_url_seen_as_http_behind_a_tls_proxy_comes_back_as_https(previews, github):
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    b = previews.browser()
+    status, url, _ = await b.sign_in(f"http://{IDE}/src?x=1")
+    assert (status, url) == (200, f"https://{IDE}/src?x=1")
+    assert (await b.check(f"http://{IDE}/src?x=1"))[0] == 200  # nginx's X-Original-URL may say http
+
+
+async def test_a_one_time_code_works_once_only_and_only_on_its_own_host(previews):
+    b = previews.browser()
+    b.github.set_permission(OWNER, REPO, "Codertocat", "write")
+    await b.sign_in(f"https://{IDE}/")
+    handoff = next(loc for loc in b.locations if "/_devenv/handoff" in loc)
+    again = previews.browser()
+    status, _, _ = await again.get(handoff)
+    assert status == 400
+    assert IDE not in again.jar
+
+    _, headers, _ = await b.get(f"{PUBLIC}/auth/login?{urlencode({'rd': f'https://{IDE}/'})}")
+    stolen = urlsplit(headers["Location"])
+    status, _, _ = await again.get(f"https://{APP}{stolen.path}?{stolen.query}")
+    assert status == 400
+    assert APP not in again.jar
+
+
+# -- permissions -----------------------------------------------------------------------------------
+
+
+async def test_a_writer_passes_the_ide_check(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    status, headers, _ = await b.check(f"https://{IDE}/static/main.js")
+    assert status == 200
+    assert headers["X-Devenv-User"] == "octo-writer"
+    assert headers["X-Devenv-Permission"] == "write"
+    assert WS in previews.directory.activity
+
+
+async def test_a_reader_is_refused_the_ide_with_a_page_saying_why_but_may_open_a_read_port(previews):
+    b = await previews.signed_in("octo-reader", "read", f"https://{IDE}/")
+    status, _, text = await b.check(f"https://{IDE}/")
+    assert status == 403
+    assert "write" in text and "octo-reader" in text and "read" in text and f"#{PR_NUMBER}" in text
+
+    await b.sign_in(f"https://{APP}/")
+    assert (await b.check(f"https://{APP}/"))[0] == 200
+    assert (await b.check(f"https://{APP}/", style="traefik"))[0] == 200
+
+
+async def test_any_github_user_may_open_a_read_port_of_a_public_repository(previews):
+    # GitHub reports "read" for everyone on a public repository (documented in docs/access.md).
+    b = await previews.signed_in("a-stranger", None, f"https://{APP}/")
+    assert (await b.check(f"https://{APP}/"))[0] == 200
+    await b.sign_in(f"https://{IDE}/")
+    assert (await b.check(f"https://{IDE}/"))[0] == 403
+
+
+async def test_a_port_can_require_more_than_the_default_and_may_hold_dashes(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{ADMIN_UI}/")
+    status, _, text = await b.check(f"https://{ADMIN_UI}/")
+    assert status == 403
+    assert "admin" in text
+
+
+async def test_a_preview_of_an_unknown_environment_is_refused_after_sign_in(previews):
+    gone = f"code-gone-pr9-abcdef.{DOMAIN}"
+    b = await previews.signed_in("octo-writer", "write", f"https://{gone}/")
+    status, _, text = await b.check(f"https://{gone}/")
+    assert status == 403
+    assert "No such environment" in text
+
+
+async def test_the_permission_lookup_is_cached(previews, github):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    github.reset_calls()
+
+    answers = await asyncio.gather(*(b.check(f"https://{IDE}/asset{i}.js") for i in range(20)))
+    answers += [await b.check(f"https://{IDE}/")]
+
+    assert {status for status, _, _ in answers} == {200}
+    assert len(github.calls_to("GET", PERMISSION_CALLS)) == 1
+    previews.clock.now += 61
+    github.set_permission(OWNER, REPO, "octo-writer", "read")
+    assert (await b.check(f"https://{IDE}/"))[0] == 403  # a revoked writer is out within the cache's life
+    assert len(github.calls_to("GET", PERMISSION_CALLS)) == 2
+
+
+async def test_github_failing_the_permission_lookup_lets_nobody_in(previews, github):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    previews.clock.now += 61
+    github.inject("GET", PERMISSION_CALLS, status=500, times=50)
+    status, _, text = await b.check(f"https://{IDE}/")
+    assert status == 503
+    assert "try again" in text.lower()
+
+
+# -- cookies that must not work --------------------------------------------------------------------
+
+
+async def test_a_tampered_cookie_is_refused(previews):
+    b = await previews.signed_in("octo-reader", "read", f"https://{IDE}/")
+    name, value = next(iter(b.jar[IDE].items()))
+    body, mac = value.split(".")
+    data = json.loads(base64.urlsafe_b64decode(body + "=="))
+    data["l"] = "octo-admin"
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    assert (await b.check(f"https://{IDE}/", cookie=f"{name}={forged}.{mac}"))[0] == 401
+    assert (await b.check(f"https://{IDE}/", cookie=f"{name}={value[:-2]}xx"))[0] == 401
+
+
+async def test_an_expired_cookie_is_refused(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    assert (await b.check(f"https://{IDE}/"))[0] == 200
+    previews.clock.now += previews.access.settings.host_cookie_ttl + 1
+    assert (await b.check(f"https://{IDE}/"))[0] == 401
+
+
+async def test_a_cookie_issued_for_another_preview_host_is_refused(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{APP}/")
+    value = next(iter(b.jar[APP].values()))
+    ide_cookie = previews.access.host_cookie(IDE)
+    assert (await b.check(f"https://{IDE}/", cookie=f"{ide_cookie}={value}"))[0] == 401
+
+
+async def test_a_cookie_tossed_by_a_sibling_does_not_shadow_the_real_one(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    name, value = next(iter(b.jar[IDE].items()))
+    assert (await b.check(f"https://{IDE}/", cookie=f"{name}=junk; {name}={value}"))[0] == 200
+
+
+# -- speed -----------------------------------------------------------------------------------------
+
+
+async def test_the_check_answers_fast(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    await b.check(f"https://{IDE}/")  # fills the permission cache
+    timings = []
+    for i in range(200):
+        start = time.perf_counter()
+        status, _, _ = await b.check(f"https://{IDE}/asset{i}.js")
+        timings.append(time.perf_counter() - start)
+        assert status == 200
+    median = statistics.median(timings)
+    print(f"\n/auth/check over a socket: median {median * 1000:.2f} ms, "
+          f"p95 {sorted(timings)[189] * 1000:.2f} ms over 200 calls")
+    assert median < 0.05
+
+
+def test_a_host_template_parser_can_replace_the_default_split(environ):
+    env = access_environ(environ)
+    settings = AccessSettings.from_env(env, config.load(env))
+    directory = DictDirectory({WS: Workspace(INSTALLATION_ID, OWNER, REPO, PR_NUMBER)})
+    default = Access(None, settings, directory)
+    assert default.port_and_workspace(ADMIN_UI) == ("admin-ui", WS)
+    assert default.port_and_workspace(f"code-other-pr3-abcdef.{DOMAIN}") == ("code", "other-pr3-abcdef")
+    custom = Access(None, settings, directory, parse_host=lambda host: ("code", WS) if host.startswith("ide--") else None)
+    assert custom.port_and_workspace(f"ide--{WS}.{DOMAIN}") == ("code", WS)
+    assert custom.port_and_workspace(IDE) is None
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_access_is_off_without_a_preview_domain(environ):
+    settings = config.load(environ)
+    assert AccessSettings.from_env(environ, settings) is None
+
+
+def test_the_session_key_is_derived_from_the_webhook_secret_unless_set(environ):
+    env = access_environ(environ)
+    settings = config.load(env)
+    derived = AccessSettings.from_env(env, settings)
+    assert derived.secret == derive_secret(settings.app.webhook_secret)
+    assert settings.app.webhook_secret.encode() not in derived.secret
+    assert derived.preview_scheme == "https"
+    assert (derived.ide_permission, derived.preview_permission) == ("write", "read")
+    own = AccessSettings.from_env({**env, "DEVENV_SESSION_SECRET": "s" * 40}, settings)
+    assert own.secret == b"s" * 40
+    assert "ssss" not in repr(own) and settings.app.client_secret not in repr(own)
+
+
+def test_bad_access_settings_are_all_reported(environ):
+    env = access_environ(environ, DEVENV_PUBLIC_URL=f"https://bot.{DOMAIN}", DEVENV_SESSION_SECRET="short",
+                         DEVENV_IDE_PERMISSION="everyone", DEVENV_PERMISSION_TTL="soon")
+    settings = config.load({k: v for k, v in env.items() if k != "DEVENV_PUBLIC_URL"})
+    with pytest.raises(config.ConfigError) as caught:
+        AccessSettings.from_env(env, settings)
+    text = str(caught.value)
+    for name in ("DEVENV_PUBLIC_URL", "DEVENV_SESSION_SECRET", "DEVENV_IDE_PERMISSION", "DEVENV_PERMISSION_TTL"):
+        assert name in text
