@@ -881,8 +881,12 @@ async def run(
     max_lines: int = 200,
     max_line_bytes: int = 16 * 1024,
     max_stdout_bytes: int = 4 * 1024 * 1024,
+    stdin_data: bytes | None = None,
 ) -> RunResult:
     """Run one DevPod argv and collect its masked output.
+
+    ``stdin_data``, when given, is written to the child's stdin, which is then closed
+    (``devpod ssh`` forwards it to the remote command); otherwise stdin is ``/dev/null``.
 
     Timeout and cancellation both stop the child's whole process group: SIGTERM (DevPod
     cancels its context and exits 1), then SIGKILL after ``settings.kill_grace``.
@@ -897,7 +901,7 @@ async def run(
 
     proc = await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin_data is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -942,6 +946,17 @@ async def run(
         _signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
 
+    async def feed(data: bytes) -> None:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child exited without reading everything; its exit code tells the story
+        finally:
+            proc.stdin.close()
+
+    feeder = asyncio.ensure_future(feed(stdin_data)) if stdin_data is not None else None
     waiter = asyncio.ensure_future(proc.wait())
     try:
         try:
@@ -969,6 +984,10 @@ async def run(
         raise
     finally:
         waiter.cancel()
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(BaseException):
+                await feeder
         if not readers.done():
             readers.cancel()
         with contextlib.suppress(BaseException):
