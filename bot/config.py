@@ -17,6 +17,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -71,6 +72,9 @@ class Settings:
     publish_interval: float = 3.0  # least seconds between two edits of one check run or comment
     sync_debounce: float = 5.0  # quiet seconds after a push before the environment follows it
     devpod: DevPodSettings | None = None
+    exposure: Any = None  # bot.exposure.ExposureSettings when DEVENV_PREVIEW_DOMAIN is set
+    access: Any = None  # bot.access.AccessSettings, likewise
+    agent: Any = None  # bot.agent.AgentSettings
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -241,6 +245,19 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         problems.append(str(exc))
         devpod_settings = None
 
+    from bot.agent import AgentSettings
+    from bot.exposure import ExposureSettings
+
+    exposure = agent = None
+    try:
+        exposure = ExposureSettings.from_env(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+    try:
+        agent = AgentSettings.from_env(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+
     settings = Settings(
         app=app,
         webhook_path=webhook_path,
@@ -264,8 +281,17 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         publish_interval=_positive_float(env, "DEVENV_PUBLISH_INTERVAL", 3.0, problems),
         sync_debounce=_positive_float(env, "DEVENV_SYNC_DEBOUNCE", 5.0, problems),
         devpod=devpod_settings,
+        exposure=exposure,
+        agent=agent,
         environ=dict(env),
     )
+    if (env.get("DEVENV_PREVIEW_DOMAIN") or "").strip() and app is not None:
+        from bot.access import AccessSettings
+
+        try:
+            settings = dataclasses.replace(settings, access=AccessSettings.from_env(env, settings))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -163,6 +163,7 @@ class EnvironmentManager:
         self.askpass: Any = None
         self.prepared = False
         self.shutting_down = False
+        self.exposure: Any = None  # bot.exposure.Exposure, set by the Bot when links are configured
         self.devpod_runs = 0
         self.sync_debounce = sync_debounce
 
@@ -233,6 +234,14 @@ class EnvironmentManager:
         await self.publisher.close()
 
     # ------------------------------------------------------------------ requests
+    def port_permission(self, ws_id: str, port: str) -> str | None:
+        """The permission ``.github/devenv.yml`` asks for a preview port (None: the default)."""
+        record = self.records.get(ws_id)
+        for item in (record.ports if record is not None else []):
+            if item.get("name") == port:
+                return item.get("permission")
+        return None
+
     def find(self, info: PullInfo) -> EnvRecord | None:
         """The PR's record if the bot tracks it (never creates one)."""
         return self.records.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
@@ -274,6 +283,7 @@ class EnvironmentManager:
         record.ide = repo_settings.ide
         record.devcontainer_path = repo_settings.devcontainer_path
         record.resources = repo_settings.resources
+        record.ports = [{"name": p.name, "port": p.port, "permission": p.permission} for p in repo_settings.ports]
         note = render_problems(problems, base_sha=info.base_sha or None) if problems else None
         changed = note != record.settings_note
         record.settings_note = note
@@ -689,8 +699,9 @@ class EnvironmentManager:
         return {
             "devpod_ssh": f"devpod ssh {record.ws_id}",
             "ssh": f"ssh {record.ws_id}.devpod",
-            "kubectl": (f"kubectl exec -it -n {dp.namespace or 'default'} "
-                        f"$(kubectl get pod -n {dp.namespace or 'default'} -l {label_key}={record.ws_id} -o name) "
+            # DevPod puts pods in "devpod" unless KUBERNETES_NAMESPACE says otherwise (CONTRACT §5.1).
+            "kubectl": (f"kubectl exec -it -n {dp.namespace or 'devpod'} "
+                        f"$(kubectl get pod -n {dp.namespace or 'devpod'} -l {label_key}={record.ws_id} -o name) "
                         "-- bash"),
             "ide_host": f"code-{record.ws_id}.{preview}" if preview else None,
             "preview_domain": preview,

@@ -176,7 +176,7 @@ class ExposureSettings:
     bot_port: int
     auth_url: str | None
     auth_signin: str | None = None
-    namespace: str = "default"
+    namespace: str = "devpod"  # DevPod's own default for KUBERNETES_NAMESPACE (CONTRACT §5.1)
     router: str = "ingress-nginx"
     ingress_class: str | None = None  # None: the router's usual class (nginx / traefik)
     tls_secret: str | None = None

@@ -61,6 +61,8 @@ class EnvRecord:
     ide: str = "openvscode"
     devcontainer_path: str | None = None
     resources: str | None = None
+    ports: list[dict] = dataclasses.field(default_factory=list)  # [{name, port, permission}]
+    links: list[dict] = dataclasses.field(default_factory=list)  # [{name, url, permission}] once exposed
     settings_note: str | None = None  # what is wrong with that file, if anything
     state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed
     phase: str | None = None

@@ -59,15 +59,32 @@ class Bot:
         self.environments: EnvironmentManager | None = None
         self.repo_settings = RepoSettingsLoader()
         self.permissions = Permissions()
+        self.exposure: Any = None  # bot.exposure.Exposure when preview links are configured
+        if settings.app is not None and settings.devpod is not None:
+            # Built now (no I/O) so the web routes can refer to it; started in start().
+            self.environments = EnvironmentManager(
+                settings=settings, github=None, auth=self.auth, dp=settings.devpod,
+                max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
+                sync_debounce=settings.sync_debounce)
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
         self.github = GitHubClient(self.settings, self.auth, self.session, self.metrics)
-        if self.settings.app is not None and self.settings.devpod is not None:
-            self.environments = EnvironmentManager(
-                settings=self.settings, github=self.github, auth=self.auth, dp=self.settings.devpod,
-                max_concurrent=self.settings.max_concurrent_ops, publish_interval=self.settings.publish_interval,
-                sync_debounce=self.settings.sync_debounce)
+        if self.settings.exposure is not None:
+            from kubernetes.config import ConfigException
+
+            from bot.exposure import Exposure, kube_api_client
+
+            try:
+                api = kube_api_client(self.settings.environ)
+            except ConfigException as exc:
+                raise RuntimeError(
+                    "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
+                    f"found no credentials ({exc}): run it in the cluster or set KUBECONFIG") from exc
+            self.exposure = Exposure(self.settings.exposure, api)
+        if self.environments is not None:
+            self.environments.github = self.github
+            self.environments.exposure = self.exposure
             await self.environments.start()
         self.ready = True
 
@@ -76,6 +93,8 @@ class Bot:
         await self.tasks.drain(self.settings.shutdown_grace)
         if self.environments is not None:
             await self.environments.drain(self.settings.shutdown_grace)
+        if self.exposure is not None:
+            await self.exposure.close()
         if self.session is not None:
             await self.session.close()
 
@@ -194,6 +213,12 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
         from bot import setup
 
         setup.add_routes(app, settings)
+    if settings.access is not None and bot.environments is not None:
+        from bot import access
+
+        directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
+        parse_host = settings.exposure.parse_host if settings.exposure is not None else None
+        access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
 
     async def on_startup(_app: web.Application) -> None:
         await bot.start()

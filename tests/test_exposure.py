@@ -71,7 +71,7 @@ def test_settings_have_sensible_defaults():
     s = ExposureSettings.from_env({k: v for k, v in ENV.items() if k != "DEVENV_NAMESPACE"})
     assert s is not None
     assert (s.namespace, s.router, s.effective_ingress_class, s.host_template, s.tls_secret, s.scheme) == (
-        "default", "ingress-nginx", "nginx", "{port}-{id}", None, "https")
+        "devpod", "ingress-nginx", "nginx", "{port}-{id}", None, "https")
     assert (s.bot_service, s.bot_port, s.label_prefix) == ("devenv-bot", 3000, "devenv-bot.dev")
     assert settings_for(DEVENV_ROUTER="traefik").effective_ingress_class == "traefik"
 

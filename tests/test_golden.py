@@ -55,8 +55,9 @@ def compare(name: str, text: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_sticky_comment_matches_its_golden_file(name, tmp_path):
-    compare(name, manager(tmp_path, DEVENV_PREVIEW_DOMAIN="preview.example.com" if name == "comment_running" else "")
-            .comment_body(CASES[name]))
+    links = {"DEVENV_PREVIEW_DOMAIN": "preview.example.com", "DEVENV_AUTH_URL": "http://bot:3000/auth/check",
+             "DEVENV_BOT_SERVICE": "devenv-bot:3000", "DEVENV_PUBLIC_URL": "https://devenv.example.com"}
+    compare(name, manager(tmp_path, **(links if name == "comment_running" else {})).comment_body(CASES[name]))
 
 
 def test_a_failed_check_run_matches_its_golden_file(tmp_path):
