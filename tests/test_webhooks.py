@@ -212,3 +212,23 @@ def test_signatures_are_hmac_sha256_of_the_raw_body():
     # The test helper itself must sign like GitHub does (docs example values).
     assert sign("It's a Secret to Everybody", b"Hello, World!") == (
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+
+
+async def test_a_form_encoded_delivery_is_accepted_like_github_sends_it(settings, repo):
+    import urllib.parse
+
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    try:
+        body = urllib.parse.urlencode({"payload": json.dumps(payloads.pull_request("opened"))}).encode()
+        status, _ = await srv.deliver("pull_request", body=body, delivery="form-1",
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 202 and seen == [("pull_request", "opened", "form-1")]
+
+
+async def test_another_content_type_gets_415(server):
+    status, answer = await server.deliver("pull_request", body=b"<xml/>", headers={"Content-Type": "text/xml"})
+    assert status == 415 and "application/json" in answer["message"]
