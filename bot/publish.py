@@ -34,11 +34,22 @@ class Publisher:
         self.min_interval = min_interval
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._targets: dict[Hashable, _Target] = {}
+        # When each key was last written; kept after its writer ends, or a write after a quiet
+        # spell would not wait for the interval (pruned once older than the interval).
+        self._last: dict[Hashable, float] = {}
         self.writes = 0
+
+    def note_write(self, key: Hashable) -> None:
+        """Count a write made elsewhere (e.g. the check run's creation) against ``key``'s interval."""
+        self._last[key] = self._clock()
 
     def mark(self, key: Hashable, write: Write, *, urgent: bool = False) -> None:
         """Ask for ``write`` to run soon; it replaces any write still waiting for ``key``."""
-        target = self._targets.setdefault(key, _Target())
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = _Target()
+            target.last = self._last.get(key, 0.0)
+            self._prune()
         target.write = write
         target.dirty = True
         if urgent:
@@ -57,7 +68,7 @@ class Publisher:
             target.urgent.clear()
             target.dirty = False
             write = target.write
-            target.last = self._clock()
+            target.last = self._last[key] = self._clock()
             if write is None:
                 continue
             try:
@@ -67,6 +78,11 @@ class Publisher:
                 log.exception("publishing %s failed", key)
         if self._targets.get(key) is target and not target.dirty:
             del self._targets[key]
+
+    def _prune(self) -> None:
+        if len(self._last) > 1024:
+            horizon = self._clock() - self.min_interval
+            self._last = {k: t for k, t in self._last.items() if t > horizon or k in self._targets}
 
     async def flush(self, key: Hashable) -> None:
         """Write the newest state of ``key`` now and wait until it is written."""

@@ -1,0 +1,89 @@
+"""Latest-state-wins publishing: bursts collapse, the interval holds, final states go out at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.publish import Publisher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_burst_of_marks_while_a_write_is_in_flight_becomes_one_more_write():
+    publisher = Publisher(min_interval=0)
+    written: list[int] = []
+    gate = asyncio.Event()
+
+    def write_of(n: int):
+        async def write() -> None:
+            if n == 0:
+                await gate.wait()
+            written.append(n)
+        return write
+
+    publisher.mark("k", write_of(0))
+    await asyncio.sleep(0)
+    for n in range(1, 10):
+        publisher.mark("k", write_of(n))
+    gate.set()
+    await publisher.flush("k")
+    assert written == [0, 9]
+
+
+async def test_the_interval_holds_after_a_quiet_spell_too():
+    clock = Clock()
+    publisher = Publisher(min_interval=3.0, clock=clock)
+    written: list[str] = []
+
+    async def write() -> None:
+        written.append("w")
+
+    publisher.mark("k", write)
+    await publisher.flush("k")  # first write: at once
+    clock.now += 0.5
+    publisher.mark("k", write)  # the writer had ended; the next write must still wait
+    await asyncio.sleep(0.05)
+    assert written == ["w"]
+    await publisher.flush("k")  # a final state is not held back
+    assert written == ["w", "w"]
+    await publisher.close()
+
+
+async def test_a_write_made_elsewhere_counts_against_the_interval():
+    clock = Clock()
+    publisher = Publisher(min_interval=3.0, clock=clock)
+    written: list[str] = []
+
+    async def write() -> None:
+        written.append("w")
+
+    publisher.note_write("k")
+    publisher.mark("k", write)
+    await asyncio.sleep(0.05)
+    assert written == []
+    await publisher.close()
+    assert written == ["w"]  # close() writes what is pending instead of dropping it
+
+
+async def test_a_failing_write_is_logged_and_does_not_stop_later_ones(caplog):
+    publisher = Publisher(min_interval=0)
+    written: list[str] = []
+
+    async def boom() -> None:
+        raise RuntimeError("GitHub said no")
+
+    async def ok() -> None:
+        written.append("ok")
+
+    publisher.mark("k", boom)
+    await publisher.flush("k")
+    publisher.mark("k", ok)
+    await publisher.flush("k")
+    assert written == ["ok"]
+    assert any("publishing" in r.getMessage() for r in caplog.records)
