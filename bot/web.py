@@ -68,6 +68,13 @@ class Bot:
                 settings=settings, github=None, auth=self.auth, dp=settings.devpod,
                 max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
                 sync_debounce=settings.sync_debounce)
+        self.agent_runs: Any = None  # bot.agent_runs.AgentRuns: /devenv agent run|stop
+        if self.environments is not None and settings.agent is not None:
+            from bot.agent_runs import AgentRuns, progress_interval_from_env
+
+            self.agent_runs = AgentRuns(
+                manager=self.environments, settings=settings.agent, github_url=settings.github_url,
+                prefix=settings.command_prefix, progress_interval=progress_interval_from_env(settings.environ))
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
@@ -93,6 +100,8 @@ class Bot:
     async def stop(self) -> None:
         self.ready = False
         await self.tasks.drain(self.settings.shutdown_grace)
+        if self.agent_runs is not None:
+            await self.agent_runs.drain(self.settings.shutdown_grace)
         if self.environments is not None:
             await self.environments.drain(self.settings.shutdown_grace)
         if self.exposure is not None:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 router = routing.Router()
 
-NOT_YET = ("agent run", "agent stop")
+NOT_YET: tuple[str, ...] = ()  # verbs the parser knows but this version cannot run yet
+AGENT_VERBS = ("agent run", "agent stop")
 BUILDS = ("up", "recreate", "reset", "approve")  # a writer asking for these vouches for the current head
 
 
@@ -71,6 +72,10 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
         await reply("refused", command=command, need=need, have=have)
         await pr.react(comment["id"], "confused")
         return
+    if verb in AGENT_VERBS:
+        await agent_command(ctx, verb, result.prompt, info=info, pull=pull, have=have, login=login,
+                            comment_id=comment["id"], command=settings.agent.command, reply=reply, pr=pr)
+        return
     await pr.react(comment["id"], "eyes")
     if pull.get("state") == "closed" and verb not in ("delete", "status"):
         await reply("closed", command=command)
@@ -85,6 +90,32 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
     if verb == "approve":
         kind = "sync" if record.env_sha and record.state in ("running", "failed", "updating") else "up"
     manager.request(info, kind, requested_by=login, comment_id=comment["id"], approve=approve)
+
+
+async def agent_command(ctx: Context, verb: str, prompt: str | None, *, info: PullInfo, pull: dict[str, Any],
+                        have: str, login: str, comment_id: int, command: Any, reply: Any,
+                        pr: PullRequestAPI) -> None:
+    """``agent run`` / ``agent stop`` (permission already checked): hand them to the Bot's AgentRuns.
+
+    The repository's ``agent.command`` (``.github/devenv.yml`` from the base commit) overrides
+    the deployment's agent argv when set.
+    """
+    runs = ctx.bot.agent_runs
+    if runs is None:
+        await reply("not_yet", command=f"{ctx.bot.settings.command_prefix} {verb}", verb=verb)
+        return
+    if verb == "agent stop":
+        await runs.stop(info, login, comment_id)
+        return
+    if pull.get("state") == "closed":
+        await reply("closed", command=f"{ctx.bot.settings.command_prefix} {verb}")
+        await pr.react(comment_id, "confused")
+        return
+    manager = ctx.bot.environments
+    record = manager.record_for(info)
+    if record.trusted is None:
+        manager.set_trust(info, await is_trusted(ctx, info))
+    await runs.start(info, prompt or "", login, comment_id, permission=have, command=command)
 
 
 def help_lists(have: str, prefix: str, required=REQUIRED_PERMISSION_DEFAULTS.__getitem__) -> dict[str, str]:

@@ -25,5 +25,5 @@ def test_app_yml_permissions_cover_what_the_code_uses():
     assert perms["checks"] == "write"
     assert perms["issues"] == "write"
     assert perms["pull_requests"] == "write"
-    assert perms["contents"] == "read"
+    assert perms["contents"] == "write"  # the agent's push token (contents:write, one repository)
     assert perms["metadata"] == "read"

@@ -1,0 +1,385 @@
+"""``/devenv agent run`` and ``/devenv agent stop``: one coding-agent run per environment.
+
+Design (user-facing rules in ``docs/agent.md``):
+
+* :meth:`AgentRuns.start` decides *synchronously* whether a run may begin (prompt, API
+  key, trust, one run per environment) and registers it before its first ``await``, so
+  two requests racing each other cannot both start. A refusal is a reply comment that
+  says why and what to do.
+* The run itself is a task kept in :attr:`AgentRuns.runs` (one per workspace id) and
+  drained by :meth:`drain` on shutdown. It reacts 👀, creates the ``devenv agent`` check
+  run on the PR head, brings the environment up if needed (through the environment
+  manager, waiting for its slot to go idle), mints a push token when allowed, calls
+  :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that
+  quotes the request, 🚀 or 😕 on the command comment.
+* Progress goes through a :class:`~bot.publish.Publisher`: each stream event only marks
+  the check run dirty; it is re-rendered from the newest state at most once per
+  ``progress_interval`` seconds, and the final state is flushed at once.
+* Secrets: the API key and the push token are masked in every text (``run_agent`` masks
+  the stream; the final texts are masked again here) and added to the log redactor. No
+  token is ever minted for a fork PR or for an untrusted PR (untrusted PRs get no run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bot import devpod, logs
+from bot.agent import AgentPromptError, AgentResult, AgentSettings, Progress, render_progress, run_agent, stdin_payload
+from bot.commands import permission_allows
+from bot.markdown import escape, fenced, truncate_bytes
+from bot.publish import Publisher
+from bot.pulls import PullRequestAPI, check_output
+from bot.templating import render
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns", "progress_interval_from_env"]
+
+CHECK_NAME = "devenv agent"
+#: How much of the request is quoted in the check run and the final comment (UTF-8 bytes).
+REQUEST_QUOTE_BYTES = 2000
+#: How many of the last output lines a failed run shows, and at most how many bytes of them.
+TAIL_LINES = 20
+TAIL_BYTES = 4000
+PROGRESS_BYTES = 12000
+#: The environment states in which an up (or a sync) is already on its way.
+STARTING = ("queued", "creating", "updating")
+
+TITLES = {
+    "success": "The agent finished",
+    "failure": "The agent run failed",
+    "cancelled": "The agent run was cancelled",
+    "timed_out": "The agent run timed out",
+    "missing_agent": "The coding agent is not installed in this environment",
+}
+HEADLINES = {
+    "success": "the agent finished the run you asked for",
+    "failure": "the agent run you asked for failed",
+    "cancelled": "the agent run you asked for was cancelled",
+    "timed_out": "the agent run you asked for hit its time limit and was stopped",
+    "missing_agent": "the agent run you asked for could not start: the coding agent is not installed in "
+                     "this environment",
+}
+CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancelled", "timed_out": "timed_out",
+               "missing_agent": "action_required"}
+
+
+def progress_interval_from_env(env: dict[str, str], default: float = 5.0) -> float:
+    """``DEVENV_AGENT_PROGRESS_INTERVAL``: seconds between two check-run updates of a run (0: every event)."""
+    raw = (env.get("DEVENV_AGENT_PROGRESS_INTERVAL") or "").strip()
+    if not raw:
+        return default
+    if raw in ("0", "0s", "0.0"):
+        return 0.0
+    return devpod._seconds("DEVENV_AGENT_PROGRESS_INTERVAL", raw)  # noqa: SLF001  (one parser for durations)
+
+
+@dataclasses.dataclass
+class AgentRun:
+    """One run, from the request to its final comment."""
+
+    ws_id: str
+    info: Any  # bot.environments.PullInfo
+    prompt: str
+    requested_by: str
+    comment_id: int | None
+    settings: AgentSettings
+    may_push: bool
+    cancel: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    check_run_id: int | None = None
+    stopped_by: str | None = None
+    shutting_down: bool = False
+    #: ``agent stop`` comments to answer with 🚀 once the run has ended.
+    stop_comments: list[int] = dataclasses.field(default_factory=list)
+    progress: Progress | None = None
+    status: str = "Waiting for the environment"
+    note: str | None = None
+    started_at: float = dataclasses.field(default_factory=time.time)
+
+
+class AgentRuns:
+    """The Bot's agent runs; one at a time per environment."""
+
+    def __init__(self, *, manager: Any, settings: AgentSettings, github_url: str, prefix: str = "/devenv",
+                 progress_interval: float = 5.0, poll_interval: float = 0.1, up_timeout: float | None = None) -> None:
+        self.manager = manager
+        self.settings = settings
+        self.github_url = github_url.rstrip("/")
+        self.prefix = prefix
+        self.poll_interval = poll_interval
+        self.up_timeout = up_timeout if up_timeout is not None else manager.dp.up_timeout
+        self.publisher = Publisher(min_interval=progress_interval)
+        self.runs: dict[str, AgentRun] = {}
+        logs.redactor.add(settings.api_key)
+
+    # ------------------------------------------------------------------ requests
+    async def start(self, info: Any, prompt: str, requested_by: str, comment_id: int | None, *,
+                    permission: str = "write", command: Sequence[str] | None = None) -> AgentRun | None:
+        """Start a run, or reply why not (and return None). Returns once the run is registered."""
+        pr = self._pr(info)
+        ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
+        settings = self.settings
+        refusal: dict[str, Any] | None = None
+        if command:
+            try:
+                settings = dataclasses.replace(settings, command=tuple(command))
+            except ValueError as exc:
+                refusal = {"kind": "bad_command", "message": escape(str(exc))}
+        if refusal is None:
+            try:
+                stdin_payload(prompt, settings)
+            except AgentPromptError as exc:
+                refusal = {"kind": "prompt", "message": escape(str(exc))}
+        if refusal is None and not settings.api_key:
+            refusal = {"kind": "no_key"}
+        record = self.manager.find(info)
+        if refusal is None and (record is None or not record.trusted):
+            refusal = {"kind": "untrusted"}
+        if refusal is None and ws_id in self.runs:
+            refusal = {"kind": "busy", "running_by": self.runs[ws_id].requested_by,
+                       "stop_command": f"{self.prefix} agent stop"}
+        if refusal is not None:
+            log.info("agent run on %s refused: %s", info.ref, refusal["kind"])
+            await self._reply_refusal(pr, requested_by, comment_id, refusal)
+            return None
+        run = AgentRun(ws_id=ws_id, info=info, prompt=prompt, requested_by=requested_by, comment_id=comment_id,
+                       settings=settings,
+                       may_push=not info.fork and not record.fork and permission_allows(permission, "write"))
+        self.runs[ws_id] = run  # registered before the first await: a second request is refused
+        run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
+        return run
+
+    async def stop(self, info: Any, requested_by: str, comment_id: int | None = None) -> bool:
+        """Ask the running agent to stop (SIGINT); reply "no agent is running" if there is none."""
+        pr = self._pr(info)
+        ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
+        run = self.runs.get(ws_id)
+        if run is None or run.task is None or run.task.done():
+            await self._reply_refusal(pr, requested_by, comment_id, {"kind": "not_running"})
+            return False
+        log.info("%s asked to stop the agent run on %s", requested_by, info.ref)
+        if run.stopped_by is None:
+            run.stopped_by = requested_by
+        if comment_id is not None:
+            run.stop_comments.append(comment_id)
+            await self._react(pr, comment_id, "eyes")
+        run.cancel.set()
+        return True
+
+    def running(self, info: Any) -> AgentRun | None:
+        return self.runs.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
+
+    async def idle(self) -> None:
+        """Wait until no run is going and every check-run update is written (tests)."""
+        while True:
+            tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+            tasks += self.publisher.tasks()
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self, grace: float) -> None:
+        """On shutdown: interrupt every run (each concludes as cancelled), wait ``grace``, then cancel."""
+        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        for run in self.runs.values():
+            run.shutting_down = True
+            run.cancel.set()
+        if tasks:
+            log.info("stopping %d agent run(s)", len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.publisher.close()
+
+    # ------------------------------------------------------------------ the run
+    async def _run(self, run: AgentRun) -> None:
+        pr = self._pr(run.info)
+        with logs.context(repo=run.info.ref.full_name, pr=run.info.ref.number):
+            try:
+                await self._run_inner(run, pr)
+            except asyncio.CancelledError:
+                # Shutdown past its grace: say so rather than leave the check run in progress.
+                with contextlib.suppress(Exception):
+                    await self._conclude_early(run, pr, "cancelled", "devenv-bot was shut down during the run.")
+                raise
+            except Exception as exc:
+                log.exception("agent run on %s failed", run.ws_id)
+                with contextlib.suppress(Exception):
+                    await self._conclude_early(run, pr, "failure", f"devenv-bot hit an internal error "
+                                               f"({exc.__class__.__name__}); this is a bug, the log has the details.")
+            finally:
+                if self.runs.get(run.ws_id) is run:
+                    del self.runs[run.ws_id]
+
+    async def _run_inner(self, run: AgentRun, pr: PullRequestAPI) -> None:
+        if run.comment_id is not None:
+            await self._react(pr, run.comment_id, "eyes")
+        run.check_run_id = await pr.create_check(
+            name=CHECK_NAME, head_sha=run.info.head_sha, external_id=run.ws_id, status="in_progress",
+            output=check_output("Waiting for the environment", self._summary(run)))
+        problem = await self._ensure_up(run)
+        if problem is not None:
+            outcome, message = problem
+            await self._conclude_early(run, pr, outcome, message)
+            return
+        extra_env = await self._push_env(run)
+        masker = devpod.Masker([v for v in (run.settings.api_key, *extra_env.values()) if v])
+        run.status = "Agent running"
+        self._publish(run)
+
+        def on_progress(progress: Progress) -> None:
+            run.progress = progress
+            self._publish(run)
+
+        result = await run_agent(self.manager.dp, run.ws_id, run.prompt, settings=run.settings, masker=masker,
+                                 on_progress=on_progress, cancel=run.cancel, extra_env=extra_env or None)
+        run.progress = result.progress
+        await self._conclude(run, pr, result, masker)
+
+    async def _ensure_up(self, run: AgentRun) -> tuple[str, str] | None:
+        """Bring the environment up if it is not running; None when it is, else (outcome, message)."""
+        manager = self.manager
+        record = manager.find(run.info)
+        if record is not None and record.state == "running":
+            return None
+        if record is None or record.state not in STARTING:
+            manager.request(run.info, "up", requested_by=run.requested_by)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.up_timeout + 60
+        while True:
+            if run.cancel.is_set():
+                return "cancelled", "The agent run was cancelled before the environment was ready."
+            slot = manager.slots.get(run.ws_id)
+            if slot is None or (slot.running is None and not slot.pending):
+                break
+            if loop.time() > deadline:
+                return "timed_out", "The environment did not become ready in time, so the agent did not run."
+            await asyncio.sleep(self.poll_interval)
+        record = manager.find(run.info)
+        if record is not None and record.state == "running":
+            return None
+        state = record.state if record is not None else "none"
+        return "failure", (f"The environment could not be started (it is {escape(state)}), so the agent did not "
+                           f"run. The `devenv` check run and the pull request's environment comment say why.")
+
+    async def _push_env(self, run: AgentRun) -> dict[str, str]:
+        """``GH_TOKEN``: contents:write on this one repository, for same-repository PRs asked by writers."""
+        auth = self.manager.auth
+        if not run.may_push or run.info.fork or auth is None:
+            if run.info.fork:
+                run.note = "No push token: this pull request comes from a fork, so the agent cannot push."
+            elif not run.may_push:
+                run.note = "No push token: the requester does not have write access, so the agent cannot push."
+            return {}
+        try:
+            answer = await auth.mint(run.info.ref.installation_id,
+                                     {"repositories": [run.info.ref.repo], "permissions": {"contents": "write"}})
+        except Exception as exc:
+            log.warning("could not mint a push token for the agent on %s: %s", run.ws_id, exc)
+            run.note = ("No push token: GitHub refused to mint one (has the app been granted *Contents: write*?), "
+                        "so the agent cannot push.")
+            return {}
+        token = answer["token"]
+        logs.redactor.add(token)
+        return {"GH_TOKEN": token}
+
+    # ------------------------------------------------------------------ concluding
+    async def _conclude(self, run: AgentRun, pr: PullRequestAPI, result: AgentResult, masker: devpod.Masker) -> None:
+        outcome = result.outcome
+        message = self._message(run, result, masker)
+        tail = ""
+        if outcome not in ("success", "missing_agent") and result.tail:
+            lines = [masker.mask(line) for line in result.tail[-TAIL_LINES:]]
+            tail = fenced(truncate_bytes(masker.mask("\n".join(lines)), TAIL_BYTES))
+        await self._finish(run, pr, outcome, message, tail)
+
+    def _message(self, run: AgentRun, result: AgentResult, masker: devpod.Masker) -> str:
+        outcome = result.outcome
+        if outcome == "missing_agent":
+            return result.final_message  # the bot's own how-to text (Markdown)
+        if outcome == "success" or (result.progress.final is not None and outcome == "failure"):
+            return ""  # the final message is in the progress view (fenced)
+        text = escape(masker.mask(result.final_message))
+        if run.shutting_down and outcome == "cancelled":
+            text += " devenv-bot was restarting; ask again once it is back."
+        return text
+
+    async def _conclude_early(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str) -> None:
+        await self._finish(run, pr, outcome, message, "")
+
+    async def _finish(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str, tail: str) -> None:
+        conclusion = CONCLUSIONS[outcome]
+        run.status = TITLES[outcome]
+        if run.check_run_id is not None:
+            self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
+            await self.publisher.flush(("agent-check", run.ws_id, run.check_run_id))
+        body = render("agent_result.md.j2", login=run.requested_by, headline=HEADLINES[outcome],
+                      stopped_by=run.stopped_by if outcome == "cancelled" else None,
+                      request=self._request(run), message=message, note=run.note,
+                      progress=self._progress(run, limit=PROGRESS_BYTES), tail=tail)
+        try:
+            await pr.reply(body)
+        except Exception:
+            log.exception("posting the agent's final comment on %s failed", run.ws_id)
+        if run.comment_id is not None:
+            await self._react(pr, run.comment_id, "rocket" if outcome == "success" else "confused")
+        for comment_id in run.stop_comments:
+            await self._react(pr, comment_id, "rocket")
+        log.info("agent run on %s ended: %s", run.ws_id, outcome)
+
+    # ------------------------------------------------------------------ rendering and writing
+    def _request(self, run: AgentRun) -> str:
+        return fenced(truncate_bytes(run.prompt, REQUEST_QUOTE_BYTES))
+
+    def _progress(self, run: AgentRun, *, limit: int) -> str:
+        if run.progress is None:
+            return ""
+        return render_progress(run.progress, status=run.status, limit_bytes=limit)
+
+    def _summary(self, run: AgentRun, *, message: str = "") -> str:
+        return render("agent_check.md.j2", requested_by=run.requested_by, stopped_by=run.stopped_by,
+                      request=self._request(run), message=message, note=run.note,
+                      progress=self._progress(run, limit=20000))
+
+    def _publish(self, run: AgentRun, *, conclusion: str | None = None, message: str = "", tail: str = "",
+                 urgent: bool = False) -> None:
+        if run.check_run_id is None:
+            return
+        check_id = run.check_run_id
+        pr = self._pr(run.info)
+        details = f"{self.github_url}/{run.info.ref.owner}/{run.info.ref.repo}/pull/{run.info.ref.number}"
+        status = "completed" if conclusion else "in_progress"
+        title = run.status
+
+        async def write() -> None:
+            text = f"**Last output lines:**\n\n{tail}" if tail else None
+            await pr.update_check(check_id, status=status, conclusion=conclusion,
+                                  details_url=details if conclusion == "action_required" else None,
+                                  output=check_output(title, self._summary(run, message=message), text))
+
+        self.publisher.mark(("agent-check", run.ws_id, check_id), write, urgent=urgent)
+
+    def _pr(self, info: Any) -> PullRequestAPI:
+        return PullRequestAPI(self.manager.github.installation(info.ref.installation_id), info.ref)
+
+    async def _reply_refusal(self, pr: PullRequestAPI, login: str, comment_id: int | None,
+                             values: dict[str, Any]) -> None:
+        await pr.reply(render("agent_reply.md.j2", login=login, **values))
+        if comment_id is not None:
+            await self._react(pr, comment_id, "confused")
+
+    @staticmethod
+    async def _react(pr: PullRequestAPI, comment_id: int, content: str) -> None:
+        try:
+            await pr.react(comment_id, content)
+        except Exception:
+            log.exception("reacting %s to comment %s failed", content, comment_id)
