@@ -17,6 +17,9 @@ serve UNTRUSTED pull-request code, and a backend sees every cookie its host rece
   user's permission is too low (nginx passes 403 through), 200 otherwise.  Permissions come from
   ``GET /repos/{o}/{r}/collaborators/{login}/permission`` asked with the *installation* token and
   cached for ``permission_ttl`` seconds; one lookup per (repo, user) is in flight at a time.
+* An allowed user whose environment is stopped (or waking) gets a page saying so and how to wake it
+  instead of the proxy's 502: Traefik gets it from ``/auth/check``; ingress-nginx, which drops the
+  auth answer's body, gets a 401 and so sends the browser to ``/auth/login``, which shows it.
 
 GitHub tokens never leave the callback: the user token is used once for ``GET /user`` and dropped;
 cookies and URLs carry only signed identities and one-time codes.  Codes and pending logins live in
@@ -191,6 +194,19 @@ class WorkspaceDirectory(Protocol):
     def record_activity(self, ws_id: str, when: float) -> None:
         """Someone allowed just used the workspace (for idle stop).  Must be cheap."""
 
+    # Optional: ``state(ws_id) -> str | None``, the environment's state (``running``, ``stopped`` …);
+    # without it every known workspace counts as running.
+
+
+#: States in which the workspace pod is not there to answer: the check shows a page instead of a 502.
+STOPPED_STATES = frozenset({"stopping", "stopped"})
+STARTING_STATES = frozenset({"queued", "creating"})
+
+
+def workspace_state(directory: WorkspaceDirectory, ws_id: str) -> str | None:
+    state = getattr(directory, "state", None)
+    return state(ws_id) if callable(state) else None
+
 
 class DictDirectory:
     """A directory held in dicts: for tests, and as the shape of the real one."""
@@ -199,6 +215,7 @@ class DictDirectory:
                  ports: Mapping[tuple[str, str], str] | None = None) -> None:
         self.workspaces: dict[str, Workspace] = dict(workspaces or {})
         self.ports: dict[tuple[str, str], str] = dict(ports or {})
+        self.states: dict[str, str] = {}
         self.activity: dict[str, float] = {}
 
     def lookup(self, ws_id: str) -> Workspace | None:
@@ -206,6 +223,9 @@ class DictDirectory:
 
     def port_permission(self, ws_id: str, port: str) -> str | None:
         return self.ports.get((ws_id, port))
+
+    def state(self, ws_id: str) -> str | None:
+        return self.states.get(ws_id)
 
     def record_activity(self, ws_id: str, when: float) -> None:
         self.activity[ws_id] = when
@@ -227,6 +247,10 @@ class EnvironmentDirectory:
 
     def port_permission(self, ws_id: str, port: str) -> str | None:
         return self.ports(ws_id, port) if self.ports is not None else None
+
+    def state(self, ws_id: str) -> str | None:
+        record = self.manager.records.get(ws_id)
+        return record.state if record is not None else None
 
     def record_activity(self, ws_id: str, when: float) -> None:
         self.activity[ws_id] = when
@@ -545,6 +569,16 @@ async def check(request: web.Request) -> web.Response:
             resp = web.Response(status=401, text="sign in at /auth/login\n")
         resp.headers["Cache-Control"] = "no-store"
         return resp
+    if decision.status == 200 and workspace_state(access.directory, ws_id) in STOPPED_STATES | STARTING_STATES:
+        # The pod is not there: without this the proxy would show a bare 502.  Traefik shows our
+        # answer as is.  ingress-nginx shows only its own page for a 403 (the auth response's body
+        # is dropped) and a 500 for anything but 401/403, so it gets a 401: it sends the browser to
+        # /auth/login, which finds the bot-host sign-in and shows the same page there.
+        if traefik:
+            return _paused_page(access, ws_id, port)
+        resp = web.Response(status=401, text="the environment is not running; see /auth/login\n")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     if decision.status == 200:
         assert decision.identity is not None
         access.directory.record_activity(ws_id, access.clock())
@@ -569,6 +603,9 @@ async def login(request: web.Request) -> web.Response:
                       "people in to its own previews.")
     identity = access.session_identity(request.headers.get("Cookie", ""))
     if identity is not None:
+        paused = await _paused_answer(access, identity, target)
+        if paused is not None:
+            return paused
         return _handoff_redirect(access, identity, target)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
@@ -589,6 +626,46 @@ async def login(request: web.Request) -> web.Response:
                     access.signer.dumps("login", {"b": browser, "e": int(access.clock() + s.login_ttl)}),
                     max_age=int(s.login_ttl), path="/", httponly=True, secure=s.bot_secure, samesite="Lax")
     return resp
+
+
+def _paused_page(access: Access, ws_id: str, port: str) -> web.Response:
+    """The page for an allowed user whose environment is stopped or (re)starting (503, no-store)."""
+    ws = access.directory.lookup(ws_id)
+    state = workspace_state(access.directory, ws_id) or ""
+    bot_settings = getattr(access.bot, "settings", None)
+    prefix = getattr(bot_settings, "command_prefix", "/devenv")
+    pr_url = (f"{access.settings.github_url}/{ws[1]}/{ws[2]}/pull/{ws[3]}" if ws is not None else None)
+    resp = _page(503, "access_stopped.html", starting=state in STARTING_STATES, prefix=prefix, pr_url=pr_url,
+                 ws=Workspace(*ws) if ws is not None else None, port=port, ide=port == IDE_PORT)
+    resp.headers["Retry-After"] = "30"
+    return resp
+
+
+async def _paused_answer(access: Access, identity: Identity, target: PreviewTarget) -> web.Response | None:
+    """On the bot host, for a signed-in user sent here by ingress-nginx: the stopped page, if the
+    preview's environment is not running and the user may open it (else the usual refusal)."""
+    split = access.port_and_workspace(target.host)
+    if split is None:
+        return None
+    port, ws_id = split
+    if workspace_state(access.directory, ws_id) not in STOPPED_STATES | STARTING_STATES:
+        return None
+    ws = access.directory.lookup(ws_id)
+    if ws is None:
+        return None
+    ws = Workspace(*ws)
+    need = access.need_for(ws_id, port)
+    try:
+        have = await access.permission(ws, identity.login)
+    except Exception as exc:
+        log.warning("could not ask GitHub for %s's permission on %s/%s: %s", identity.login, ws.owner, ws.repo,
+                    exc.__class__.__name__)
+        return _page(503, "access_denied.html", why="GitHub did not answer", login=identity.login, need=need,
+                     have="", ws=ws, port=port, ide=port == IDE_PORT, host=target.host)
+    if not permission_allows(have, need):
+        return _page(403, "access_denied.html", why="permission", login=identity.login, need=need, have=have,
+                     ws=ws, port=port, ide=port == IDE_PORT, host=target.host)
+    return _paused_page(access, ws_id, port)
 
 
 def _handoff_redirect(access: Access, identity: Identity, target: PreviewTarget) -> web.Response:

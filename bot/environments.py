@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +52,29 @@ VERB_TITLES = {
     "stop": "Stopping the environment", "delete": "Deleting the environment",
     "status": "Checking the environment",
 }
+
+
+#: Seconds the start-up sweep of orphaned browser links may take before it is left for the next start.
+ORPHAN_SWEEP_TIMEOUT = 60.0
+
+
+def exposure_reason(exc: BaseException, *, detail: bool = True) -> str:
+    """A short, human reason for a failed Kubernetes call (no tracebacks). ``detail=False`` leaves out
+    the API server's message (it names service accounts and namespaces): for the public PR comment."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        message = ""
+        try:
+            message = str(json.loads(getattr(exc, "body", None) or "{}").get("message") or "")
+        except (ValueError, AttributeError):
+            pass
+        reason = getattr(exc, "reason", None) or ""
+        text = f"the Kubernetes API answered {status} {reason}".rstrip()
+        return f"{text} ({message[:200]})" if message and detail else text
+    if isinstance(exc, asyncio.TimeoutError):
+        return "the Kubernetes API did not answer in time"
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _ids(comment_id: int | None) -> list[int]:
@@ -177,6 +201,7 @@ class EnvironmentManager:
             await self.prepare_devpod()
         except Exception:
             log.exception("preparing DevPod failed; environments will fail until it is fixed")
+        await self._remove_orphan_links()
         for record in list(self.records.values()):
             unfinished = ([record.op] if record.op is not None else []) + list(record.pending)
             record.op, record.pending = None, []
@@ -184,6 +209,77 @@ class EnvironmentManager:
                 op.resumed = True
                 log.info("resuming %s of %s after a restart", op.kind, record.ws_id)
                 self._enqueue(record, op)
+
+    async def _remove_orphan_links(self) -> None:
+        """Delete the cluster objects of workspaces the bot no longer knows (deleted while it was down).
+
+        Runs before any webhook is handled, so a workspace created meanwhile cannot be mistaken
+        for an orphan.  A failure only means the orphans stay until the next start."""
+        if self.exposure is None:
+            return
+        live = [ws_id for ws_id, r in self.records.items() if r.state != "deleted"]
+        try:
+            gone = await asyncio.wait_for(self.exposure.remove_orphans(live), ORPHAN_SWEEP_TIMEOUT)
+        except Exception as exc:
+            log.warning("could not remove the browser links of deleted environments: %s", exposure_reason(exc))
+        else:
+            if gone:
+                log.info("removed the browser links of %d deleted environment(s): %s", len(gone), sorted(gone))
+
+    async def _expose(self, record: EnvRecord) -> None:
+        """Create or update the browser links of a running environment; a failure is told, not fatal."""
+        if self.exposure is None:
+            return
+        from bot.exposure import ExposureError, exposed_workspace
+
+        ports: dict[str, int] = {}
+        refused: list[str] = []
+        for p in record.ports:  # one port the router cannot serve must not cost the others their links
+            try:
+                exposed_workspace(self.exposure.settings, record.ws_id, None, {**ports, p["name"]: p["port"]})
+            except ExposureError as exc:
+                refused.append(str(exc))
+            else:
+                ports[p["name"]] = p["port"]
+        try:
+            links = await self.exposure.apply(
+                record.ws_id, {"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)},
+                ports=ports, folder=self._workspace_folder(record.ws_id))
+        except Exception as exc:
+            log.warning("browser links of %s could not be created: %s", record.ws_id, exposure_reason(exc))
+            # In the public comment: the status, or the bot's own manifest error, never the API's text.
+            reason = (str(exc) if isinstance(exc, ExposureError)
+                      else exposure_reason(exc, detail=False) if getattr(exc, "status", None)
+                      or isinstance(exc, asyncio.TimeoutError) else f"{exc.__class__.__name__} (see the bot's log)")
+            record.links = []
+            record.note = (f"Browser links could not be created: {reason}. The environment works over SSH "
+                           "(see below); the links are tried again on the next push or `"
+                           f"{self.settings.command_prefix} up`.")
+            return
+        declared = {p["name"]: p.get("permission") for p in record.ports}
+        record.links = [{"name": link.name, "url": link.url,
+                         "permission": declared.get(link.name) or link.permission} for link in links]
+        if refused:
+            log.warning("ports of %s got no link: %s", record.ws_id, "; ".join(refused))
+            record.note = "Some ports got no browser link: " + "; ".join(refused) + "."
+
+    async def _unexpose(self, record: EnvRecord) -> None:
+        record.links = []
+        if self.exposure is None:
+            return
+        try:
+            await self.exposure.remove(record.ws_id)
+        except Exception as exc:  # the next start sweeps them as orphans
+            log.warning("browser links of %s could not be removed: %s", record.ws_id, exposure_reason(exc))
+
+    def _workspace_folder(self, ws_id: str) -> str | None:
+        """Where DevPod put the sources in the container (``workspace_result.json``), if it says."""
+        path = self.dp.home / "contexts" / self.dp.context / "workspaces" / ws_id / "workspace_result.json"
+        try:
+            folder = json.loads(path.read_text())["SubstitutionContext"]["ContainerWorkspaceFolder"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return folder if isinstance(folder, str) and folder.startswith("/") else None
 
     async def prepare_devpod(self) -> None:
         """Idempotent: add the provider only if absent, else set its options; harden the context."""
@@ -437,6 +533,7 @@ class EnvironmentManager:
                 name=CHECK_NAME, head_sha=op.head_sha, external_id=record.ws_id, status=status,
                 output=check_output(title, self._summary(record, op)))
             record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
+            self.publisher.note_write(("check", record.ws_id, op.check_run_id))
             self._save(record)
         elif op.kind in BUILD_OPS and op.resumed:
             self._publish_check(record, op, status="in_progress", title=self._title(op))
@@ -572,10 +669,12 @@ class EnvironmentManager:
             record.errors = record.errors if kind == "status" else []
             if kind in BUILD_OPS:
                 record.state, record.env_sha = "running", op.head_sha
+                await self._expose(record)
             elif kind == "stop":
                 record.state = "stopped"
             elif kind == "delete":
                 record.state, record.env_sha = "deleted", None
+                await self._unexpose(record)
             else:
                 status = devpod.parse_status(result.stdout)
                 record.state = {"Running": "running", "Stopped": "stopped", "Busy": record.state,

@@ -56,7 +56,7 @@ import re
 import string
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bot.devpod import label_value
 
@@ -395,7 +395,9 @@ def service_manifest(settings: ExposureSettings, ws: ExposedWorkspace) -> dict[s
 def _link_of(settings: ExposureSettings, ws: ExposedWorkspace, port_name: str) -> Link:
     base = f"{settings.scheme}://{settings.host(port_name, ws.id)}/"
     if port_name == CODE_PORT_NAME:
-        return Link(port_name, f"{base}?folder={ws.folder}", settings.ide_permission)
+        # The folder comes from the PR's devcontainer.json: percent-encode it so the URL stays one
+        # opaque token wherever it is shown (a ``)`` would end a Markdown link).
+        return Link(port_name, f"{base}?folder={quote(ws.folder, safe='/')}", settings.ide_permission)
     return Link(port_name, base, settings.app_permission)
 
 
