@@ -32,6 +32,7 @@ import collections
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -571,7 +572,13 @@ class EnvironmentManager:
                     self._publish_check(record, op, status="in_progress", title=f"{self._title(op)}: {phase}")
 
         if kind == "sync":
-            blocked = await self._local_changes(record)
+            blocked, checked_out = await self._checkout_state(record)
+            if checked_out == op.head_sha:
+                # The new head was pushed from inside the environment (by someone working there, or
+                # the agent): it is already checked out, and rebuilding would throw the work away.
+                await self._conclude(record, op, devpod.RunResult(argv=[], exit_code=0, lines=[],
+                                                                  timed_out=False, duration=0.0))
+                return
             if blocked:
                 record.state, record.phase, record.op = "running", None, None
                 record.note = ("The environment has uncommitted changes, so it was **not** moved to the new "
@@ -640,12 +647,23 @@ class EnvironmentManager:
                 "access), so it gets no environment until a maintainer reviews it and comments "
                 f"`{prefix} approve`. The approval holds for the commit it was given on.")
 
-    async def _local_changes(self, record: EnvRecord) -> bool:
-        """True if the workspace reports uncommitted changes (unknown counts as none)."""
-        command = devpod.wrap_with_exit_marker("git status --porcelain --untracked-files=no 2>/dev/null")
+    async def _checkout_state(self, record: EnvRecord) -> tuple[bool, str | None]:
+        """(uncommitted changes?, the commit checked out) inside the workspace; unknown counts as
+        clean and None. Runs one fixed command over ``devpod ssh``: nothing user-controlled in it."""
+        command = devpod.wrap_with_exit_marker(
+            'echo "__DEVENV_HEAD=$(git rev-parse --verify -q HEAD 2>/dev/null)"; '
+            "git status --porcelain --untracked-files=no 2>/dev/null")
         result = await self._run(devpod.ssh_command_argv(self.dp, record.ws_id, command), self.dp.ssh_timeout)
         code, out = devpod.parse_exit_marker(result.stdout)
-        return code == 0 and bool(out.strip())
+        head, status = None, []
+        for line in out.splitlines():
+            if line.startswith("__DEVENV_HEAD="):
+                head = line.removeprefix("__DEVENV_HEAD=").strip() or None
+            elif line.strip():
+                status.append(line)
+        if head is not None and not re.fullmatch(r"[0-9a-f]{40}", head):
+            head = None
+        return code == 0 and bool(status), head
 
     async def _git_credentials(self, record: EnvRecord) -> dict[str, str] | None:
         """For private repositories, a read-only token narrowed to this repo, for one DevPod process."""

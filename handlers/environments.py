@@ -84,11 +84,14 @@ async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
             return
         approve = True  # a maintainer pushed: that is their approval of the new head
     live = record.state in ("running", "creating", "updating", "queued", "failed")
-    if live and settings.on_push != "ignore":
+    agent_busy = ctx.bot.agent_runs is not None and ctx.bot.agent_runs.running(info)
+    if live and settings.on_push != "ignore" and not agent_busy:
         kind = "recreate" if settings.on_push == "recreate" else "sync"
         manager.request(info, kind, requested_by=sender, approve=approve)
     elif record.comment_id is not None:
-        manager.refresh(info)  # stopped or ignored: the comment shows the environment is behind the new head
+        # Stopped, ignored, or an agent is at work (rebuilding would pull the floor from under it):
+        # the comment shows the environment is behind the new head.
+        manager.refresh(info)
 
 
 @router.register("pull_request", action="closed")

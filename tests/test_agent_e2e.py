@@ -340,3 +340,17 @@ async def test_the_repository_can_ask_for_more_than_write_to_run_the_agent(serve
     [reply] = replies(github)
     assert "needs **admin** access" in reply
     assert agent_checks(github) == []
+
+
+async def test_a_push_while_the_agent_works_does_not_rebuild_the_environment_under_it(server, github, devpod):
+    await open_pr(server, github)
+    payload = command(github, '/devenv agent run "#scenario:hang"')
+    await server.deliver("issue_comment", payload)
+    await server.settle()
+    await wait_until(lambda: (devpod.container_dir(WS) / ".agent-call.json").exists())
+    ups_before = len(devpod.calls("up"))
+    await server.deliver("pull_request", payloads.pull_request("synchronize", head_sha="9" * 40))
+    await server.settle()
+    assert len(devpod.calls("up")) == ups_before  # no sync while the agent runs
+    await server.deliver("issue_comment", command(github, "/devenv agent stop"))
+    await finish(server)

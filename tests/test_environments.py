@@ -97,6 +97,23 @@ async def test_a_clean_checkout_is_synced(server, github, devpod):
     assert len(devpod.calls("ssh")) == 1 and len(devpod.calls("up")) == 2
 
 
+async def test_a_head_pushed_from_inside_the_environment_is_not_rebuilt(server, github, devpod):
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    work = devpod.container_dir(WS)
+    work.mkdir(parents=True, exist_ok=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(git + ["init", "-q"], cwd=work, check=True)
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "made in the environment"], cwd=work, check=True)
+    pushed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    await server.deliver("pull_request", payloads.pull_request("synchronize", head_sha=pushed))
+    await server.settle()
+    assert len(devpod.calls("up")) == 1  # nothing rebuilt: the work there is kept
+    assert server.bot.environments.records[WS].env_sha == pushed
+    assert checks(github)[-1]["conclusion"] == "success"
+
+
 async def test_ten_quick_pushes_cost_at_most_two_devpod_runs_and_end_at_the_last_head(server, github, devpod):
     await server.deliver("pull_request", payloads.pull_request("opened"))
     await server.settle()
