@@ -13,8 +13,11 @@ serve UNTRUSTED pull-request code, and a backend sees every cookie its host rece
   ``<preview host>/_devenv/handoff`` (routed to the bot, not to the PR), which sets the host cookie.
 * ``/auth/check`` is the forward-auth endpoint (ingress-nginx ``auth-url``, Traefik ForwardAuth).
   It answers 401 without a valid cookie (nginx then redirects to ``auth-signin``; Traefik has no
-  sign-in hook, so a Traefik-style call gets the 302 itself), 403 with a page saying why when the
-  user's permission is too low (nginx passes 403 through), 200 otherwise.  Permissions come from
+  sign-in hook, so a Traefik-style call gets the 302 itself), 200 for an allowed user.  A signed-in
+  user who may not open the preview gets a page saying why (403; 503 when GitHub does not answer):
+  Traefik gets it from ``/auth/check`` itself; ingress-nginx, which shows its own bare page for a
+  403, gets a 401 and so sends the browser to ``/auth/login``, which knows the browser by its
+  bot-host session, checks again and shows the page there.  Permissions come from
   ``GET /repos/{o}/{r}/collaborators/{login}/permission`` asked with the *installation* token and
   cached for ``permission_ttl`` seconds; one lookup per (repo, user) is in flight at a time.
 * An allowed user whose environment is stopped (or waking) gets a page saying so and how to wake it
@@ -504,6 +507,10 @@ class Access:
         identity = self.host_identity(cookie_header, host)
         if identity is None:
             return Decision(401, why="not signed in")
+        return await self.decide_for(identity, port, ws_id)
+
+    async def decide_for(self, identity: Identity, port: str, ws_id: str) -> Decision:
+        """200, or 403 (no such environment, permission too low) or 503 (GitHub did not answer)."""
         ws = self.directory.lookup(ws_id)
         if ws is None:
             return Decision(403, identity, why="no such environment")
@@ -585,11 +592,24 @@ async def check(request: web.Request) -> web.Response:
         return web.Response(status=200, headers={
             "X-Devenv-User": decision.identity.login, "X-Devenv-User-Id": str(decision.identity.user_id),
             "X-Devenv-Permission": decision.permission or "", "Cache-Control": "no-store"})
+    # Signed in but refused (403) or undecided (503).  Traefik shows our answer as is.  ingress-nginx
+    # would show its own bare "403 Forbidden" (or a 500 for the 503): a 401 sends the browser to
+    # /auth/login instead, which knows it by the bot-host session and shows this page there.
+    if traefik:
+        return _refusal_page(access, decision, port, ws_id, target.host)
+    resp = web.Response(status=401, text="not allowed; see /auth/login\n")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _refusal_page(access: Access, decision: Decision, port: str, ws_id: str, host: str,
+                  retry_url: str | None = None) -> web.Response:
+    """The page saying why a signed-in user may not open a preview (403, or 503 if GitHub is down)."""
     ws = access.directory.lookup(ws_id)
     return _page(decision.status, "access_denied.html", why=decision.why,
                  login=decision.identity.login if decision.identity else "", need=decision.need or "",
                  have=decision.permission or "", ws=Workspace(*ws) if ws else None, port=port,
-                 ide=port == IDE_PORT, host=target.host)
+                 ide=port == IDE_PORT, host=host, retry_url=retry_url)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -603,9 +623,12 @@ async def login(request: web.Request) -> web.Response:
                       "people in to its own previews.")
     identity = access.session_identity(request.headers.get("Cookie", ""))
     if identity is not None:
-        paused = await _paused_answer(access, identity, target)
-        if paused is not None:
-            return paused
+        # Signed in on the bot host already: never back to GitHub.  Either the preview opens
+        # (handoff), or this page says why not (refused, stopped) -- ingress-nginx sends every
+        # refusal here as a 401, so this is where its users see the reason.
+        answer = await _signed_in_answer(access, identity, target)
+        if answer is not None:
+            return answer
         return _handoff_redirect(access, identity, target)
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
@@ -641,31 +664,21 @@ def _paused_page(access: Access, ws_id: str, port: str) -> web.Response:
     return resp
 
 
-async def _paused_answer(access: Access, identity: Identity, target: PreviewTarget) -> web.Response | None:
-    """On the bot host, for a signed-in user sent here by ingress-nginx: the stopped page, if the
-    preview's environment is not running and the user may open it (else the usual refusal)."""
+async def _signed_in_answer(access: Access, identity: Identity, target: PreviewTarget) -> web.Response | None:
+    """On the bot host, for a browser signed in there: the page to show instead of the preview --
+    why the user may not open it, or that its environment is not running -- or None to hand off."""
     split = access.port_and_workspace(target.host)
     if split is None:
-        return None
+        return _error(403, "Not a preview", "This address is not a preview of this devenv-bot.")
     port, ws_id = split
-    if workspace_state(access.directory, ws_id) not in STOPPED_STATES | STARTING_STATES:
-        return None
-    ws = access.directory.lookup(ws_id)
-    if ws is None:
-        return None
-    ws = Workspace(*ws)
-    need = access.need_for(ws_id, port)
-    try:
-        have = await access.permission(ws, identity.login)
-    except Exception as exc:
-        log.warning("could not ask GitHub for %s's permission on %s/%s: %s", identity.login, ws.owner, ws.repo,
-                    exc.__class__.__name__)
-        return _page(503, "access_denied.html", why="GitHub did not answer", login=identity.login, need=need,
-                     have="", ws=ws, port=port, ide=port == IDE_PORT, host=target.host)
-    if not permission_allows(have, need):
-        return _page(403, "access_denied.html", why="permission", login=identity.login, need=need, have=have,
-                     ws=ws, port=port, ide=port == IDE_PORT, host=target.host)
-    return _paused_page(access, ws_id, port)
+    decision = await access.decide_for(identity, port, ws_id)
+    if decision.status != 200:
+        return _refusal_page(access, decision, port, ws_id, target.host,
+                             retry_url=f"{target.scheme}://{target.netloc}{target.path}")
+    # Nothing about the environment is shown before the user is known and allowed.
+    if workspace_state(access.directory, ws_id) in STOPPED_STATES | STARTING_STATES:
+        return _paused_page(access, ws_id, port)
+    return None
 
 
 def _handoff_redirect(access: Access, identity: Identity, target: PreviewTarget) -> web.Response:
@@ -705,7 +718,16 @@ async def callback(request: web.Request) -> web.Response:
         log.warning("preview sign-in failed: %s", exc)
         return _error(502, "Sign-in failed", str(exc), retry)
     log.info("%s (id %s) signed in for %s", identity.login, identity.user_id, target.host)
-    resp = _handoff_redirect(access, identity, target)
+    resp = None
+    split = access.port_and_workspace(target.host)
+    if split is None or (await access.decide_for(identity, *split)).status != 200:
+        # Refused: not to the preview (whose check would only send the browser back to sign in),
+        # but to /auth/login, which now knows the browser and says why -- at an address that
+        # checks again when reloaded.  No second trip through GitHub.
+        resp = web.Response(status=302, headers={"Location": access.login_url(return_url),
+                                                 "Cache-Control": "no-store"})
+    if resp is None:
+        resp = _handoff_redirect(access, identity, target)
     resp.set_cookie(access.session_cookie,
                     access.signer.dumps("session", {"u": identity.user_id, "l": identity.login,
                                                     "e": int(access.clock() + s.session_ttl)}),

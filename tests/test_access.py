@@ -12,6 +12,7 @@ import dataclasses
 import asyncio
 import base64
 import json
+import re
 import statistics
 import time
 from http.cookies import Morsel, SimpleCookie
@@ -20,7 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from bot import config, devpod
-from bot.access import Access, AccessSettings, DictDirectory, Workspace, add_routes, derive_secret, parse_return_url
+from bot.access import (Access, AccessSettings, DictDirectory, Identity, Workspace, add_routes, derive_secret,
+                        parse_return_url)
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER
 
@@ -51,6 +53,7 @@ class Browser:
         self.jar: dict[str, dict[str, str]] = {}
         self.set_cookies: list[tuple[str, Morsel]] = []
         self.locations: list[str] = []
+        self.page = ""  # the last page signed_in() ended on, when refused
 
     def cookie_header(self, host: str) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.jar.get(host, {}).items())
@@ -121,13 +124,19 @@ class Previews:
     def browser(self) -> Browser:
         return Browser(self.server, self.github)
 
-    async def signed_in(self, login: str, role: str | None, page: str) -> Browser:
+    async def signed_in(self, login: str, role: str | None, page: str, *, refused: int | None = None) -> Browser:
+        """A browser signed in through GitHub for ``page``: it lands there, or (``refused``) on the
+        bot host's page saying why, with that status."""
         if role is not None:
             self.github.set_permission(OWNER, REPO, login, role)
         self.github.oauth_login = login
         b = self.browser()
         status, url, text = await b.sign_in(page)
-        assert (status, url) == (200, page), text
+        if refused is None:
+            assert (status, url) == (200, page), text
+        else:
+            assert status == refused and url == f"{PUBLIC}/auth/login?{urlencode({'rd': page})}", (status, url)
+            b.page = text
         return b
 
 
@@ -316,42 +325,105 @@ async def test_a_writer_passes_the_ide_check(previews):
     assert WS in previews.directory.activity
 
 
-async def test_a_reader_is_refused_the_ide_with_a_page_saying_why_but_may_open_a_read_port(previews):
-    b = await previews.signed_in("octo-reader", "read", f"https://{IDE}/")
-    status, _, text = await b.check(f"https://{IDE}/")
-    assert status == 403
-    assert "write" in text and "octo-reader" in text and "read" in text and f"#{PR_NUMBER}" in text
+def why(page: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", "", page).split())
+
+
+async def test_a_reader_is_refused_the_ide_with_a_page_saying_why_but_may_open_a_read_port(previews, github):
+    # Signing in through GitHub ends on the page saying why, on the bot host, after one pass.
+    b = await previews.signed_in("octo-reader", "read", f"https://{IDE}/", refused=403)
+    assert "You need write access" in b.page
+    assert (f"This is the development environment (VS Code) of pull request #{PR_NUMBER} in "
+            f"{OWNER}/{REPO}. Opening it needs write permission on that repository; GitHub says "
+            "octo-reader has read.") in why(b.page)
+    assert f'href="https://{IDE}/"' in b.page  # "Open the link again"
+    assert IDE not in b.jar  # no cookie for a host the user may not open
+    assert len(github.calls_to("GET", "/login/oauth/authorize")) == 1
 
     await b.sign_in(f"https://{APP}/")
     assert (await b.check(f"https://{APP}/"))[0] == 200
     assert (await b.check(f"https://{APP}/", style="traefik"))[0] == 200
 
 
+async def test_a_refused_user_with_a_host_cookie_gets_401_from_nginx_and_the_page_from_sign_in(previews, github):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    previews.clock.now += 61
+    github.set_permission(OWNER, REPO, "octo-writer", "read")  # demoted while holding the IDE's cookie
+    authorizations = len(github.calls_to("GET", "/login/oauth/authorize"))
+
+    # ingress-nginx shows its own bare page for a 403, so nginx-style checks get a 401 ...
+    status, headers, _ = await b.check(f"https://{IDE}/src")
+    assert status == 401 and headers["Cache-Control"] == "no-store"
+    # ... nginx sends the browser to auth-signin, which knows it and says why, on the bot host.
+    status, url, page = await b.sign_in(f"https://{IDE}/src")
+    assert status == 403 and url.startswith(f"{PUBLIC}/auth/login?")
+    assert "You need write access" in page and "octo-writer" in page
+    # Every further try ends there too: never bounced to GitHub, never handed to the preview.
+    for _ in range(3):
+        assert (await b.check(f"https://{IDE}/src"))[0] == 401
+        assert (await b.sign_in(f"https://{IDE}/src"))[0] == 403
+    assert len(github.calls_to("GET", "/login/oauth/authorize")) == authorizations
+    # Traefik shows the check's answer as is: the page comes straight from /auth/check.
+    status, headers, page = await b.check(f"https://{IDE}/src", style="traefik")
+    assert status == 403 and headers["Cache-Control"] == "no-store"
+    assert "You need write access" in page
+
+    # Granted again: the same sign-in address now opens the IDE.
+    previews.clock.now += 61
+    github.set_permission(OWNER, REPO, "octo-writer", "write")
+    assert (await b.sign_in(f"https://{IDE}/src"))[:2] == (200, f"https://{IDE}/src")
+    assert (await b.check(f"https://{IDE}/src"))[0] == 200
+
+
+async def test_a_websocket_handshake_is_checked_once_like_any_request(previews, github):
+    # The proxy asks once per handshake (a plain GET with the cookies); a refused user's handshake
+    # gets the same 401 (ingress-nginx) or 403 (Traefik), so the socket never opens.
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    async with b.server.session.get(b.server.url + "/auth/check", allow_redirects=False, headers={
+            "Cookie": b.cookie_header(IDE), "X-Original-URL": f"https://{IDE}/stable/socket", **upgrade}) as resp:
+        assert resp.status == 200
+    previews.clock.now += 61
+    github.set_permission(OWNER, REPO, "octo-writer", "read")
+    async with b.server.session.get(b.server.url + "/auth/check", allow_redirects=False, headers={
+            "Cookie": b.cookie_header(IDE), "X-Original-URL": f"https://{IDE}/stable/socket", **upgrade}) as resp:
+        assert resp.status == 401
+    async with b.server.session.get(b.server.url + "/auth/check", allow_redirects=False, headers={
+            "Cookie": b.cookie_header(IDE), "X-Forwarded-Host": IDE, "X-Forwarded-Proto": "https",
+            "X-Forwarded-Uri": "/stable/socket", **upgrade}) as resp:
+        assert resp.status == 403
+
+
 async def test_any_github_user_may_open_a_read_port_of_a_public_repository(previews):
     # GitHub reports "read" for everyone on a public repository (documented in docs/access.md).
     b = await previews.signed_in("a-stranger", None, f"https://{APP}/")
     assert (await b.check(f"https://{APP}/"))[0] == 200
-    await b.sign_in(f"https://{IDE}/")
-    assert (await b.check(f"https://{IDE}/"))[0] == 403
+    status, _, page = await b.sign_in(f"https://{IDE}/")
+    assert status == 403 and "You need write access" in page
+    assert (await b.check(f"https://{IDE}/"))[0] == 401  # no cookie for the IDE
 
 
 async def test_a_port_can_require_more_than_the_default_and_may_hold_dashes(previews):
-    b = await previews.signed_in("octo-writer", "write", f"https://{ADMIN_UI}/")
-    status, _, text = await b.check(f"https://{ADMIN_UI}/")
-    assert status == 403
-    assert "admin" in text
+    b = await previews.signed_in("octo-writer", "write", f"https://{ADMIN_UI}/", refused=403)
+    assert "You need admin access" in b.page and "<code>admin-ui</code> preview" in b.page
 
 
 async def test_a_preview_of_an_unknown_environment_is_refused_after_sign_in(previews):
     gone = f"code-gone-pr9-abcdef.{DOMAIN}"
-    b = await previews.signed_in("octo-writer", "write", f"https://{gone}/")
-    status, _, text = await b.check(f"https://{gone}/")
-    assert status == 403
-    assert "No such environment" in text
+    b = await previews.signed_in("octo-writer", "write", f"https://{gone}/", refused=403)
+    assert "No such environment" in b.page
+    # A cookie for a host whose environment went away: nginx-style 401 (then the page above),
+    # Traefik-style the page itself.
+    value = previews.access.host_cookie_value(Identity(7, "octo-writer"), gone)
+    cookie = f"{previews.access.host_cookie(gone)}={value}"
+    assert (await b.check(f"https://{gone}/", cookie=cookie))[0] == 401
+    status, _, text = await b.check(f"https://{gone}/", cookie=cookie, style="traefik")
+    assert status == 403 and "No such environment" in text
 
 
 async def test_the_permission_lookup_is_cached(previews, github):
     b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    previews.clock.now += 61  # past the answer sign-in cached
     github.reset_calls()
 
     answers = await asyncio.gather(*(b.check(f"https://{IDE}/asset{i}.js") for i in range(20)))
@@ -361,7 +433,8 @@ async def test_the_permission_lookup_is_cached(previews, github):
     assert len(github.calls_to("GET", PERMISSION_CALLS)) == 1
     previews.clock.now += 61
     github.set_permission(OWNER, REPO, "octo-writer", "read")
-    assert (await b.check(f"https://{IDE}/"))[0] == 403  # a revoked writer is out within the cache's life
+    assert (await b.check(f"https://{IDE}/"))[0] == 401  # a revoked writer is out within the cache's life
+    assert (await b.check(f"https://{IDE}/", style="traefik"))[0] == 403
     assert len(github.calls_to("GET", PERMISSION_CALLS)) == 2
 
 
@@ -369,23 +442,32 @@ async def test_github_failing_the_permission_lookup_lets_nobody_in(previews, git
     b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
     previews.clock.now += 61
     github.inject("GET", PERMISSION_CALLS, status=500, times=50)
-    status, _, text = await b.check(f"https://{IDE}/")
+    status, _, text = await b.check(f"https://{IDE}/", style="traefik")
     assert status == 503
     assert "try again" in text.lower()
+    # ingress-nginx would turn a 503 into a 500: a 401 instead, and sign-in shows the page.
+    assert (await b.check(f"https://{IDE}/"))[0] == 401
+    status, _, text = await b.sign_in(f"https://{IDE}/")
+    assert status == 503 and "Cannot check your access right now" in text
 
 
 # -- cookies that must not work --------------------------------------------------------------------
 
 
 async def test_a_tampered_cookie_is_refused(previews):
-    b = await previews.signed_in("octo-reader", "read", f"https://{IDE}/")
-    name, value = next(iter(b.jar[IDE].items()))
+    b = await previews.signed_in("octo-reader", "read", f"https://{APP}/")
+    name, value = next(iter(b.jar[APP].items()))
     body, mac = value.split(".")
     data = json.loads(base64.urlsafe_b64decode(body + "=="))
     data["l"] = "octo-admin"
     forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-    assert (await b.check(f"https://{IDE}/", cookie=f"{name}={forged}.{mac}"))[0] == 401
-    assert (await b.check(f"https://{IDE}/", cookie=f"{name}={value[:-2]}xx"))[0] == 401
+    assert (await b.check(f"https://{APP}/", cookie=f"{name}={forged}.{mac}"))[0] == 401
+    assert (await b.check(f"https://{APP}/", cookie=f"{name}={value[:-2]}xx"))[0] == 401
+    data.update(l="octo-reader", h=IDE)  # carried to the IDE's host (the reader may not open it)
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    ide = previews.access.host_cookie(IDE)
+    assert (await b.check(f"https://{IDE}/", cookie=f"{ide}={forged}.{mac}"))[0] == 401
+    assert (await b.check(f"https://{IDE}/", cookie=f"{ide}={forged}.{mac}", style="traefik"))[0] == 302
 
 
 async def test_an_expired_cookie_is_refused(previews):

@@ -112,6 +112,10 @@ class PreviewStack:
     def ide_host(self) -> str:
         return urlsplit(self.links["code"]).hostname or ""
 
+    @property
+    def web_host(self) -> str:
+        return urlsplit(self.links[APP_PORT_NAME]).hostname or ""
+
     def url(self, host: str, path: str = "/") -> str:
         return f"http://{host}:{self.port}{path}"
 
