@@ -62,6 +62,8 @@ class EnvRecord:
     devcontainer_path: str | None = None
     resources: str | None = None
     ports: list[dict] = dataclasses.field(default_factory=list)  # [{name, port, permission}]
+    idle_stop: int | None = 2 * 3600  # seconds without activity before it is stopped (None: never)
+    delete_after: int | None = 7 * 24 * 3600  # seconds stopped (or failed) and unused before deletion
     links: list[dict] = dataclasses.field(default_factory=list)  # [{name, url, permission}] once exposed
     settings_note: str | None = None  # what is wrong with that file, if anything
     state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed

@@ -1,0 +1,88 @@
+"""Stopping idle environments, and deleting long-stopped ones.
+
+Each repository sets ``idle_stop`` and ``delete_after`` in ``.github/devenv.yml``
+(defaults 2 hours and 7 days; ``never`` turns either off).  An environment's last
+activity is the latest of: its last operation (a command, a push, a button) and
+the last time someone passed the access check of one of its browser links.
+SSH sessions through ``devpod ssh`` on the bot's host are not seen: the
+comment tells people an idle environment is stopped and how to wake it.
+
+The reaper never touches an environment that is busy (an operation running or
+waiting) or that has an agent at work; it asks the manager for a ``stop`` or
+``delete`` like anyone else, so the check run, comment and journal follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bot.environments import EnvironmentManager, PullInfo
+from bot.journal import EnvRecord
+from bot.pulls import PullRef
+
+log = logging.getLogger(__name__)
+
+REAPER = "devenv-bot"
+
+
+class IdleReaper:
+    def __init__(self, manager: EnvironmentManager, *, activity: Callable[[str], float | None] = lambda _: None,
+                 busy: Callable[[EnvRecord], bool] = lambda _: False, clock: Callable[[], float] = time.time,
+                 interval: float = 60.0) -> None:
+        self.manager = manager
+        self.activity = activity
+        self.busy = busy
+        self.clock = clock
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def last_active(self, record: EnvRecord) -> float:
+        times = [record.updated_at if record.last_action is None else record.last_action.at]
+        seen = self.activity(record.ws_id)
+        if seen:
+            times.append(seen)
+        return max(times)
+
+    def sweep(self) -> list[tuple[str, str]]:
+        """Ask for what is due now; returns [(ws_id, "stop" | "delete")]."""
+        now = self.clock()
+        asked: list[tuple[str, str]] = []
+        for record in list(self.manager.records.values()):
+            if record.ws_id in self.manager.slots or self.busy(record):
+                continue
+            idle = now - self.last_active(record)
+            if record.state == "running" and record.idle_stop is not None and idle > record.idle_stop:
+                asked.append((record.ws_id, "stop"))
+            elif record.state in ("stopped", "failed") and record.delete_after is not None \
+                    and idle > record.delete_after:
+                asked.append((record.ws_id, "delete"))
+        for ws_id, kind in asked:
+            record = self.manager.records[ws_id]
+            log.info("%s of %s: idle for %.0f s", kind, ws_id, now - self.last_active(record))
+            self.manager.request(_info(record), kind, requested_by=f"{REAPER} (idle)")
+        return asked
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="idle-reaper")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("the idle sweep failed; trying again in %.0f s", self.interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _info(record: EnvRecord) -> PullInfo:
+    return PullInfo(ref=PullRef(record.installation_id, record.owner, record.repo, record.number),
+                    head_sha=record.head_sha, head_ref=record.head_ref, title=record.title, author=record.author,
+                    fork=record.fork, private=record.private)
