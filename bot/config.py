@@ -74,6 +74,7 @@ class Settings:
     devpod: DevPodSettings | None = None
     exposure: Any = None  # bot.exposure.ExposureSettings when DEVENV_PREVIEW_DOMAIN is set
     access: Any = None  # bot.access.AccessSettings, likewise
+    cloudflare: Any = None  # bot.cloudflare.CloudflareSettings when DEVENV_CLOUDFLARE_TUNNEL_ID is set
     agent: Any = None  # bot.agent.AgentSettings
     environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -248,11 +249,20 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
     from bot.agent import AgentSettings
     from bot.exposure import ExposureSettings
 
-    exposure = agent = None
+    from bot.cloudflare import CloudflareSettings
+
+    exposure = agent = cloudflare = None
     try:
         exposure = ExposureSettings.from_env(env)
     except ValueError as exc:
         problems.append(str(exc))
+    try:
+        cloudflare = CloudflareSettings.from_env(env)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if cloudflare is not None and not (env.get("DEVENV_PREVIEW_DOMAIN") or "").strip():
+        problems.append("DEVENV_CLOUDFLARE_TUNNEL_ID is set but DEVENV_PREVIEW_DOMAIN is not: set it to the domain "
+                        "the tunnel's preview hosts live under, e.g. preview.example.com (docs/cloudflare.md)")
     try:
         agent = AgentSettings.from_env(env)
     except ValueError as exc:
@@ -282,6 +292,7 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         sync_debounce=_positive_float(env, "DEVENV_SYNC_DEBOUNCE", 5.0, problems),
         devpod=devpod_settings,
         exposure=exposure,
+        cloudflare=cloudflare,
         agent=agent,
         environ=dict(env),
     )

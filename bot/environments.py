@@ -62,6 +62,10 @@ ORPHAN_SWEEP_TIMEOUT = 60.0
 def exposure_reason(exc: BaseException, *, detail: bool = True) -> str:
     """A short, human reason for a failed Kubernetes call (no tracebacks). ``detail=False`` leaves out
     the API server's message (it names service accounts and namespaces): for the public PR comment."""
+    from bot.cloudflare import CloudflareError
+
+    if isinstance(exc, CloudflareError):
+        return str(exc) if detail else "the Cloudflare API answered: " + "; ".join(exc.messages)
     status = getattr(exc, "status", None)
     if isinstance(status, int) and status:
         message = ""
@@ -189,6 +193,9 @@ class EnvironmentManager:
         self.prepared = False
         self.shutting_down = False
         self.exposure: Any = None  # bot.exposure.Exposure, set by the Bot when links are configured
+        #: bot.cloudflare.CloudflareTunnelRoutes in the Cloudflare Tunnel API mode (docs/cloudflare.md):
+        #: the tunnel's rules and DNS records route the preview hosts; ``exposure`` then creates the Service only.
+        self.tunnel: Any = None
         self.devpod_runs = 0
         self.sync_debounce = sync_debounce
 
@@ -226,6 +233,15 @@ class EnvironmentManager:
         else:
             if gone:
                 log.info("removed the browser links of %d deleted environment(s): %s", len(gone), sorted(gone))
+        if self.tunnel is None:
+            return
+        try:
+            gone = await asyncio.wait_for(self.tunnel.remove_orphans(live), ORPHAN_SWEEP_TIMEOUT)
+        except Exception as exc:
+            log.warning("could not remove the tunnel routes of deleted environments: %s", exposure_reason(exc))
+        else:
+            if gone:
+                log.info("removed the tunnel routes of %d deleted environment(s): %s", len(gone), sorted(gone))
 
     async def _expose(self, record: EnvRecord) -> None:
         """Create or update the browser links of a running environment; a failure is told, not fatal."""
@@ -242,16 +258,26 @@ class EnvironmentManager:
                 refused.append(str(exc))
             else:
                 ports[p["name"]] = p["port"]
+        folder = self._workspace_folder(record.ws_id)
         try:
             links = await self.exposure.apply(
                 record.ws_id, {"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)},
-                ports=ports, folder=self._workspace_folder(record.ws_id))
+                ports=ports, folder=folder)
+            if self.tunnel is not None:  # Cloudflare Tunnel API mode: the Service exists, now route to it
+                from bot.cloudflare import tunnel_routes
+
+                ws = exposed_workspace(self.exposure.settings, record.ws_id, None, ports, folder=folder)
+                await self.tunnel.apply(record.ws_id, tunnel_routes(self.exposure.settings, self.tunnel.settings, ws))
         except Exception as exc:
             log.warning("browser links of %s could not be created: %s", record.ws_id, exposure_reason(exc))
-            # In the public comment: the status, or the bot's own manifest error, never the API's text.
+            # In the public comment: the status, or the bot's own manifest error, never the API's text
+            # (Cloudflare's error messages are generic and name no account or zone, so they are shown).
+            from bot.cloudflare import CloudflareError
+
             reason = (str(exc) if isinstance(exc, ExposureError)
                       else exposure_reason(exc, detail=False) if getattr(exc, "status", None)
-                      or isinstance(exc, asyncio.TimeoutError) else f"{exc.__class__.__name__} (see the bot's log)")
+                      or isinstance(exc, (asyncio.TimeoutError, CloudflareError))
+                      else f"{exc.__class__.__name__} (see the bot's log)")
             record.links = []
             record.note = (f"Browser links could not be created: {reason}. The environment works over SSH "
                            "(see below); the links are tried again on the next push or `"
@@ -268,6 +294,11 @@ class EnvironmentManager:
         record.links = []
         if self.exposure is None:
             return
+        if self.tunnel is not None:  # the routes first: no host may point at a Service that is gone
+            try:
+                await self.tunnel.remove(record.ws_id)
+            except Exception as exc:  # the next start sweeps them as orphans
+                log.warning("tunnel routes of %s could not be removed: %s", record.ws_id, exposure_reason(exc))
         try:
             await self.exposure.remove(record.ws_id)
         except Exception as exc:  # the next start sweeps them as orphans

@@ -75,6 +75,7 @@ __all__ = [
     "Link",
     "NginxIngressBackend",
     "RouterBackend",
+    "ServiceOnlyBackend",
     "TraefikBackend",
     "assert_protected",
     "backend_for",
@@ -228,7 +229,8 @@ class ExposureSettings:
         (required for ingress-nginx; default ``<DEVENV_PUBLIC_URL>/auth/login``), ``DEVENV_NAMESPACE``, ``DEVENV_ROUTER``,
         ``DEVENV_INGRESS_CLASS``, ``DEVENV_TLS_SECRET``, ``DEVENV_HOST_TEMPLATE``,
         ``DEVENV_PREVIEW_SCHEME``, ``DEVENV_IDE_PERMISSION``, ``DEVENV_PREVIEW_PERMISSION``,
-        ``DEVENV_LABEL_PREFIX``.
+        ``DEVENV_LABEL_PREFIX``. With ``DEVENV_CLOUDFLARE_TUNNEL_ID`` (Cloudflare Tunnel API mode,
+        no Ingresses) ``DEVENV_AUTH_URL``, ``DEVENV_AUTH_SIGNIN`` and ``DEVENV_BOT_SERVICE`` are optional.
         """
 
         def get(name: str) -> str | None:
@@ -240,17 +242,21 @@ class ExposureSettings:
             return None
         router = get("DEVENV_ROUTER") or "ingress-nginx"
         auth_url = get("DEVENV_AUTH_URL")
-        if auth_url is None:
+        # Cloudflare Tunnel API mode (docs/cloudflare.md): no Ingress is created, so the ingress
+        # controller's forward auth (and its sign-in URL, and the bot's Service for the handoff
+        # route) are unused; the bot's own auth proxy guards the previews instead.
+        tunnel_mode = get("DEVENV_CLOUDFLARE_TUNNEL_ID") is not None
+        if auth_url is None and not tunnel_mode:
             raise ValueError("DEVENV_AUTH_URL must be set when DEVENV_PREVIEW_DOMAIN is: the bot's forward-auth "
                              "endpoint as the ingress controller reaches it, e.g. "
                              "http://devenv-bot.devenv.svc.cluster.local:3000/auth/check")
         signin = get("DEVENV_AUTH_SIGNIN")
         if signin is None and (public := get("DEVENV_PUBLIC_URL")) is not None:
             signin = public.rstrip("/") + "/auth/login"  # the login route of bot/access.py
-        if signin is None and router == "ingress-nginx":
+        if signin is None and router == "ingress-nginx" and not tunnel_mode:
             raise ValueError("DEVENV_AUTH_SIGNIN must be set for ingress-nginx: the bot's public login URL, "
                              "e.g. https://devenv.example.com/auth/login")
-        bot = get("DEVENV_BOT_SERVICE")
+        bot = get("DEVENV_BOT_SERVICE") or ("devenv-bot:3000" if tunnel_mode else None)
         name, colon, port = (bot or "").rpartition(":")
         if not bot or not colon or not port.isdigit():
             raise ValueError("DEVENV_BOT_SERVICE must be set to the bot's Service as name:port, e.g. devenv-bot:3000")
@@ -541,6 +547,27 @@ class TraefikBackend:
         return False
 
 
+class ServiceOnlyBackend:
+    """No routing objects at all: only the workspace Service is created.
+
+    For the Cloudflare Tunnel API mode (bot/cloudflare.py), where the tunnel's own rules route
+    each preview host, and the IDE's rule must point at the bot's auth proxy
+    (:meth:`bot.cloudflare.CloudflareTunnelRoutes.apply` enforces that). A Service alone is
+    reachable only inside the cluster, so there is nothing for :func:`assert_protected` to check.
+    """
+
+    kinds: tuple[tuple[str, str, str], ...] = ()
+
+    def __init__(self, settings: ExposureSettings | None = None):
+        self.settings = settings
+
+    def objects(self, ws: ExposedWorkspace) -> list[dict[str, Any]]:
+        return []
+
+    def is_protected(self, ingress: dict[str, Any], objects: list[dict[str, Any]]) -> bool:
+        return False
+
+
 def backend_for(settings: ExposureSettings) -> RouterBackend:
     return {"ingress-nginx": NginxIngressBackend, "traefik": TraefikBackend}[settings.router](settings)
 
@@ -574,7 +601,11 @@ def manifests(settings: ExposureSettings, ws: ExposedWorkspace,
     """All objects for ``ws`` in creation order (Service, router objects), checked by :func:`assert_protected`."""
     backend = backend or backend_for(settings)
     objects = [service_manifest(settings, ws), *backend.objects(ws)]
-    assert_protected(settings, ws, objects, backend)
+    if isinstance(backend, ServiceOnlyBackend):
+        if any(obj["kind"] != "Service" for obj in objects):  # pragma: no cover - defensive
+            raise ExposureError("the Service-only backend must not create routes")
+    else:
+        assert_protected(settings, ws, objects, backend)
     for obj in objects:
         ann = obj["metadata"].setdefault("annotations", {})
         ann[f"{settings.label_prefix}/applied"] = _digest(obj)

@@ -62,6 +62,7 @@ class Bot:
         self.repo_settings = RepoSettingsLoader()
         self.permissions = Permissions()
         self.exposure: Any = None  # bot.exposure.Exposure when preview links are configured
+        self.tunnel: Any = None  # bot.cloudflare.CloudflareTunnelRoutes in the Cloudflare Tunnel API mode
         if settings.app is not None and settings.devpod is not None:
             # Built now (no I/O) so the web routes can refer to it; started in start().
             self.environments = EnvironmentManager(
@@ -90,12 +91,50 @@ class Bot:
                 raise RuntimeError(
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
                     f"found no credentials ({exc}): run it in the cluster or set KUBECONFIG") from exc
-            self.exposure = Exposure(self.settings.exposure, api)
+            if self.settings.cloudflare is not None:
+                from bot.exposure import ServiceOnlyBackend
+
+                # No ingress controller: the workspace Service only; the tunnel routes the hosts.
+                self.exposure = Exposure(self.settings.exposure, api,
+                                         backend=ServiceOnlyBackend(self.settings.exposure))
+                try:
+                    await self._start_tunnel()
+                except BaseException:  # the start fails: leave nothing open behind
+                    await self.exposure.close()
+                    self.exposure = None
+                    await self.session.close()
+                    raise
+            else:
+                self.exposure = Exposure(self.settings.exposure, api)
         if self.environments is not None:
             self.environments.github = self.github
             self.environments.exposure = self.exposure
+            self.environments.tunnel = self.tunnel
             await self.environments.start()
         self.ready = True
+
+    async def _start_tunnel(self) -> None:
+        """Check the Cloudflare token and ids once: a wrong one stops the start with a clear error;
+        Cloudflare not answering (after the retries) is only logged, the check repeats at every build."""
+        from bot.cloudflare import CloudflareError, CloudflareTunnelRoutes
+
+        cf = self.settings.cloudflare
+        assert self.session is not None
+        tunnel = CloudflareTunnelRoutes(cf, self.settings.exposure, self.session)
+        try:
+            await tunnel.check()
+        except CloudflareError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise RuntimeError(
+                    f"DEVENV_CLOUDFLARE_TUNNEL_ID is set, but the Cloudflare API refused the bot: {exc}. Check "
+                    "DEVENV_CLOUDFLARE_API_TOKEN (Account: Cloudflare Tunnel Edit, Zone: DNS Edit), "
+                    "DEVENV_CLOUDFLARE_ACCOUNT_ID and DEVENV_CLOUDFLARE_TUNNEL_ID (docs/cloudflare.md)") from None
+            log.warning("could not check the Cloudflare tunnel at start-up (%s); previews are tried again at "
+                        "every build", exc)
+        if not cf.auth_proxy:
+            log.warning("DEVENV_CLOUDFLARE_AUTH_PROXY is unset: the IDE cannot be published through the tunnel, so "
+                        "no environment gets browser links (docs/cloudflare.md)")
+        self.tunnel = tunnel
 
     async def stop(self) -> None:
         self.ready = False
@@ -231,7 +270,12 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
 
         directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
         parse_host = settings.exposure.parse_host if settings.exposure is not None else None
-        access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
+        checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
+        if settings.cloudflare is not None and settings.exposure is not None:
+            # No ingress controller: the tunnel sends preview hosts to the bot, which checks and proxies.
+            from bot import preview_proxy
+
+            preview_proxy.install(app, checker, preview_proxy.workspace_upstream(bot.environments, settings.exposure))
 
     async def on_startup(_app: web.Application) -> None:
         await bot.start()
