@@ -71,6 +71,7 @@ class Settings:
     max_concurrent_ops: int = 4
     publish_interval: float = 3.0  # least seconds between two edits of one check run or comment
     sync_debounce: float = 5.0  # quiet seconds after a push before the environment follows it
+    idle_sweep_interval: float = 60.0  # how often idle environments are looked for (0: never)
     devpod: DevPodSettings | None = None
     exposure: Any = None  # bot.exposure.ExposureSettings when DEVENV_PREVIEW_DOMAIN is set
     access: Any = None  # bot.access.AccessSettings, likewise
@@ -290,6 +291,7 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         max_concurrent_ops=_positive_int(env, "DEVENV_MAX_CONCURRENT_OPS", 4, problems),
         publish_interval=_positive_float(env, "DEVENV_PUBLISH_INTERVAL", 3.0, problems),
         sync_debounce=_positive_float(env, "DEVENV_SYNC_DEBOUNCE", 5.0, problems),
+        idle_sweep_interval=_positive_float(env, "DEVENV_IDLE_SWEEP_INTERVAL", 60.0, problems),
         devpod=devpod_settings,
         exposure=exposure,
         cloudflare=cloudflare,

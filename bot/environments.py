@@ -411,6 +411,7 @@ class EnvironmentManager:
         record.ide = repo_settings.ide
         record.devcontainer_path = repo_settings.devcontainer_path
         record.resources = repo_settings.resources
+        record.idle_stop, record.delete_after = repo_settings.idle_stop, repo_settings.delete_after
         record.ports = [{"name": p.name, "port": p.port, "permission": p.permission} for p in repo_settings.ports]
         note = render_problems(problems, base_sha=info.base_sha or None) if problems else None
         changed = note != record.settings_note

@@ -76,3 +76,15 @@ def utc(timestamp: float | None) -> str:
 
 def short_sha(sha: str | None) -> str:
     return (sha or "")[:7] or "none"
+
+
+def duration(seconds: float | None) -> str:
+    """``7200`` → "2 hours", ``90`` → "1 minute": for people, rounded down to the largest unit."""
+    if seconds is None:
+        return "never"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = int(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"

@@ -33,6 +33,7 @@ def environment() -> jinja2.Environment:
     env.filters["fenced"] = markdown.fenced
     env.filters["utc"] = markdown.utc
     env.filters["sha"] = markdown.short_sha
+    env.filters["duration"] = markdown.duration
     return env
 
 

@@ -70,6 +70,8 @@ class Bot:
                 max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
                 sync_debounce=settings.sync_debounce)
         self.agent_runs: Any = None  # bot.agent_runs.AgentRuns: /devenv agent run|stop
+        self.reaper: Any = None  # bot.reaper.IdleReaper: stops idle environments
+        self.link_activity: dict[str, float] = {}  # ws id -> last passed access check of a link
         if self.environments is not None and settings.agent is not None:
             from bot.agent_runs import AgentRuns, progress_interval_from_env
 
@@ -111,6 +113,14 @@ class Bot:
             self.environments.exposure = self.exposure
             self.environments.tunnel = self.tunnel
             await self.environments.start()
+            if self.settings.idle_sweep_interval > 0:
+                from bot.reaper import IdleReaper
+
+                self.reaper = IdleReaper(
+                    self.environments, activity=lambda ws_id: self.link_activity.get(ws_id),
+                    busy=lambda record: self.agent_runs is not None and record.ws_id in self.agent_runs.runs,
+                    interval=self.settings.idle_sweep_interval)
+                self.reaper.start()
         self.ready = True
 
     async def _start_tunnel(self) -> None:
@@ -138,6 +148,8 @@ class Bot:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.reaper is not None:
+            await self.reaper.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
         if self.agent_runs is not None:
             await self.agent_runs.drain(self.settings.shutdown_grace)
@@ -269,6 +281,7 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
         from bot import access
 
         directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
+        bot.link_activity = directory.activity  # the idle reaper counts link use as activity
         parse_host = settings.exposure.parse_host if settings.exposure is not None else None
         checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
         if settings.cloudflare is not None and settings.exposure is not None:
