@@ -594,7 +594,9 @@ class EnvironmentManager:
         self._save(record)
         if kind in BUILD_OPS and not (announced and not op.resumed):
             self._publish_check(record, op, status="in_progress", title=self._title(op), urgent=True)
-        self._publish_comment(record, urgent=True)
+        # The check run already says it started; the comment follows after a moment, so a quick
+        # operation costs one comment edit (its outcome) instead of two.
+        self._publish_comment(record, delay=self.publisher.min_interval)
 
         def on_line(line: devpod.LogLine) -> None:
             phase = devpod.phase_of(line.message)
@@ -863,7 +865,7 @@ class EnvironmentManager:
         """The summary and (when there are errors) the text of the check run."""
         return self._summary(record, op), render("check_text.md.j2", r=record) if record.errors else None
 
-    def _publish_comment(self, record: EnvRecord, *, urgent: bool = False) -> None:
+    def _publish_comment(self, record: EnvRecord, *, urgent: bool = False, delay: float = 0.0) -> None:
         snapshot = dataclasses.replace(record, errors=list(record.errors))
 
         async def write() -> None:
@@ -874,4 +876,4 @@ class EnvironmentManager:
                 current.comment_id = comment_id
                 self._save(current)
 
-        self.publisher.mark(("comment", record.ws_id), write, urgent=urgent)
+        self.publisher.mark(("comment", record.ws_id), write, urgent=urgent, delay=delay)

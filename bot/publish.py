@@ -27,6 +27,7 @@ class _Target:
         self.task: asyncio.Task[None] | None = None
         self.urgent = asyncio.Event()
         self.last = 0.0
+        self.not_before = 0.0
 
 
 class Publisher:
@@ -43,14 +44,20 @@ class Publisher:
         """Count a write made elsewhere (e.g. the check run's creation) against ``key``'s interval."""
         self._last[key] = self._clock()
 
-    def mark(self, key: Hashable, write: Write, *, urgent: bool = False) -> None:
-        """Ask for ``write`` to run soon; it replaces any write still waiting for ``key``."""
+    def mark(self, key: Hashable, write: Write, *, urgent: bool = False, delay: float = 0.0) -> None:
+        """Ask for ``write`` to run soon; it replaces any write still waiting for ``key``.
+
+        ``delay``: write no sooner than this many seconds from now, unless a later mark is urgent
+        or the key is flushed (a state that may well be replaced soon need not be written at all).
+        """
         target = self._targets.get(key)
         if target is None:
             target = self._targets[key] = _Target()
             target.last = self._last.get(key, 0.0)
             self._prune()
         target.write = write
+        if delay > 0 and not target.dirty:
+            target.not_before = self._clock() + delay
         target.dirty = True
         if urgent:
             target.urgent.set()
@@ -59,7 +66,7 @@ class Publisher:
 
     async def _run(self, key: Hashable, target: _Target) -> None:
         while target.dirty:
-            wait = target.last + self.min_interval - self._clock()
+            wait = max(target.last + self.min_interval, target.not_before) - self._clock()
             if wait > 0 and not target.urgent.is_set():
                 try:
                     await asyncio.wait_for(target.urgent.wait(), wait)
@@ -67,6 +74,7 @@ class Publisher:
                     pass
             target.urgent.clear()
             target.dirty = False
+            target.not_before = 0.0
             write = target.write
             target.last = self._last[key] = self._clock()
             if write is None:

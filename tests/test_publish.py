@@ -87,3 +87,21 @@ async def test_a_failing_write_is_logged_and_does_not_stop_later_ones(caplog):
     await publisher.flush("k")
     assert written == ["ok"]
     assert any("publishing" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_delayed_state_replaced_before_its_time_is_never_written():
+    clock = Clock()
+    publisher = Publisher(min_interval=0, clock=clock)
+    written: list[str] = []
+
+    def write_of(name: str):
+        async def write() -> None:
+            written.append(name)
+        return write
+
+    publisher.mark("k", write_of("starting"), delay=3.0)
+    await asyncio.sleep(0.05)
+    assert written == []  # held back
+    publisher.mark("k", write_of("done"), urgent=True)  # the outcome arrives first
+    await publisher.flush("k")
+    assert written == ["done"]
