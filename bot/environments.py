@@ -226,22 +226,16 @@ class EnvironmentManager:
         if self.exposure is None:
             return
         live = [ws_id for ws_id, r in self.records.items() if r.state != "deleted"]
-        try:
-            gone = await asyncio.wait_for(self.exposure.remove_orphans(live), ORPHAN_SWEEP_TIMEOUT)
-        except Exception as exc:
-            log.warning("could not remove the browser links of deleted environments: %s", exposure_reason(exc))
-        else:
-            if gone:
-                log.info("removed the browser links of %d deleted environment(s): %s", len(gone), sorted(gone))
-        if self.tunnel is None:
-            return
-        try:
-            gone = await asyncio.wait_for(self.tunnel.remove_orphans(live), ORPHAN_SWEEP_TIMEOUT)
-        except Exception as exc:
-            log.warning("could not remove the tunnel routes of deleted environments: %s", exposure_reason(exc))
-        else:
-            if gone:
-                log.info("removed the tunnel routes of %d deleted environment(s): %s", len(gone), sorted(gone))
+        for what, owner in (("browser links", self.exposure), ("tunnel routes", self.tunnel)):
+            if owner is None:
+                continue
+            try:
+                gone = await asyncio.wait_for(owner.remove_orphans(live), ORPHAN_SWEEP_TIMEOUT)
+            except Exception as exc:
+                log.warning("could not remove the %s of deleted environments: %s", what, exposure_reason(exc))
+            else:
+                if gone:
+                    log.info("removed the %s of %d deleted environment(s): %s", what, len(gone), sorted(gone))
 
     async def _expose(self, record: EnvRecord) -> None:
         """Create or update the browser links of a running environment; a failure is told, not fatal."""
