@@ -207,6 +207,9 @@ async def test_a_cloudflare_api_error_leaves_a_working_environment_and_says_why(
     assert record.state == "running" and record.links == []
     [run] = [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
     assert run["conclusion"] == "success"
+    # the API error surfaces in the check run as well as in the comment
+    assert "the Cloudflare API answered: [9999] Quota exceeded" in run["output"]["summary"]
+    assert cloudflare.api_token not in run["output"]["summary"]
     body = sticky(github)
     assert "Browser links could not be created: the Cloudflare API answered: [9999] Quota exceeded" in body
     assert cloudflare.account_id not in body and cloudflare.api_token not in body

@@ -143,6 +143,8 @@ async def test_the_kubernetes_api_failing_leaves_a_working_environment_and_says_
     assert record.state == "running" and record.links == []
     [run] = [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
     assert run["conclusion"] == "success"
+    # the check run says it too, not only the comment
+    assert "Browser links could not be created: the Kubernetes API answered 403 Forbidden" in run["output"]["summary"]
     body = sticky(github)
     assert "Browser links could not be created: the Kubernetes API answered 403 Forbidden" in body
     assert "The environment works over SSH" in body
