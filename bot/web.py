@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from cachetools import LRUCache
 from gidgethub import ValidationFailure, routing, sansio
 
 from bot import logs
 from bot.auth import AppAuth
 from bot.config import MAX_WEBHOOK_BYTES, Settings
+from bot.deliveries import SeenDeliveries
 from bot.dispatch import Context, Dispatcher
 from bot.environments import EnvironmentManager
 from bot.github import GitHubClient
@@ -49,7 +49,7 @@ class Bot:
         self.metrics = Metrics()
         self.dispatcher = Dispatcher(routers, self.metrics)
         self.tasks = TaskTracker(on_change=self.metrics.background_tasks.set)
-        self.seen_deliveries: LRUCache[str, float] = LRUCache(maxsize=settings.delivery_cache_size)
+        self.seen_deliveries = SeenDeliveries(settings.state_dir, settings.delivery_cache_size)
         self.auth: AppAuth | None = None
         if settings.app is not None:
             self.auth = AppAuth(settings.app.app_id, settings.app.private_key, clock=clock)
@@ -159,6 +159,7 @@ class Bot:
             await self.exposure.close()
         if self.session is not None:
             await self.session.close()
+        self.seen_deliveries.close()
 
     def context_for(self, event: sansio.Event) -> Context:
         installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
@@ -235,7 +236,7 @@ async def webhook(request: web.Request) -> web.Response:
         bot.metrics.deliveries.labels(event_name, action, "duplicate").inc()
         log.info("delivery %s was already received; not acting on it twice", delivery_id[:64])
         return _answer(200, "duplicate delivery, already handled", delivery=delivery_id)
-    bot.seen_deliveries[delivery_id] = time.time()
+    bot.seen_deliveries.add(delivery_id)
     if not bot.dispatcher.handles(event):
         bot.metrics.deliveries.labels(event_name, action, "ignored").inc()
         return _answer(202, "no handler for this event", delivery=delivery_id)

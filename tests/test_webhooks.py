@@ -232,3 +232,34 @@ async def test_a_form_encoded_delivery_is_accepted_like_github_sends_it(settings
 async def test_another_content_type_gets_415(server):
     status, answer = await server.deliver("pull_request", body=b"<xml/>", headers={"Content-Type": "text/xml"})
     assert status == 415 and "application/json" in answer["message"]
+
+
+async def test_a_delivery_redelivered_after_a_restart_is_not_acted_on_again(settings, repo):
+    seen: list = []
+    first = await start(settings, recording_router(seen))
+    try:
+        await first.deliver("pull_request", payloads.pull_request("opened"), delivery="before-restart")
+        await first.settle()
+    finally:
+        await first.stop()
+    second = await start(settings, recording_router(seen))
+    try:
+        status, answer = await second.deliver("pull_request", payloads.pull_request("opened"),
+                                              delivery="before-restart")
+        await second.settle()
+    finally:
+        await second.stop()
+    assert status == 200 and "duplicate" in answer["message"]
+    assert len(seen) == 1
+
+
+def test_the_delivery_log_keeps_only_the_newest_ids(tmp_path):
+    from bot.deliveries import SeenDeliveries
+
+    log = SeenDeliveries(tmp_path, capacity=3)
+    for i in range(7):
+        log.add(f"d{i}")
+    log.close()
+    reopened = SeenDeliveries(tmp_path, capacity=3)
+    assert [f"d{i}" in reopened for i in range(7)] == [False] * 4 + [True] * 3
+    assert len((tmp_path / "deliveries.log").read_text().splitlines()) < 6  # compacted, not ever-growing
