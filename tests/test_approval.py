@@ -8,6 +8,7 @@ from bot import config
 from tests import payloads
 from tests.botserver import BotServer
 from tests.test_commands_e2e import command, reactions
+from tests.observe import sticky, devenv_runs
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 FORK = "stranger/Hello-World"
@@ -18,15 +19,6 @@ def fork_pr(github, head: str) -> dict:
     """The PR as the emulator serves it (what the bot fetches) and its webhook payload."""
     github.add_pull(OWNER, REPO, NUMBER, head_sha=head, head_repo=FORK, user="stranger")
     return payloads.pull_request("opened", head_sha=head, fork=FORK, author="stranger")
-
-
-def sticky(github) -> str:
-    [body] = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
-    return body
-
-
-def devenv_runs(github) -> list[dict]:
-    return [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
 
 
 async def test_a_fork_pr_waits_for_approval_then_runs_at_the_approved_commit(server, github, devpod):

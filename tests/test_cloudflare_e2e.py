@@ -25,6 +25,7 @@ from tests import payloads
 from tests.botserver import BotServer
 from tests.cloudflare_emulator import CloudflareEmulator
 from tests.test_access import DOMAIN, PUBLIC, Browser
+from tests.observe import sticky
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"
@@ -34,11 +35,6 @@ IDE_HOST = f"code-{WS}.{DOMAIN}"
 WEB_HOST = f"web-{WS}.{DOMAIN}"
 IDE = f"https://{IDE_HOST}/"
 SETTINGS = "ports:\n  - {name: web, port: 3000}\n"
-
-
-def sticky(github) -> str:
-    [body] = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
-    return body
 
 
 def names(kube, plural: str) -> set[str]:

@@ -13,19 +13,10 @@ from bot import config
 from bot.environments import FairLimiter
 from tests import payloads
 from tests.botserver import BotServer
+from tests.observe import sticky, devenv_runs as checks
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"
-
-
-def checks(github) -> list[dict]:
-    return [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
-
-
-def sticky(github) -> str:
-    bodies = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
-    assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
-    return bodies[0]
 
 
 def check_writes(github) -> list[dict]:

@@ -16,6 +16,7 @@ from tests import payloads
 from tests.botserver import BotServer
 from tests.test_access import DOMAIN, PUBLIC, Browser
 from tests.test_golden import AT, SHA, compare, manager, record
+from tests.observe import sticky
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"
@@ -23,11 +24,6 @@ NS = "devenvs"
 IDE = f"https://code-{WS}.{DOMAIN}/"
 WEB = f"https://web-{WS}.{DOMAIN}/"
 SETTINGS = "ports:\n  - {name: web, port: 3000}\n  - {name: admin, port: 8080, permission: write}\n"
-
-
-def sticky(github) -> str:
-    [body] = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
-    return body
 
 
 def names(kube, plural: str) -> set[str]:

@@ -17,6 +17,7 @@ import pytest
 from tests import payloads
 from tests.botserver import bot_environ, sign
 from tests.test_setup import free_port, wait_ready
+from tests.observe import devenv_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OWNER, REPO = "Codertocat", "Hello-World"
@@ -44,10 +45,6 @@ async def until(predicate, timeout: float = 30.0, what: str = "condition") -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
-
-
-def devenv_runs(github) -> list[dict]:
-    return [c for c in github.check_runs(OWNER, REPO) if c["name"] == "devenv"]
 
 
 async def test_a_bot_killed_mid_up_and_restarted_ends_the_check_run_in_a_true_state(repo, github, devpod, tmp_path):

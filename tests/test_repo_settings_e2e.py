@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from tests import payloads
+from tests.observe import sticky
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 OPENED = payloads.pull_request("opened")["pull_request"]
@@ -38,12 +39,6 @@ def command(github, body: str, *, user: str) -> dict:
 
 def reactions(github, payload: dict) -> list[str]:
     return [r["content"] for r in github.reactions(OWNER, REPO, payload["comment"]["id"])]
-
-
-def sticky(github) -> str:
-    bodies = [c["body"] for c in github.comments(OWNER, REPO, NUMBER) if "devenv-bot:sticky" in c["body"]]
-    assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
-    return bodies[0]
 
 
 def shown(markdown_text: str) -> str:
