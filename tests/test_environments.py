@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import subprocess
 
 import pytest
@@ -272,7 +273,8 @@ async def test_local_changes_pause_syncing_and_the_comment_says_how_to_go_on(ser
     assert checks(github)[-1]["conclusion"] == "action_required"
 
 
-async def test_a_private_repo_clone_gets_a_narrow_token_outside_argv(environ, github, devpod):
+async def test_a_private_repo_clone_gets_a_narrow_token_outside_argv(environ, github, devpod, caplog):
+    caplog.set_level(logging.DEBUG)  # every log line, not only warnings
     github.add_installation(payloads.INSTALLATION_ID)
     github.add_repo(OWNER, REPO, private=True, installation_id=payloads.INSTALLATION_ID)
     github.set_permission(OWNER, REPO, OWNER, "admin")
@@ -291,6 +293,15 @@ async def test_a_private_repo_clone_gets_a_narrow_token_outside_argv(environ, gi
     assert mints and mints[-1].json == {"repositories": [REPO], "permissions": {"contents": "read"}}
     calls_text = (devpod.home / "standin-calls.jsonl").read_text()
     assert "ghs_" not in calls_text
+    # No token the bot was given reaches a log line, a comment or a check run.
+    tokens = list(github.state.tokens)
+    assert len(tokens) >= 2  # the installation's own and the narrowed clone token
+    published = [c["body"] for c in github.comments(OWNER, REPO, NUMBER)]
+    published += [str(run["output"]) for run in github.check_runs(OWNER, REPO)]
+    for token in tokens:
+        assert token not in caplog.text
+        assert not any(token in text for text in published)
+    assert environ["WEBHOOK_SECRET"] not in caplog.text
 
 
 async def test_an_operation_interrupted_by_a_crash_is_resumed_on_start_up(environ, repo, github, devpod, tmp_path):
