@@ -94,16 +94,6 @@ class FairLimiter:
         self.running = 0
         self._waiters: collections.deque[tuple[asyncio.Future[None], Callable[[int], None]]] = collections.deque()
 
-    def free(self) -> bool:
-        """True if an acquire now would not wait."""
-        return self.running < self.limit and not self._waiters
-
-    def ahead_of(self, fut: asyncio.Future[None]) -> int:
-        for i, (f, _) in enumerate(self._waiters):
-            if f is fut:
-                return i
-        return 0
-
     async def acquire(self, on_position: Callable[[int], None]) -> None:
         if self.running < self.limit and not self._waiters:
             self.running += 1
@@ -551,14 +541,12 @@ class EnvironmentManager:
 
     async def _execute_op(self, record: EnvRecord, op: Op) -> None:
         pr = self.pr_api(record)
-        will_wait = not self.limiter.free()
         if op.kind in BUILD_OPS and op.check_run_id is None:
-            # Created straight in progress when a DevPod slot is free: one write fewer per push.
-            status = "queued" if will_wait else "in_progress"
-            title = f"{VERB_TITLES[op.kind]}: queued" if will_wait else self._title(op)
+            # Queued first, even when a DevPod slot is free: the run's history then always reads
+            # queued → in progress → conclusion (one write more, still within the budget).
             op.check_run_id = await pr.create_check(
-                name=CHECK_NAME, head_sha=op.head_sha, external_id=record.ws_id, status=status,
-                output=check_output(title, self._summary(record, op)))
+                name=CHECK_NAME, head_sha=op.head_sha, external_id=record.ws_id, status="queued",
+                output=check_output(f"{VERB_TITLES[op.kind]}: queued", self._summary(record, op)))
             record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
             self.publisher.note_write(("check", record.ws_id, op.check_run_id))
             self._save(record)
@@ -575,18 +563,18 @@ class EnvironmentManager:
         await self.limiter.acquire(on_position)
         try:
             record.queued_ahead = None
-            await self._run_op(record, op, announced=not will_wait)
+            await self._run_op(record, op)
         finally:
             self.limiter.release()
 
-    async def _run_op(self, record: EnvRecord, op: Op, *, announced: bool = False) -> None:
+    async def _run_op(self, record: EnvRecord, op: Op) -> None:
         dp = self.dp
         kind = op.kind
         record.state = {"up": "creating", "recreate": "creating", "reset": "creating", "sync": "updating",
                         "stop": "stopping", "delete": "deleting", "status": record.state}[kind]
         record.phase = "Starting DevPod"
         self._save(record)
-        if kind in BUILD_OPS and not (announced and not op.resumed):
+        if kind in BUILD_OPS:
             self._publish_check(record, op, status="in_progress", title=self._title(op), urgent=True)
         # The check run already says it started; the comment follows after a moment, so a quick
         # operation costs one comment edit (its outcome) instead of two.

@@ -35,7 +35,8 @@ async def test_an_opened_pr_gets_an_environment_a_check_run_and_a_sticky_comment
     await server.settle()
     assert status == 202
     states = [(w.get("status"), w.get("conclusion")) for w in check_writes(github)]
-    assert states[0] == ("in_progress", None)  # a DevPod slot was free: no separate "queued" write
+    assert states[0] == ("queued", None)
+    assert states[1] == ("in_progress", None)
     assert states[-1] == ("completed", "success")
     [run] = checks(github)
     assert run["external_id"] == WS and run["head_sha"] == payloads.pull_request("opened")["pull_request"]["head"]["sha"]
