@@ -104,13 +104,7 @@ class Upstream:
 
 @pytest.fixture
 def tunnel_environ(environ, kube, tmp_path, github, repo, cloudflare):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": kube.url}}],
-        "users": [{"name": "bot", "user": {"token": "not-checked"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bot", "namespace": NS}}],
-    }))
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NS)
     base = payloads.pull_request("opened")["pull_request"]["base"]["sha"]
     github.set_file(OWNER, REPO, ".github/devenv.yml", SETTINGS, ref=base)
     # No DEVENV_AUTH_URL and no DEVENV_BOT_SERVICE: there is no ingress controller to use them.

@@ -32,13 +32,7 @@ def names(kube, plural: str) -> set[str]:
 
 @pytest.fixture
 def links_environ(environ, kube, tmp_path, github, repo):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": kube.url}}],
-        "users": [{"name": "bot", "user": {"token": "not-checked"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bot", "namespace": NS}}],
-    }))
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NS)
     base = payloads.pull_request("opened")["pull_request"]["base"]["sha"]
     github.set_file(OWNER, REPO, ".github/devenv.yml", SETTINGS, ref=base)
     return {**environ, "KUBECONFIG": str(kubeconfig), "DEVENV_PREVIEW_DOMAIN": DOMAIN, "DEVENV_PUBLIC_URL": PUBLIC,

@@ -35,6 +35,8 @@ Realism where the code under test could otherwise get it wrong:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncio
 import copy
 import dataclasses
@@ -214,6 +216,16 @@ class FakeKube:
         self.close()
 
     # ------------------------------------------------------------------ test helpers
+
+    def write_kubeconfig(self, path: Path, namespace: str) -> Path:
+        """A kubeconfig file pointing the official client (the bot's) at this fake."""
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "bot", "user": {"token": self.token or "not-checked"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bot", "namespace": namespace}}],
+        }))
+        return path
 
     def objects(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Deep copies of the stored objects of one resource (``"services"``, ``"ingresses"`` ...)."""
