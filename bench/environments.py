@@ -64,10 +64,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot import config, devpod as devpod_module  # noqa: E402
-from bot.environments import PullInfo  # noqa: E402
-from bot.journal import Action  # noqa: E402
-from bot.pulls import PullRef  # noqa: E402
+from bot.settings import config
+from bot.devpod import driver as devpod_module  # noqa: E402
+from bot.environments.manager import PullInfo  # noqa: E402
+from bot.environments.journal import Action  # noqa: E402
+from bot.github.pulls import PullRef  # noqa: E402
 from tests.botserver import BotServer, bot_environ  # noqa: E402
 from tests.standin import DevPodStandIn  # noqa: E402
 
@@ -317,7 +318,7 @@ class _FakeApp:
 
 async def records_child(tmp: Path, count: int, mode: str) -> dict:
     """In a fresh process: the bot's services started (no web server), then ``count`` records."""
-    from bot.web import Bot
+    from bot.core.web import Bot
 
     standin = DevPodStandIn(tmp / "devpod-home")
     environ = bot_environ(_FakeApp(), tmp / "state", **standin.env(), LOG_LEVEL="warning")

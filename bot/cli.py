@@ -14,15 +14,16 @@ from pathlib import Path
 from aiohttp import web
 from gidgethub import sansio
 
-from bot import config, logs
+from bot.settings import config
+from bot.core import logs
 
 log = logging.getLogger("bot")
 
 
 async def serve(settings: config.Settings) -> bool:
     """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
-    from bot.setup import RESTART_KEY
-    from bot.web import BOT_KEY, make_app
+    from bot.core.setup import RESTART_KEY
+    from bot.core.web import BOT_KEY, make_app
 
     app = make_app(settings)
     stop = asyncio.Event()
@@ -93,7 +94,7 @@ def _with(settings: config.Settings, **changes) -> config.Settings:
 
 
 async def receive(settings: config.Settings, event_name: str, payload: dict, delivery_id: str) -> int:
-    from bot.web import Bot
+    from bot.core.web import Bot
 
     bot = Bot(settings)
     await bot.start()

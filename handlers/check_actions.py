@@ -6,10 +6,10 @@ import logging
 
 from gidgethub import routing, sansio
 
-from bot.commands import permission_allows
-from bot.dispatch import Context
-from bot.environments import CHECK_NAME, PullInfo
-from bot.pulls import PullRef, PullRequestAPI
+from bot.commands.grammar import permission_allows
+from bot.core.dispatch import Context
+from bot.environments.manager import CHECK_NAME, PullInfo
+from bot.github.pulls import PullRef, PullRequestAPI
 from handlers.commands import BUILDS
 from handlers.environments import is_trusted, repo_settings
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.commands import REQUIRED_PERMISSION_DEFAULTS, VERBS, Ignore, Reply, parse, permission_allows, usage_markdown
-from bot.dispatch import Context
-from bot.environments import PullInfo
-from bot.pulls import PullRef, PullRequestAPI
-from bot.templating import render
+from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, VERBS, Ignore, Reply, parse, permission_allows, usage_markdown
+from bot.core.dispatch import Context
+from bot.environments.manager import PullInfo
+from bot.github.pulls import PullRef, PullRequestAPI
+from bot.text.templating import render
 from handlers.environments import is_trusted, repo_settings
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.commands import permission_allows
-from bot.dispatch import Context
-from bot.environments import PullInfo
+from bot.commands.grammar import permission_allows
+from bot.core.dispatch import Context
+from bot.environments.manager import PullInfo
 
 router = routing.Router()
 

@@ -2,7 +2,7 @@
 
 from gidgethub import routing, sansio
 
-from bot.dispatch import Context
+from bot.core.dispatch import Context
 
 router = routing.Router()
 

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import config
-from bot.web import BOT_KEY, Bot, make_app
+from bot.settings import config
+from bot.core.web import BOT_KEY, Bot, make_app
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot import config
+from bot.settings import config
 from tests.botserver import BotServer, bot_environ
 from tests.github_emulator.fixtures import github  # noqa: F401  (the shared emulator fixture)
 from tests.k8s_fake.fixtures import kube  # noqa: F401  (the shared Kubernetes API fake)

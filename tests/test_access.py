@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from bot import config, devpod
-from bot.access import (Access, AccessSettings, DictDirectory, Identity, Workspace, add_routes, derive_secret,
+from bot.settings import config
+from bot.devpod import driver as devpod
+from bot.access.gate import (Access, AccessSettings, DictDirectory, Identity, Workspace, add_routes, derive_secret,
                         parse_return_url)
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER

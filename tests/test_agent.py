@@ -14,9 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings
 from hypothesis import strategies as st
 
-from bot import agent, devpod
-from bot.agent import AgentPromptError, AgentSettings, Progress, parse_stream_line
-from bot.devpod import DevPodSettings, Masker
+from bot.agent import runner as agent
+from bot.devpod import driver as devpod
+from bot.agent.runner import AgentPromptError, AgentSettings, Progress, parse_stream_line
+from bot.devpod.driver import DevPodSettings, Masker
 from tests.standin import DevPodStandIn
 
 STANDIN_DIR = Path(__file__).parent / "standin"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import devpod as devpod_mod
+from bot.devpod import driver as devpod_mod
 from tests import payloads
 from tests.botserver import bot_environ
 
@@ -206,7 +206,7 @@ async def test_the_time_limit_ends_the_run_timed_out(server, github, devpod):
 
 
 async def test_the_time_limit_comes_from_DEVENV_AGENT_TIMEOUT(github, tmp_path, devpod):
-    from bot import config
+    from bot.settings import config
 
     env = devpod.env()
     settings = config.load(bot_environ(github, tmp_path / "state", **env, DEVENV_AGENT_API_KEY=KEY,
@@ -249,7 +249,7 @@ async def test_even_a_trusted_fork_pr_never_gets_a_push_token(server, github, de
     """Defence in depth: should a fork PR ever count as trusted, the agent still runs without a token."""
     github.set_permission(OWNER, REPO, "octocat", "write")
     github.add_pull(OWNER, REPO, 7, head_repo="stranger/Hello-World", user="stranger")
-    from bot.environments import PullInfo
+    from bot.environments.manager import PullInfo
 
     pull = await server.bot.github.installation(payloads.INSTALLATION_ID).getitem(f"/repos/{OWNER}/{REPO}/pulls/7")
     info = PullInfo.from_payload(payloads.INSTALLATION_ID, pull, payloads.pull_request("opened")["repository"])

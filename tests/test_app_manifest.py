@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import yaml
 
-from bot.dispatch import Dispatcher
-from bot.metrics import Metrics
-from bot.setup import APP_YML
+from bot.core.dispatch import Dispatcher
+from bot.core.metrics import Metrics
+from bot.core.setup import APP_YML
 from handlers import ROUTERS
 
 # GitHub sends these to every app without a subscription; they cannot be listed in default_events.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import config
+from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
 from tests.test_commands_e2e import command, reactions

@@ -8,8 +8,8 @@ import logging
 import aiohttp
 import pytest
 
-from bot.cloudflare import CATCH_ALL, CloudflareError, CloudflareSettings, CloudflareTunnelRoutes, tunnel_routes
-from bot.exposure import ExposureError, ExposureSettings, exposed_workspace
+from bot.cluster.cloudflare import CATCH_ALL, CloudflareError, CloudflareSettings, CloudflareTunnelRoutes, tunnel_routes
+from bot.cluster.exposure import ExposureError, ExposureSettings, exposed_workspace
 from tests.cloudflare_emulator import CloudflareEmulator
 from tests.cloudflare_emulator.fixtures import cloudflare  # noqa: F401
 

@@ -18,9 +18,9 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
-from bot import config
-from bot.access import ACCESS_KEY, Identity
-from bot.preview_proxy import PREVIEW_PROXY_KEY
+from bot.settings import config
+from bot.access.gate import ACCESS_KEY, Identity
+from bot.access.preview_proxy import PREVIEW_PROXY_KEY
 from tests import payloads
 from tests.botserver import BotServer
 from tests.cloudflare_emulator import CloudflareEmulator
@@ -372,7 +372,7 @@ async def test_an_upstream_that_does_not_answer_gets_a_502_page(bot, github, ups
 
 
 def test_the_service_only_backend_builds_the_service_and_nothing_else():
-    from bot.exposure import Exposure, ExposureSettings, ServiceOnlyBackend, exposed_workspace, manifests
+    from bot.cluster.exposure import Exposure, ExposureSettings, ServiceOnlyBackend, exposed_workspace, manifests
 
     settings = ExposureSettings.from_env({"DEVENV_PREVIEW_DOMAIN": DOMAIN, "DEVENV_NAMESPACE": NS,
                                           "DEVENV_CLOUDFLARE_TUNNEL_ID": "x"})

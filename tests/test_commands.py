@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.commands.grammar import (
     IGNORE,
     REQUIRED_PERMISSION_DEFAULTS,
     SYNTAX,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import devpod
-from bot.devpod import DevPodSettings, LogLine, Masker, WorkspaceState
+from bot.devpod import driver as devpod
+from bot.devpod.driver import DevPodSettings, LogLine, Masker, WorkspaceState
 from tests.standin import DevPodStandIn
 
 TOKEN = "ghs_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

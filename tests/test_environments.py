@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from bot import config
-from bot.environments import FairLimiter
+from bot.settings import config
+from bot.environments.manager import FairLimiter
 from tests import payloads
 from tests.botserver import BotServer
 from tests.observe import sticky, devenv_runs as checks
@@ -352,7 +352,7 @@ async def test_the_fair_limiter_serves_waiters_in_order():
 
 
 def test_check_run_texts_are_cut_to_githubs_byte_limit_without_breaking_utf8():
-    from bot.pulls import check_output
+    from bot.github.pulls import check_output
 
     out = check_output("t", "é" * 40000, "🙂" * 20000)
     assert len(out["summary"].encode()) <= 65535 and len(out["text"].encode()) <= 65535

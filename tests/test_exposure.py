@@ -8,9 +8,9 @@ import json
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from bot import exposure
-from bot.devpod import workspace_id
-from bot.exposure import (CODE_PORT, HANDOFF_PATH, Exposure, ExposureError, ExposureSettings, Link,
+from bot.cluster import exposure
+from bot.devpod.driver import workspace_id
+from bot.cluster.exposure import (CODE_PORT, HANDOFF_PATH, Exposure, ExposureError, ExposureSettings, Link,
                           NginxIngressBackend, TraefikBackend, exposed_workspace, manifests)
 from tests.k8s_fake import FakeKube, validation
 

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from bot import config
-from bot.journal import Action
+from bot.settings import config
+from bot.environments.journal import Action
 from tests import payloads
 from tests.botserver import BotServer
 from tests.test_access import DOMAIN, PUBLIC, Browser

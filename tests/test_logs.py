@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from bot import logs
+from bot.core import logs
 
 
 def test_json_logs_carry_context_and_hide_tokens():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.publish import Publisher
+from bot.github.publish import Publisher
 
 
 class Clock:

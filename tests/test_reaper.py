@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.journal import Action
-from bot.reaper import IdleReaper
+from bot.environments.journal import Action
+from bot.environments.reaper import IdleReaper
 from tests import payloads
 from tests.test_golden import manager as make_manager
 from tests.test_golden import record as make_record

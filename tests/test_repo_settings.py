@@ -11,11 +11,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from bot.auth import AppAuth
-from bot.commands import REQUIRED_PERMISSION_DEFAULTS, VERBS
-from bot.github import GitHubClient
-from bot.metrics import Metrics
-from bot.repo_settings import (
+from bot.github.auth import AppAuth
+from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, VERBS
+from bot.github.client import GitHubClient
+from bot.core.metrics import Metrics
+from bot.settings.repo import (
     DOCS_URL,
     MAX_BYTES,
     PORT_NAME_MAX,

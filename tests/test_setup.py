@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot import config
+from bot.settings import config
 from tests.botserver import BotServer, sign
 from tests import payloads
 

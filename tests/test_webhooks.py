@@ -8,8 +8,8 @@ import time
 
 from gidgethub import routing
 
-from bot.config import MAX_WEBHOOK_BYTES
-from bot.web import Bot
+from bot.settings.config import MAX_WEBHOOK_BYTES
+from bot.core.web import Bot
 from tests import payloads
 from tests.botserver import BotServer, sign
 
@@ -254,7 +254,7 @@ async def test_a_delivery_redelivered_after_a_restart_is_not_acted_on_again(sett
 
 
 def test_the_delivery_log_keeps_only_the_newest_ids(tmp_path):
-    from bot.deliveries import SeenDeliveries
+    from bot.core.deliveries import SeenDeliveries
 
     log = SeenDeliveries(tmp_path, capacity=3)
     for i in range(7):

@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from bot.config import Settings
-from bot.templating import render
+from bot.settings.config import Settings
+from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-APP_YML = Path(__file__).resolve().parent.parent / "app.yml"
+APP_YML = Path(__file__).resolve().parents[2] / "app.yml"
 STATE_KEY: web.AppKey[set[str]] = web.AppKey("setup_states")
 SETTINGS_KEY = web.AppKey("setup_settings", Settings)
 RESTART_KEY: web.AppKey[Any] = web.AppKey("setup_on_registered")
@@ -89,7 +89,7 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 
 
 async def setup_callback(request: web.Request) -> web.Response:
-    from bot.web import BOT_KEY
+    from bot.core.web import BOT_KEY
 
     settings: Settings = request.app[SETTINGS_KEY]
     code = request.query.get("code", "")

@@ -37,11 +37,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot import devpod, logs
-from bot.journal import Action, EnvRecord, Journal, Op
-from bot.publish import Publisher
-from bot.pulls import PullRef, PullRequestAPI, check_output
-from bot.templating import render
+from bot.devpod import driver as devpod
+from bot.core import logs
+from bot.environments.journal import Action, EnvRecord, Journal, Op
+from bot.github.publish import Publisher
+from bot.github.pulls import PullRef, PullRequestAPI, check_output
+from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ ORPHAN_SWEEP_TIMEOUT = 60.0
 def exposure_reason(exc: BaseException, *, detail: bool = True) -> str:
     """A short, human reason for a failed Kubernetes call (no tracebacks). ``detail=False`` leaves out
     the API server's message (it names service accounts and namespaces): for the public PR comment."""
-    from bot.cloudflare import CloudflareError
+    from bot.cluster.cloudflare import CloudflareError
 
     if isinstance(exc, CloudflareError):
         return str(exc) if detail else "the Cloudflare API answered: " + "; ".join(exc.messages)
@@ -231,7 +232,7 @@ class EnvironmentManager:
         """Create or update the browser links of a running environment; a failure is told, not fatal."""
         if self.exposure is None:
             return
-        from bot.exposure import ExposureError, exposed_workspace
+        from bot.cluster.exposure import ExposureError, exposed_workspace
 
         ports: dict[str, int] = {}
         refused: list[str] = []
@@ -248,7 +249,7 @@ class EnvironmentManager:
                 record.ws_id, {"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)},
                 ports=ports, folder=folder)
             if self.tunnel is not None:  # Cloudflare Tunnel API mode: the Service exists, now route to it
-                from bot.cloudflare import tunnel_routes
+                from bot.cluster.cloudflare import tunnel_routes
 
                 ws = exposed_workspace(self.exposure.settings, record.ws_id, None, ports, folder=folder)
                 await self.tunnel.apply(record.ws_id, tunnel_routes(self.exposure.settings, self.tunnel.settings, ws))
@@ -256,7 +257,7 @@ class EnvironmentManager:
             log.warning("browser links of %s could not be created: %s", record.ws_id, exposure_reason(exc))
             # In the public comment: the status, or the bot's own manifest error, never the API's text
             # (Cloudflare's error messages are generic and name no account or zone, so they are shown).
-            from bot.cloudflare import CloudflareError
+            from bot.cluster.cloudflare import CloudflareError
 
             reason = (str(exc) if isinstance(exc, ExposureError)
                       else exposure_reason(exc, detail=False) if getattr(exc, "status", None)
@@ -389,7 +390,7 @@ class EnvironmentManager:
 
     def configure(self, info: PullInfo, repo_settings: Any, problems: list[str]) -> EnvRecord:
         """Apply the repository's ``.github/devenv.yml`` (read from the base branch) to this PR."""
-        from bot.repo_settings import render_problems
+        from bot.settings.repo import render_problems
 
         record = self.record_for(info)
         record.ide = repo_settings.ide

@@ -50,8 +50,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot import logs
-from bot.exposure import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError, ExposureSettings
+from bot.core import logs
+from bot.cluster.exposure import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError, ExposureSettings
 
 log = logging.getLogger(__name__)
 

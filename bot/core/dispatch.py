@@ -16,8 +16,8 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot import logs
-from bot.metrics import Metrics
+from bot.core import logs
+from bot.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

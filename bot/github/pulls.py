@@ -10,7 +10,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from bot.markdown import truncate_bytes
+from bot.text.markdown import truncate_bytes
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,17 @@ import orjson
 from aiohttp import web
 from gidgethub import ValidationFailure, routing, sansio
 
-from bot import logs
-from bot.auth import AppAuth
-from bot.config import MAX_WEBHOOK_BYTES, Settings
-from bot.deliveries import SeenDeliveries
-from bot.dispatch import Context, Dispatcher
-from bot.environments import EnvironmentManager
-from bot.github import GitHubClient
-from bot.metrics import Metrics
-from bot.repo_settings import RepoSettingsLoader
-from bot.permissions import Permissions
-from bot.tasks import TaskTracker
+from bot.core import logs
+from bot.github.auth import AppAuth
+from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
+from bot.core.deliveries import SeenDeliveries
+from bot.core.dispatch import Context, Dispatcher
+from bot.environments.manager import EnvironmentManager
+from bot.github.client import GitHubClient
+from bot.core.metrics import Metrics
+from bot.settings.repo import RepoSettingsLoader
+from bot.github.permissions import Permissions
+from bot.core.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Bot:
         self.reaper: Any = None  # bot.reaper.IdleReaper: stops idle environments
         self.link_activity: dict[str, float] = {}  # ws id -> last passed access check of a link
         if self.environments is not None and settings.agent is not None:
-            from bot.agent_runs import AgentRuns, progress_interval_from_env
+            from bot.agent.runs import AgentRuns, progress_interval_from_env
 
             self.agent_runs = AgentRuns(
                 manager=self.environments, settings=settings.agent, github_url=settings.github_url,
@@ -85,7 +85,7 @@ class Bot:
         if self.settings.exposure is not None:
             from kubernetes.config import ConfigException
 
-            from bot.exposure import Exposure, kube_api_client
+            from bot.cluster.exposure import Exposure, kube_api_client
 
             try:
                 api = kube_api_client(self.settings.environ)
@@ -94,7 +94,7 @@ class Bot:
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
                     f"found no credentials ({exc}): run it in the cluster or set KUBECONFIG") from exc
             if self.settings.cloudflare is not None:
-                from bot.exposure import ServiceOnlyBackend
+                from bot.cluster.exposure import ServiceOnlyBackend
 
                 # No ingress controller: the workspace Service only; the tunnel routes the hosts.
                 self.exposure = Exposure(self.settings.exposure, api,
@@ -114,7 +114,7 @@ class Bot:
             self.environments.tunnel = self.tunnel
             await self.environments.start()
             if self.settings.idle_sweep_interval > 0:
-                from bot.reaper import IdleReaper
+                from bot.environments.reaper import IdleReaper
 
                 self.reaper = IdleReaper(
                     self.environments, activity=lambda ws_id: self.link_activity.get(ws_id),
@@ -126,7 +126,7 @@ class Bot:
     async def _start_tunnel(self) -> None:
         """Check the Cloudflare token and ids once: a wrong one stops the start with a clear error;
         Cloudflare not answering (after the retries) is only logged, the check repeats at every build."""
-        from bot.cloudflare import CloudflareError, CloudflareTunnelRoutes
+        from bot.cluster.cloudflare import CloudflareError, CloudflareTunnelRoutes
 
         cf = self.settings.cloudflare
         assert self.session is not None
@@ -275,11 +275,11 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if settings.app is None:
-        from bot import setup
+        from bot.core import setup
 
         setup.add_routes(app, settings)
     if settings.access is not None and bot.environments is not None:
-        from bot import access
+        from bot.access import gate as access
 
         directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
         bot.link_activity = directory.activity  # the idle reaper counts link use as activity
@@ -287,7 +287,7 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
         checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
         if settings.cloudflare is not None and settings.exposure is not None:
             # No ingress controller: the tunnel sends preview hosts to the bot, which checks and proxies.
-            from bot import preview_proxy
+            from bot.access import preview_proxy
 
             preview_proxy.install(app, checker, preview_proxy.workspace_upstream(bot.environments, settings.exposure))
 

@@ -42,9 +42,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
-from bot import devpod
-from bot.devpod import DevPodSettings, LogLine, Masker
-from bot.markdown import escape, fenced, inline_code, truncate_bytes
+from bot.devpod import driver as devpod
+from bot.devpod.driver import DevPodSettings, LogLine, Masker
+from bot.text.markdown import escape, fenced, inline_code, truncate_bytes
 
 __all__ = [
     "DEFAULT_AGENT_COMMAND",

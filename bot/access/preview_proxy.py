@@ -44,9 +44,9 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from bot.access import Access, check, preview_label
-from bot.exposure import CODE_PORT, CODE_PORT_NAME, HANDOFF_PATH
-from bot.templating import render
+from bot.access.gate import Access, check, preview_label
+from bot.cluster.exposure import CODE_PORT, CODE_PORT_NAME, HANDOFF_PATH
+from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 

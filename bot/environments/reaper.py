@@ -19,9 +19,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.environments import EnvironmentManager, PullInfo
-from bot.journal import EnvRecord
-from bot.pulls import PullRef
+from bot.environments.manager import EnvironmentManager, PullInfo
+from bot.environments.journal import EnvRecord
+from bot.github.pulls import PullRef
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from bot.github import is_not_found
+from bot.github.client import is_not_found
 
 
 class Permissions:

@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 from cachetools import TLRUCache
 
-from bot.logs import redactor
+from bot.core.logs import redactor
 
 JWT_BACKDATE = 60  # seconds: GitHub recommends iat 60 s in the past
 JWT_LIFETIME = 540  # seconds after iat; exp - iat must stay ≤ 600

@@ -31,9 +31,9 @@ import aiohttp
 from gidgethub import BadRequest
 from gidgethub import aiohttp as gh_aiohttp
 
-from bot.auth import AppAuth
-from bot.config import Settings
-from bot.metrics import Metrics
+from bot.github.auth import AppAuth
+from bot.settings.config import Settings
+from bot.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-from bot import markdown
+from bot.text import markdown
 
 __all__ = [
     "VERBS",

@@ -13,12 +13,12 @@ from typing import Any
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    from bot import markdown
+    from bot.text import markdown
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -30,13 +30,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot import devpod, logs
-from bot.agent import AgentPromptError, AgentResult, AgentSettings, Progress, render_progress, run_agent, stdin_payload
-from bot.commands import permission_allows
-from bot.markdown import escape, fenced, truncate_bytes
-from bot.publish import Publisher
-from bot.pulls import PullRequestAPI, check_output
-from bot.templating import render
+from bot.devpod import driver as devpod
+from bot.core import logs
+from bot.agent.runner import AgentPromptError, AgentResult, AgentSettings, Progress, render_progress, run_agent, stdin_payload
+from bot.commands.grammar import permission_allows
+from bot.text.markdown import escape, fenced, truncate_bytes
+from bot.github.publish import Publisher
+from bot.github.pulls import PullRequestAPI, check_output
+from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from bot.devpod import DevPodSettings
+from bot.devpod.driver import DevPodSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
@@ -247,10 +247,10 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         problems.append(str(exc))
         devpod_settings = None
 
-    from bot.agent import AgentSettings
-    from bot.exposure import ExposureSettings
+    from bot.agent.runner import AgentSettings
+    from bot.cluster.exposure import ExposureSettings
 
-    from bot.cloudflare import CloudflareSettings
+    from bot.cluster.cloudflare import CloudflareSettings
 
     exposure = agent = cloudflare = None
     try:
@@ -299,7 +299,7 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         environ=dict(env),
     )
     if (env.get("DEVENV_PREVIEW_DOMAIN") or "").strip() and app is not None:
-        from bot.access import AccessSettings
+        from bot.access.gate import AccessSettings
 
         try:
             settings = dataclasses.replace(settings, access=AccessSettings.from_env(env, settings))

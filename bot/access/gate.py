@@ -51,10 +51,10 @@ from cachetools import TTLCache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.commands import PERMISSION_LEVELS, permission_allows
-from bot.config import ConfigError, Settings
-from bot.github import USER_AGENT, is_not_found
-from bot.templating import render
+from bot.commands.grammar import PERMISSION_LEVELS, permission_allows
+from bot.settings.config import ConfigError, Settings
+from bot.github.client import USER_AGENT, is_not_found
+from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
