@@ -64,11 +64,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.settings import config
 from bot.devpod import driver as devpod_module  # noqa: E402
-from bot.environments.manager import PullInfo  # noqa: E402
 from bot.environments.journal import Action  # noqa: E402
+from bot.environments.manager import PullInfo  # noqa: E402
 from bot.github.pulls import PullRef  # noqa: E402
+from bot.settings import config
 from tests.botserver import BotServer, bot_environ  # noqa: E402
 from tests.standin import DevPodStandIn  # noqa: E402
 

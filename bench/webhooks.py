@@ -276,7 +276,7 @@ class BotProcess:
                 async with session.get(self.url + "/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                     if r.status == 200:
                         return time.monotonic() - started
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(0.05)
         raise RuntimeError(f"the bot was not ready within {timeout:.0f}s; log:\n{self.log_path.read_text()[-3000:]}")
@@ -316,7 +316,7 @@ async def send_all(session: aiohttp.ClientSession, url: str, items: list, concur
                 async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
                     await resp.read()
                     statuses[i] = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 statuses[i] = type(exc).__name__
             latencies[i] = time.perf_counter() - t0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from aiohttp import web
 from gidgethub import sansio
 
-from bot.settings import config
 from bot.core import logs
+from bot.settings import config
 
 log = logging.getLogger("bot")
 

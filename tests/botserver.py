@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import hmac
+import io
 import json
 import uuid
 from typing import Any
@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.settings import config
 from bot.core.web import BOT_KEY, Bot, make_app
+from bot.settings import config
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from bot.settings import config
+from tests import payloads
 from tests.botserver import BotServer, bot_environ
 from tests.github_emulator.fixtures import github  # noqa: F401  (the shared emulator fixture)
 from tests.k8s_fake.fixtures import kube  # noqa: F401  (the shared Kubernetes API fake)
-from tests import payloads
 from tests.payloads import INSTALLATION_ID, PR_NUMBER
 from tests.standin import DevPodStandIn
 

@@ -33,7 +33,7 @@ def _schemas() -> dict[str, Any]:
     return json.loads((SHARED_GITHUB / "webhook-schemas.json").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(key: str) -> jsonschema.Draft7Validator:
     definitions = _schemas()["definitions"]
     return jsonschema.Draft7Validator({"$ref": f"#/definitions/{key}", "definitions": definitions})

@@ -7,10 +7,9 @@ cookies go back to exactly the host that set them) and plays the proxy for ``/au
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
 import base64
+import dataclasses
 import json
 import re
 import statistics
@@ -20,10 +19,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from bot.settings import config
+from bot.access.gate import (
+    Access,
+    AccessSettings,
+    DictDirectory,
+    Identity,
+    Workspace,
+    add_routes,
+    derive_secret,
+    parse_return_url,
+)
 from bot.devpod import driver as devpod
-from bot.access.gate import (Access, AccessSettings, DictDirectory, Identity, Workspace, add_routes, derive_secret,
-                        parse_return_url)
+from bot.settings import config
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER
 

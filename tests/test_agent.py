@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from bot.agent import runner as agent
-from bot.devpod import driver as devpod
 from bot.agent.runner import AgentPromptError, AgentSettings, Progress, parse_stream_line
+from bot.devpod import driver as devpod
 from bot.devpod.driver import DevPodSettings, Masker
 from tests.standin import DevPodStandIn
 

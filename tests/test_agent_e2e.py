@@ -3,7 +3,6 @@ GitHub emulator, the stand-in devpod with the stand-in ``claude`` on the bot's D
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from bot.devpod import driver as devpod_mod
 from tests import payloads
 from tests.botserver import bot_environ
+from tests.eventually import eventually
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = devpod_mod.workspace_id(OWNER, REPO, NUMBER)
@@ -65,14 +65,6 @@ async def open_pr(server, github) -> None:
     github.set_permission(OWNER, REPO, "Codertocat", "admin")
     await server.deliver("pull_request", payloads.pull_request("opened"))
     await server.settle()
-
-
-async def wait_until(predicate, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
 
 
 def agent_call(devpod, ws: str = WS) -> dict:
@@ -167,8 +159,8 @@ async def test_agent_stop_cancels_the_run_and_the_check_run_ends_cancelled(serve
     payload = command(github, '/devenv agent run "#scenario:hang"')
     await server.deliver("issue_comment", payload)
     await server.settle()
-    await wait_until(lambda: (devpod.container_dir(WS) / ".agent-call.json").exists()
-                     and any("in_progress" == c["status"] and "Agent running" in c["output"]["title"]
+    await eventually(lambda: (devpod.container_dir(WS) / ".agent-call.json").exists()
+                     and any(c["status"] == "in_progress" and "Agent running" in c["output"]["title"]
                              for c in agent_checks(github)))
     stop = command(github, "/devenv agent stop", user="hubot")
     await server.deliver("issue_comment", stop)
@@ -347,7 +339,7 @@ async def test_a_push_while_the_agent_works_does_not_rebuild_the_environment_und
     payload = command(github, '/devenv agent run "#scenario:hang"')
     await server.deliver("issue_comment", payload)
     await server.settle()
-    await wait_until(lambda: (devpod.container_dir(WS) / ".agent-call.json").exists())
+    await eventually(lambda: (devpod.container_dir(WS) / ".agent-call.json").exists())
     ups_before = len(devpod.calls("up"))
     await server.deliver("pull_request", payloads.pull_request("synchronize", head_sha="9" * 40))
     await server.settle()

@@ -7,8 +7,9 @@ import asyncio
 from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
+from tests.eventually import eventually
+from tests.observe import devenv_runs, sticky
 from tests.test_commands_e2e import command, reactions
-from tests.observe import sticky, devenv_runs
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 FORK = "stranger/Hello-World"
@@ -87,10 +88,7 @@ async def test_an_approved_commit_that_moved_before_the_build_is_not_built(envir
         # PR 3 (trusted) occupies the only DevPod slot...
         await srv.deliver("pull_request", payloads.pull_request("opened", number=3, head_sha="c" * 40))
         await srv.deliver("pull_request", fork_pr(github, FIRST))
-        for _ in range(100):
-            if devpod.calls("up"):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: devpod.calls("up"), what="the first up to start")
         # ...while the fork PR is approved at FIRST, then pushed to before its turn comes.
         await srv.deliver("issue_comment", command(github, "/devenv approve", user="maintainer"))
         await asyncio.sleep(0.3)

@@ -9,9 +9,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
-from bot.core.metrics import Metrics
 from tests.payloads import INSTALLATION_ID
 
 

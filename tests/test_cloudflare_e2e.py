@@ -8,7 +8,6 @@ IDE's host to the bot (``DEVENV_CLOUDFLARE_AUTH_PROXY``); the bot's preview prox
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -18,14 +17,15 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
-from bot.settings import config
 from bot.access.gate import ACCESS_KEY, Identity
 from bot.access.preview_proxy import PREVIEW_PROXY_KEY
+from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
 from tests.cloudflare_emulator import CloudflareEmulator
-from tests.test_access import DOMAIN, PUBLIC, Browser
+from tests.eventually import eventually
 from tests.observe import sticky
+from tests.test_access import DOMAIN, PUBLIC, Browser
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"
@@ -324,10 +324,8 @@ async def test_a_websocket_is_bridged_both_ways_and_closes_through(bot, github, 
         assert (await ws.receive()).data == "echo:again"
         await ws.close(code=4002)
     assert ws.closed
-    for _ in range(100):
-        if len([s for s in upstream.seen if s["method"] == "WS closed"]) == 2:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: len([s for s in upstream.seen if s["method"] == "WS closed"]) == 2,
+                     what="both WebSocket closes to reach the upstream")
     assert [s["code"] for s in upstream.seen if s["method"] == "WS closed"] == [4001, 4002]
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import subprocess
 
 import pytest
 
-from bot.settings import config
 from bot.environments.manager import FairLimiter
+from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
-from tests.observe import sticky, devenv_runs as checks
+from tests.eventually import eventually
+from tests.observe import devenv_runs as checks
+from tests.observe import sticky
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"
@@ -220,10 +221,7 @@ async def test_the_queue_position_is_shown_when_devpod_runs_are_capped(environ, 
 async def test_closing_a_pr_cancels_its_build_in_flight(server, github, devpod):
     devpod.inject(command="up", sleep=30)
     await server.deliver("pull_request", payloads.pull_request("opened"))
-    for _ in range(100):
-        if devpod.calls("up"):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: devpod.calls("up"), what="up to start")
     await server.deliver("pull_request", payloads.pull_request("closed"))
     await server.settle()
     [run] = checks(github)
@@ -309,10 +307,7 @@ async def test_an_operation_interrupted_by_a_crash_is_resumed_on_start_up(enviro
     first = await start(environ)
     devpod.inject(command="up", sleep=30)
     await first.deliver("pull_request", payloads.pull_request("opened"))
-    for _ in range(100):
-        if devpod.calls("up"):
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: devpod.calls("up"), what="up to start")
     # Simulate a crash: drop the bot without letting it conclude anything.
     manager = first.bot.environments
     manager.shutting_down = True

@@ -9,9 +9,19 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 
 from bot.cluster import exposure
+from bot.cluster.exposure import (
+    CODE_PORT,
+    HANDOFF_PATH,
+    Exposure,
+    ExposureError,
+    ExposureSettings,
+    Link,
+    NginxIngressBackend,
+    TraefikBackend,
+    exposed_workspace,
+    manifests,
+)
 from bot.devpod.driver import workspace_id
-from bot.cluster.exposure import (CODE_PORT, HANDOFF_PATH, Exposure, ExposureError, ExposureSettings, Link,
-                          NginxIngressBackend, TraefikBackend, exposed_workspace, manifests)
 from tests.k8s_fake import FakeKube, validation
 
 NS = "devenv-ws"

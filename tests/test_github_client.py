@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from gidgethub import BadRequest, GitHubBroken
 
+from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient, GitHubUnavailable, TokenBucket
-from bot.core.metrics import Metrics
 from tests.payloads import INSTALLATION_ID
 
 

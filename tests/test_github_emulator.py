@@ -15,7 +15,7 @@ import pytest
 from gidgethub.aiohttp import GitHubAPI
 from gidgethub.apps import get_installation_access_token, get_jwt
 
-from tests.github_emulator import GitHubEmulator, SHARED_GITHUB
+from tests.github_emulator import SHARED_GITHUB, GitHubEmulator
 from tests.github_emulator.fixtures import github  # noqa: F401  (the fixture under test)
 
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import config
-from bot.environments.manager import EnvironmentManager
 from bot.environments.journal import Action, EnvRecord, Op
+from bot.environments.manager import EnvironmentManager
+from bot.settings import config
 
 GOLDEN = Path(__file__).with_name("golden")
 AT = 1_795_000_000.0  # a fixed moment, so the files do not change with the clock

@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from bot.settings import config
 from bot.environments.journal import Action
+from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
+from tests.observe import sticky
 from tests.test_access import DOMAIN, PUBLIC, Browser
 from tests.test_golden import AT, SHA, compare, manager, record
-from tests.observe import sticky
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 WS = "hello-world-pr2-4d960c"

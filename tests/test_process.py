@@ -16,8 +16,9 @@ import pytest
 
 from tests import payloads
 from tests.botserver import bot_environ, sign
-from tests.test_setup import free_port, wait_ready
+from tests.eventually import eventually
 from tests.observe import devenv_runs
+from tests.test_setup import free_port, wait_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OWNER, REPO = "Codertocat", "Hello-World"
@@ -39,14 +40,6 @@ async def post(session: aiohttp.ClientSession, url: str, secret: str, event: str
         return resp.status
 
 
-async def until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def test_a_bot_killed_mid_up_and_restarted_ends_the_check_run_in_a_true_state(repo, github, devpod, tmp_path):
     port = free_port()
     env = {**bot_environ(github, tmp_path / "state", **devpod.env()), "PORT": str(port)}
@@ -59,15 +52,15 @@ async def test_a_bot_killed_mid_up_and_restarted_ends_the_check_run_in_a_true_st
             await wait_ready(session, url, 200)
             assert await post(session, url, github.webhook_secret, "pull_request",
                               payloads.pull_request("opened")) == 202
-            await until(lambda: devpod.calls("up") and devenv_runs(github)
-                        and devenv_runs(github)[0]["status"] == "in_progress", what="up to start")
+            await eventually(lambda: devpod.calls("up") and devenv_runs(github)
+                             and devenv_runs(github)[0]["status"] == "in_progress", timeout=30, what="up to start")
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.communicate, timeout=10)
             assert devenv_runs(github)[0]["status"] == "in_progress"  # what a crash leaves behind
 
             second = spawn(env, tmp_path, "serve")
             await wait_ready(session, url, 200)
-            await until(lambda: devenv_runs(github)[0]["status"] == "completed", what="the check run to conclude")
+            await eventually(lambda: devenv_runs(github)[0]["status"] == "completed", timeout=30, what="the check run to conclude")
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
@@ -90,7 +83,7 @@ async def test_sigterm_lets_a_running_operation_finish_then_exits_cleanly(repo, 
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, url, 200)
             await post(session, url, github.webhook_secret, "pull_request", payloads.pull_request("opened"))
-            await until(lambda: bool(devpod.calls("up")), what="up to start")
+            await eventually(lambda: bool(devpod.calls("up")), timeout=30, what="up to start")
             proc.send_signal(signal.SIGTERM)
             out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
     finally:

@@ -9,12 +9,14 @@ from types import MappingProxyType
 import aiohttp
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from bot.github.auth import AppAuth
 from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, VERBS
-from bot.github.client import GitHubClient
 from bot.core.metrics import Metrics
+from bot.github.auth import AppAuth
+from bot.github.client import GitHubClient
 from bot.settings.repo import (
     DOCS_URL,
     MAX_BYTES,

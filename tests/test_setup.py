@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from bot.settings import config
-from tests.botserver import BotServer, sign
 from tests import payloads
+from tests.botserver import BotServer, sign
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import time
 
 from gidgethub import routing
 
-from bot.settings.config import MAX_WEBHOOK_BYTES
 from bot.core.web import Bot
+from bot.settings.config import MAX_WEBHOOK_BYTES
 from tests import payloads
 from tests.botserver import BotServer, sign
 

@@ -52,8 +52,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.commands.grammar import PERMISSION_LEVELS, permission_allows
-from bot.settings.config import ConfigError, Settings
 from bot.github.client import USER_AGENT, is_not_found
+from bot.settings.config import ConfigError, Settings
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)
@@ -761,7 +761,7 @@ async def _identify(access: Access, code: str, verifier: str) -> Identity:
                 "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
                 "User-Agent": USER_AGENT, "X-GitHub-Api-Version": "2022-11-28"}) as resp:
             user = await resp.json(content_type=None) if resp.status == 200 else None
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise _SignInFailed(f"GitHub could not be reached ({exc.__class__.__name__}); try again.") from None
     if not isinstance(user, dict) or not isinstance(user.get("id"), int) or not user.get("login"):
         raise _SignInFailed("GitHub did not say who you are; try again.")

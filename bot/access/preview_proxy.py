@@ -242,13 +242,13 @@ class PreviewProxy:
                     async for chunk in upstream.content.iter_any():
                         await resp.write(chunk)
                     await resp.write_eof()
-                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                     # Half-sent: the only honest thing left is to drop the connection.
                     log.info("preview %s: the response broke off (%s)", host, exc.__class__.__name__)
                     if request.transport is not None:
                         request.transport.close()
                 return resp
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.info("preview %s: upstream %s did not answer: %s", host, base, exc.__class__.__name__)
             return _unreachable(host)
 
@@ -269,7 +269,7 @@ class PreviewProxy:
             log.info("preview %s: the WebSocket was refused upstream (%s)", host, exc.status)
             return _page(exc.status if 400 <= exc.status < 600 else 502, "The preview refused the connection",
                          "The application in the environment did not accept this WebSocket.")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             log.info("preview %s: upstream %s did not answer: %s", host, base, exc.__class__.__name__)
             return _unreachable(host)
         browser = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),

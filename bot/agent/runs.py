@@ -30,13 +30,21 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.devpod import driver as devpod
-from bot.core import logs
-from bot.agent.runner import AgentPromptError, AgentResult, AgentSettings, Progress, render_progress, run_agent, stdin_payload
+from bot.agent.runner import (
+    AgentPromptError,
+    AgentResult,
+    AgentSettings,
+    Progress,
+    render_progress,
+    run_agent,
+    stdin_payload,
+)
 from bot.commands.grammar import permission_allows
-from bot.text.markdown import escape, fenced, truncate_bytes
+from bot.core import logs
+from bot.devpod import driver as devpod
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
+from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)

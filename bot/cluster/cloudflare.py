@@ -50,8 +50,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.core import logs
 from bot.cluster.exposure import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError, ExposureSettings
+from bot.core import logs
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class CloudflareTunnelRoutes:
                     text = await resp.text()
                     retry_after = resp.headers.get("Retry-After")
                     status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError) as e:
                 if last:
                     raise CloudflareError(method, path, None, detail=f"{type(e).__name__}: {e}") from None
                 log.warning("cloudflare %s %s: %s, retrying in %.1fs", method, path, type(e).__name__, delay)

@@ -55,7 +55,7 @@ class SeenDeliveries:
 
     def _compact(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{d}\n" for d in self._ids.keys()))
+        tmp.write_text("".join(f"{d}\n" for d in self._ids))
         self.close()
         os.replace(tmp, self.path)
         self._lines = len(self._ids)

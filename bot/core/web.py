@@ -20,16 +20,16 @@ from aiohttp import web
 from gidgethub import ValidationFailure, routing, sansio
 
 from bot.core import logs
-from bot.github.auth import AppAuth
-from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 from bot.core.deliveries import SeenDeliveries
 from bot.core.dispatch import Context, Dispatcher
-from bot.environments.manager import EnvironmentManager
-from bot.github.client import GitHubClient
 from bot.core.metrics import Metrics
-from bot.settings.repo import RepoSettingsLoader
-from bot.github.permissions import Permissions
 from bot.core.tasks import TaskTracker
+from bot.environments.manager import EnvironmentManager
+from bot.github.auth import AppAuth
+from bot.github.client import GitHubClient
+from bot.github.permissions import Permissions
+from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
+from bot.settings.repo import RepoSettingsLoader
 
 log = logging.getLogger(__name__)
 

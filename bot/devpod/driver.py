@@ -938,10 +938,8 @@ async def run(
     async def terminate() -> None:
         if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), settings.kill_grace)
-            except TimeoutError:
-                pass
         # Whatever is left in the group (including a child that ignored SIGTERM) is killed.
         _signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()

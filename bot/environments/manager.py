@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -37,8 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.devpod import driver as devpod
 from bot.core import logs
+from bot.devpod import driver as devpod
 from bot.environments.journal import Action, EnvRecord, Journal, Op
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRef, PullRequestAPI, check_output
@@ -70,10 +71,8 @@ def exposure_reason(exc: BaseException, *, detail: bool = True) -> str:
     status = getattr(exc, "status", None)
     if isinstance(status, int) and status:
         message = ""
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             message = str(json.loads(getattr(exc, "body", None) or "{}").get("message") or "")
-        except (ValueError, AttributeError):
-            pass
         reason = getattr(exc, "reason", None) or ""
         text = f"the Kubernetes API answered {status} {reason}".rstrip()
         return f"{text} ({message[:200]})" if message and detail else text

@@ -19,8 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.environments.manager import EnvironmentManager, PullInfo
 from bot.environments.journal import EnvRecord
+from bot.environments.manager import EnvironmentManager, PullInfo
 from bot.github.pulls import PullRef
 
 log = logging.getLogger(__name__)

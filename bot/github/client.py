@@ -31,9 +31,9 @@ import aiohttp
 from gidgethub import BadRequest
 from gidgethub import aiohttp as gh_aiohttp
 
+from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.settings.config import Settings
-from bot.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class GitHubClient:
             try:
                 async with self.session.request(method, url, headers=request_headers, data=body) as response:
                     status, response_headers, data = response.status, response.headers, await response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 self.metrics.api_calls.labels(method, "error").inc()
                 if attempt > retries:
                     raise GitHubUnavailable(f"{method} {_path(url)}: {exc.__class__.__name__} after {attempt} tries") from exc

@@ -12,6 +12,7 @@ asks for a :meth:`flush` (final states are flushed at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
@@ -68,10 +69,8 @@ class Publisher:
         while target.dirty:
             wait = max(target.last + self.min_interval, target.not_before) - self._clock()
             if wait > 0 and not target.urgent.is_set():
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(target.urgent.wait(), wait)
-                except TimeoutError:
-                    pass
             target.urgent.clear()
             target.dirty = False
             target.not_before = 0.0

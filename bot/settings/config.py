@@ -248,9 +248,8 @@ def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) 
         devpod_settings = None
 
     from bot.agent.runner import AgentSettings
-    from bot.cluster.exposure import ExposureSettings
-
     from bot.cluster.cloudflare import CloudflareSettings
+    from bot.cluster.exposure import ExposureSettings
 
     exposure = agent = cloudflare = None
     try:

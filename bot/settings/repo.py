@@ -44,10 +44,10 @@ from typing import Any, Final, Literal
 import yaml
 from cachetools import LRUCache
 
-from bot.text import markdown
 from bot.commands.grammar import PERMISSION_LEVELS, REQUIRED_PERMISSION_DEFAULTS, VERBS
 from bot.devpod.driver import ID_MAX_LEN
 from bot.github.client import is_not_found
+from bot.text import markdown
 
 __all__ = [
     "SETTINGS_PATH",

@@ -71,7 +71,7 @@ def utc(timestamp: float | None) -> str:
 
     if not timestamp:
         return "never"
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def short_sha(sha: str | None) -> str:

@@ -96,7 +96,7 @@ class Fault:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def envelope(result: Any = None, *, errors: list[dict[str, Any]] | None = None, success: bool | None = None,

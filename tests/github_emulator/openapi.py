@@ -26,9 +26,10 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from openapi_core import Config, OpenAPI
@@ -61,9 +62,8 @@ def _accept_null_in_nullable_enums(node: Any) -> None:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if item.get("nullable") is True and isinstance(item.get("enum"), list):
-                if None not in item["enum"]:
-                    item["enum"].append(None)
+            if item.get("nullable") is True and isinstance(item.get("enum"), list) and None not in item["enum"]:
+                item["enum"].append(None)
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)

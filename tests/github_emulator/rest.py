@@ -9,8 +9,9 @@ handler.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .auth import DOCS, LEVELS, ROLE_TO_PERMISSION, random_token
@@ -99,7 +100,7 @@ READ_ISSUES = (("issues", "read"), ("pull_requests", "read"))
 WRITE_ISSUES = (("issues", "write"), ("pull_requests", "write"))
 
 
-def paginate(emu: "GitHubEmulator", req: ApiRequest, items: list) -> tuple[list, dict[str, str]]:
+def paginate(emu: GitHubEmulator, req: ApiRequest, items: list) -> tuple[list, dict[str, str]]:
     """``per_page`` (default 30, silently capped at 100) and ``page``, with a Link header."""
     per_page = min(int(req.query.get("per_page", 30)), 100) or 30
     page = max(int(req.query.get("page", 1)), 1)

@@ -31,8 +31,18 @@ from typing import Any
 from aiohttp import web
 
 from . import web as web_pages
-from .auth import (BAD_CREDENTIALS, DOCS, LEVELS, ROLE_TO_PERMISSION, grants, looks_like_jwt,
-                   new_private_key_pem, parse_authorization, public_key_of, verify_app_jwt)
+from .auth import (
+    BAD_CREDENTIALS,
+    DOCS,
+    LEVELS,
+    ROLE_TO_PERMISSION,
+    grants,
+    looks_like_jwt,
+    new_private_key_pem,
+    parse_authorization,
+    public_key_of,
+    verify_app_jwt,
+)
 from .builders import Builders, stable_id
 from .openapi import SERVER_PREFIX, Validator, load_description, operation, operation_id
 from .rest import ROUTES, ApiError, ApiRequest, Auth, Reply, Route, not_found
@@ -95,7 +105,7 @@ class GitHubEmulator:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> "GitHubEmulator":
+    async def start(self) -> GitHubEmulator:
         app = web.Application(client_max_size=30 * 1024 * 1024)
         for r in ROUTES:
             app.router.add_route(r.method, SERVER_PREFIX + _aiohttp_path(r.template), self._api_handler(r))
@@ -114,7 +124,7 @@ class GitHubEmulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "GitHubEmulator":
+    async def __aenter__(self) -> GitHubEmulator:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

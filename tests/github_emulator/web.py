@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 MANIFEST_REQUIRED = ("name", "url", "hook_attributes", "redirect_url", "default_permissions", "default_events")
 
 
-def register(emu: "GitHubEmulator", app: web.Application) -> None:
+def register(emu: GitHubEmulator, app: web.Application) -> None:
     pages = {
         ("POST", "/settings/apps/new"): ("web/create-app-from-manifest", new_app),
         ("POST", "/organizations/{org}/settings/apps/new"): ("web/create-org-app-from-manifest", new_app),
@@ -43,7 +43,7 @@ def register(emu: "GitHubEmulator", app: web.Application) -> None:
     app.router.add_route("*", "/{tail:.*}", _recorded(emu, None, unknown_page))
 
 
-def _recorded(emu: "GitHubEmulator", name: str | None, page):
+def _recorded(emu: GitHubEmulator, name: str | None, page):
     """Record the call and apply injected faults, as for API calls."""
     async def handle(request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -66,7 +66,7 @@ def _recorded(emu: "GitHubEmulator", name: str | None, page):
     return handle
 
 
-def _problem(emu: "GitHubEmulator", request: web.Request, message: str, status: int = 422) -> web.Response:
+def _problem(emu: GitHubEmulator, request: web.Request, message: str, status: int = 422) -> web.Response:
     emu.validation_errors.append(f"web {request.method} {request.path_qs}: {message}")
     return web.Response(status=status, text=f"<h1>{status}</h1><p>{message}</p>", content_type="text/html")
 
@@ -97,7 +97,7 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
-async def new_app(emu: "GitHubEmulator", request: web.Request, form: dict[str, Any]) -> web.Response:
+async def new_app(emu: GitHubEmulator, request: web.Request, form: dict[str, Any]) -> web.Response:
     manifest, problem = _check_manifest(form.get("manifest"))
     if problem:
         return _problem(emu, request, problem)
@@ -112,7 +112,7 @@ async def new_app(emu: "GitHubEmulator", request: web.Request, form: dict[str, A
     raise web.HTTPFound(_with_query(manifest["redirect_url"], params))
 
 
-async def authorize(emu: "GitHubEmulator", request: web.Request, form: dict[str, Any]) -> web.Response:
+async def authorize(emu: GitHubEmulator, request: web.Request, form: dict[str, Any]) -> web.Response:
     if request.query.get("client_id") != emu.client_id:
         return _problem(emu, request, f"unknown client_id {request.query.get('client_id')!r}", 404)
     redirect = request.query.get("redirect_uri") or emu.oauth_callback_url
@@ -127,7 +127,7 @@ async def authorize(emu: "GitHubEmulator", request: web.Request, form: dict[str,
     raise web.HTTPFound(_with_query(redirect, params))
 
 
-async def access_token(emu: "GitHubEmulator", request: web.Request, form: dict[str, Any]) -> web.Response:
+async def access_token(emu: GitHubEmulator, request: web.Request, form: dict[str, Any]) -> web.Response:
     fields = {**request.query, **form}
     if not form and request.content_type == "application/json":
         fields.update(await request.json())
@@ -150,5 +150,5 @@ async def access_token(emu: "GitHubEmulator", request: web.Request, form: dict[s
     return web.Response(text=urlencode(answer), content_type="application/x-www-form-urlencoded")
 
 
-async def unknown_page(emu: "GitHubEmulator", request: web.Request, form: dict[str, Any]) -> web.Response:
+async def unknown_page(emu: GitHubEmulator, request: web.Request, form: dict[str, Any]) -> web.Response:
     return _problem(emu, request, "no such emulated page", 404)

@@ -35,8 +35,6 @@ Realism where the code under test could otherwise get it wrong:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import asyncio
 import copy
 import dataclasses
@@ -45,6 +43,7 @@ import itertools
 import json
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
