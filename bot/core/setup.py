@@ -12,11 +12,13 @@ https://docs.github.com/en/apps/sharing-github-apps/registering-a-github-app-fro
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import os
 import re
 import secrets
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +30,14 @@ from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-APP_YML = Path(__file__).resolve().parents[2] / "app.yml"
+APP_YML = importlib.resources.files("bot") / "resources" / "app.yml"  # package data (pyproject.toml)
 STATE_KEY: web.AppKey[set[str]] = web.AppKey("setup_states")
 SETTINGS_KEY = web.AppKey("setup_settings", Settings)
 RESTART_KEY: web.AppKey[Any] = web.AppKey("setup_on_registered")
 ORG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 
 
-def load_manifest_template(path: Path = APP_YML) -> dict[str, Any]:
+def load_manifest_template(path: Traversable = APP_YML) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 

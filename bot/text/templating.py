@@ -8,20 +8,17 @@ filter (see :func:`bot.markdown.escape`), which the templates apply explicitly.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+from bot.text import markdown
 
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    from bot.text import markdown
-
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.PackageLoader("bot", "resources/templates"),  # package data (pyproject.toml)
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
