@@ -1,9 +1,11 @@
-"""``devenv-bot serve`` runs the app; ``devenv-bot receive`` replays one saved delivery."""
+"""The command line: ``devenv-bot serve`` runs the app; ``devenv-bot receive`` replays one saved delivery."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib.metadata
 import json
 import logging
 import signal
@@ -40,7 +42,11 @@ async def serve(settings: config.Settings) -> bool:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=settings.shutdown_grace)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # close what start-up opened (GitHub session, DevPod, Kubernetes)
+        raise ListenError(settings.host, settings.port, exc) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -64,6 +70,16 @@ async def serve(settings: config.Settings) -> bool:
     return restart
 
 
+class ListenError(Exception):
+    """The port cannot be listened on; the message says what to do."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        why = "the address is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        hint = ("stop the other process or set PORT to a free port" if exc.errno == errno.EADDRINUSE
+                else "check HOST and PORT")
+        super().__init__(f"devenv-bot cannot listen on {host}:{port}: {why}; {hint}")
+
+
 def _settings() -> config.Settings | None:
     """Load the configuration and set up logging; None (after saying why) if it is wrong."""
     try:
@@ -82,8 +98,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         if args.port is not None:
             settings = _with(settings, port=args.port)
-        if not asyncio.run(serve(settings)):
-            return 0
+        try:
+            if not asyncio.run(serve(settings)):
+                return 0
+        except ListenError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         log.info("GitHub App registered: restarting with the new settings")
 
 
@@ -113,11 +133,39 @@ async def receive(settings: config.Settings, event_name: str, payload: dict, del
         await bot.stop()
 
 
+def dry_run(settings: config.Settings, event_name: str, payload: dict, delivery_id: str) -> int:
+    """Say which handlers would act on the delivery and what they do, calling neither GitHub nor DevPod."""
+    from bot.commands.grammar import Command, parse
+    from bot.core.dispatch import Dispatcher
+    from bot.core.metrics import Metrics
+    from handlers import ROUTERS
+
+    event = sansio.Event(payload, event=event_name, delivery_id=delivery_id)
+    action = f".{payload['action']}" if isinstance(payload.get("action"), str) else ""
+    callbacks = Dispatcher(ROUTERS, Metrics()).callbacks(event)
+    if not callbacks:
+        print(f"no handler listens to {event_name}{action}: nothing would happen")
+        return 1
+    print(f"{event_name}{action} (delivery {delivery_id}) would run:")
+    for callback in callbacks:
+        doc = (callback.__doc__ or "").strip().splitlines()
+        print(f"  {callback.__module__}.{callback.__qualname__}: {doc[0] if doc else '(no description)'}")
+    body = (payload.get("comment") or {}).get("body") if isinstance(payload.get("comment"), dict) else None
+    if isinstance(body, str):
+        parsed = parse(body, prefix=settings.command_prefix)
+        if isinstance(parsed, Command):
+            print(f"  the comment asks for: {settings.command_prefix} {parsed.verb}")
+        else:
+            print(f"  the comment holds no command the bot acts on ({type(parsed).__name__.lower()})")
+    print("dry run: nothing was sent to GitHub or DevPod")
+    return 0
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings is None:
         return 2
-    if settings.setup_mode:
+    if not args.dry_run and settings.setup_mode:
         print("devenv-bot receive needs a registered app (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET)", file=sys.stderr)
         return 2
     try:
@@ -130,11 +178,16 @@ def cmd_receive(args: argparse.Namespace) -> int:
         print("the payload must be a JSON object, as GitHub sends it", file=sys.stderr)
         return 2
     delivery = args.delivery or f"receive-{uuid.uuid4()}"
+    if args.dry_run:
+        return dry_run(settings, args.event, payload, delivery)
     return asyncio.run(receive(settings, args.event, payload, delivery))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="devenv-bot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="devenv-bot", description="A GitHub App that gives every pull request its own development environment.",
+        epilog="Configuration comes from environment variables (and .env); see the README.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('devenv-bot')}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the GitHub App (webhooks, setup page, health, metrics)")
     p_serve.add_argument("--port", type=int, default=None, help="override PORT")
@@ -143,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     p_recv.add_argument("--event", "-e", required=True, help="the X-GitHub-Event name, e.g. issue_comment")
     p_recv.add_argument("--payload", "-p", required=True, help="a JSON file with the payload, or - for stdin")
     p_recv.add_argument("--delivery", help="a delivery id to log (default: a new one)")
+    p_recv.add_argument("--dry-run", action="store_true",
+                        help="print which handlers would act and what they do; call neither GitHub nor DevPod")
     p_recv.set_defaults(func=cmd_receive)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -64,12 +64,16 @@ class Dispatcher:
     def handles(self, event: sansio.Event) -> bool:
         return bool(self.router.fetch(event))
 
+    def callbacks(self, event: sansio.Event) -> list[Any]:
+        """The callbacks that would run for ``event``, in the order :meth:`dispatch` runs them."""
+        return sorted(self.router.fetch(event), key=lambda c: c.__qualname__)
+
     async def dispatch(self, event: sansio.Event, ctx: Context) -> int:
         """Run every matching callback; return how many failed."""
         failures = 0
         repo, number = event_scope(event)
         with logs.context(delivery=event.delivery_id, event=event.event, repo=repo, pr=number):
-            for callback in sorted(self.router.fetch(event), key=lambda c: c.__qualname__):
+            for callback in self.callbacks(event):
                 name = f"{callback.__module__}.{callback.__qualname__}"
                 started = time.perf_counter()
                 outcome = "ok"
