@@ -62,6 +62,7 @@ async def test_a_secondary_rate_limit_honours_retry_after(api, github):
     await gh.post(COMMENTS, data={"body": "hello"})
     assert sleeps.waits == [7.0]
     assert len(github.comments("Codertocat", "Hello-World", 2)) == 1
+    assert 'devenv_github_rate_limit_hits_total{kind="secondary"} 1.0' in client.metrics.render().decode()
 
 
 async def test_a_primary_rate_limit_waits_for_the_reset_time(api, github):
@@ -73,6 +74,7 @@ async def test_a_primary_rate_limit_waits_for_the_reset_time(api, github):
                         "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})
     await gh.getitem("/repos/Codertocat/Hello-World")
     assert len(sleeps.waits) == 1 and 25 <= sleeps.waits[0] <= 32
+    assert 'devenv_github_rate_limit_hits_total{kind="primary"} 1.0' in client.metrics.render().decode()
 
 
 async def test_a_429_without_hints_backs_off_a_minute(api, github):
@@ -139,3 +141,21 @@ async def test_rate_limit_remaining_is_exported(api, github):
     text = client.metrics.render().decode()
     assert f'devenv_github_rate_limit_remaining{{installation="{INSTALLATION_ID}"}}' in text
     assert 'devenv_github_api_calls_total{method="GET",status="200"} 1.0' in text
+
+
+async def test_the_time_writes_wait_for_pacing_is_measured(settings, repo, github):
+    now = [0.0]
+
+    async def sleep(s: float) -> None:
+        now[0] += s
+
+    paced = dataclasses.replace(settings, writes_per_minute=60, write_burst=1)
+    async with aiohttp.ClientSession() as session:
+        client = GitHubClient(paced, AppAuth(settings.app.app_id, settings.app.private_key), session, Metrics(),
+                              clock=lambda: now[0], sleep=sleep)
+        gh = client.installation(INSTALLATION_ID)
+        for i in range(3):
+            await gh.post(COMMENTS, data={"body": f"c{i}"})
+    text = client.metrics.render().decode()
+    assert "devenv_github_write_wait_seconds_count 3.0" in text
+    assert "devenv_github_write_wait_seconds_sum 2.0" in text  # burst of one, then one a second

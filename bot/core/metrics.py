@@ -1,4 +1,9 @@
-"""Prometheus metrics, one registry per running app (so tests can start several)."""
+"""Prometheus metrics, one registry per running app (so tests can start several).
+
+Names and labels are fixed here; labels only ever take values from small fixed sets (event names
+from the routers, operation kinds, outcomes, states), never free text from a request.
+docs/operations.md lists them with example alert rules.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,31 @@ class Metrics:
             ["installation"], registry=self.registry)
         self.background_tasks = Gauge(
             "devenv_background_tasks", "Background tasks running now", registry=self.registry)
+        self.write_wait_seconds = Histogram(
+            "devenv_github_write_wait_seconds",
+            "Time a content-creating GitHub request waited for its installation's pacing (lock and token bucket)",
+            registry=self.registry, buckets=(0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300))
+        self.rate_limit_hits = Counter(
+            "devenv_github_rate_limit_hits", "GitHub answers that asked the bot to slow down, by kind",
+            ["kind"], registry=self.registry)  # primary (quota used up) or secondary (too fast)
+        self.environments = Gauge(
+            "devenv_environments", "Environments the bot knows, by state", ["state"], registry=self.registry)
+        self.devpod_operations = Counter(
+            "devenv_devpod_operations", "DevPod operations finished, by kind and outcome",
+            ["kind", "outcome"], registry=self.registry)
+        self.devpod_seconds = Histogram(
+            "devenv_devpod_operation_seconds", "How long DevPod operations ran, by kind", ["kind"],
+            registry=self.registry, buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600))
+        self.queue_depth = Gauge(
+            "devenv_queue_depth", "Operations waiting for a DevPod slot", registry=self.registry)
+        self.queue_wait_seconds = Histogram(
+            "devenv_queue_wait_seconds", "Time operations waited for a DevPod slot", registry=self.registry,
+            buckets=(0.01, 0.1, 1, 5, 15, 60, 300, 900, 1800))
+        self.agent_runs = Counter(
+            "devenv_agent_runs", "Agent runs finished, by outcome", ["outcome"], registry=self.registry)
+        self.link_checks = Counter(
+            "devenv_link_checks", "Access checks of browser links, by decision", ["decision"],
+            registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

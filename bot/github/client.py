@@ -138,8 +138,10 @@ class GitHubClient:
         kind, installation_id = identity
         if method in WRITE_METHODS and kind == "installation" and installation_id is not None:
             state = self._installation_state(installation_id)
+            queued = self.clock()
             async with state.write_lock:
                 await state.bucket.take()
+                self.metrics.write_wait_seconds.observe(max(0.0, self.clock() - queued))
                 return await self._send_with_retries(identity, method, url, headers, body)
         return await self._send_with_retries(identity, method, url, headers, body)
 
@@ -193,7 +195,11 @@ class GitHubClient:
                 reauthed = True
                 self.auth.invalidate_jwt()
                 continue
-            if _rate_limited(status, response_headers, data) and attempt <= retries:
+            limited = _rate_limited(status, response_headers, data)
+            if limited:
+                primary = response_headers.get("x-ratelimit-remaining") == "0"
+                self.metrics.rate_limit_hits.labels("primary" if primary else "secondary").inc()
+            if limited and attempt <= retries:
                 wait = self._rate_limit_wait(response_headers, attempt)
                 if wait <= self.settings.max_rate_wait:
                     log.warning("GitHub rate limit hit (%s) on %s %s; waiting %.1fs", status, method,
