@@ -24,21 +24,23 @@ log = logging.getLogger("bot")
 
 async def serve(settings: config.Settings) -> bool:
     """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
-    from bot.core.setup import RESTART_KEY
     from bot.core.web import BOT_KEY, make_app
+    from bot.setup.routes import SETUP_KEY
 
     app = make_app(settings)
     stop = asyncio.Event()
     restart = False
 
-    def registered() -> None:
+    def registered(in_process: bool) -> None:
         nonlocal restart
-        restart = True
+        # In-process: reload the settings with the new credentials. Otherwise (a Kubernetes Secret) exit,
+        # and the kubelet starts the container again with the Secret in its environment.
+        restart = in_process
         # Let the browser receive its page before the listener goes away.
         asyncio.get_running_loop().call_later(0.5, stop.set)
 
     if settings.setup_mode:
-        app[RESTART_KEY] = registered
+        app[SETUP_KEY].on_registered = registered
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=settings.shutdown_grace)
@@ -53,7 +55,7 @@ async def serve(settings: config.Settings) -> bool:
     bound = [s.getsockname() for s in site._server.sockets] if site._server else []  # type: ignore[union-attr]
     port = bound[0][1] if bound else settings.port
     if settings.setup_mode:
-        log.warning("no GitHub App configured: open http://%s:%s/ to register one", settings.host, port)
+        log.warning("no GitHub App configured: %s", _setup_address(settings, port))
     else:
         log.info("devenv-bot listening on %s:%s, webhooks at %s", settings.host, port, settings.webhook_path)
     print(f"devenv-bot ready on port {port}", flush=True)
@@ -68,6 +70,15 @@ async def serve(settings: config.Settings) -> bool:
     await runner.cleanup()  # on_cleanup drains background tasks within the grace period
     log.info("stopped cleanly")
     return restart
+
+
+def _setup_address(settings: config.Settings, port: int) -> str:
+    """Where the operator opens the setup page: never 0.0.0.0, which would end up in the App manifest."""
+    if settings.public_url:
+        return f"open {settings.public_url}/ to register one"
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return (f"open http://{host}:{port}/ to register one (GitHub cannot send webhooks to that address: "
+            "set DEVENV_PUBLIC_URL to the address it can reach, or open the page through it)")
 
 
 class ListenError(Exception):

@@ -6,7 +6,7 @@ import yaml
 
 from bot.core.dispatch import Dispatcher
 from bot.core.metrics import Metrics
-from bot.core.setup import APP_YML
+from bot.setup.manifest import APP_YML
 from handlers import ROUTERS
 
 # GitHub sends these to every app without a subscription; they cannot be listed in default_events.

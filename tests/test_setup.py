@@ -156,3 +156,113 @@ async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_web
     assert proc.returncode == 0, out
     assert "stopped cleanly" in out
     assert github.private_key_pem.splitlines()[1] not in out  # the key never reaches the log
+
+
+async def manifest_seen(settings, headers: dict[str, str] | None = None) -> tuple[str, dict]:
+    srv = await BotServer(settings).start()
+    try:
+        assert srv.session is not None
+        async with srv.session.get(srv.url + "/", headers=headers or {}) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    finally:
+        await srv.stop()
+    return page, form_of(page)[1]
+
+
+async def test_forwarded_headers_count_only_from_a_trusted_proxy(github, tmp_path):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "devenv.example.com"}
+    untrusted = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    _, manifest = await manifest_seen(untrusted, forwarded)
+    assert manifest["hook_attributes"]["url"].startswith("http://127.0.0.1:")  # anyone could send those headers
+
+    trusted = config.load({**setup_environ(github, tmp_path), "DEVENV_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"},
+                          env_file=tmp_path / ".env")
+    _, manifest = await manifest_seen(trusted, forwarded)
+    assert manifest["hook_attributes"]["url"] == "https://devenv.example.com/api/github/webhooks"
+    assert manifest["redirect_url"] == "https://devenv.example.com/setup/callback"
+
+
+async def test_the_public_url_wins_over_what_the_browser_used(github, tmp_path):
+    settings = config.load({**setup_environ(github, tmp_path), "DEVENV_PUBLIC_URL": "https://bot.example.org/"},
+                           env_file=tmp_path / ".env")
+    _, manifest = await manifest_seen(settings, {"X-Forwarded-Host": "evil.example"})
+    assert manifest["hook_attributes"]["url"] == "https://bot.example.org/api/github/webhooks"
+
+
+async def test_the_page_warns_when_github_cannot_reach_the_webhook_url(tmp_path):
+    env = {"HOST": "127.0.0.1", "PORT": "0", "DEVENV_STATE_DIR": str(tmp_path / "state")}  # GitHub.com
+    page, _ = await manifest_seen(config.load(env, env_file=tmp_path / ".env"))
+    assert "GitHub cannot reach that address" in page and "loopback" in page
+    public = config.load({**env, "DEVENV_PUBLIC_URL": "https://devenv.example.com"}, env_file=tmp_path / ".env")
+    page, _ = await manifest_seen(public)
+    assert "GitHub cannot reach that address" not in page
+
+
+@pytest.mark.parametrize(("url", "public", "why"), [
+    ("http://0.0.0.0:3000", True, "every address"),
+    ("http://127.0.0.1:3000", False, "loopback"),
+    ("http://localhost:3000", True, "loopback"),
+    ("http://10.1.2.3:3000", True, "private"),
+    ("http://192.168.1.5", True, "private"),
+    ("http://10.1.2.3:3000", False, None),  # GitHub Enterprise Server may share the network
+    ("https://devenv.example.com", True, None),
+    ("https://140.82.112.3", True, None),
+])
+def test_which_addresses_github_cannot_reach(url, public, why):
+    from bot.setup.manifest import unreachable_reason
+
+    reason = unreachable_reason(url, github_is_public=public)
+    assert (reason is None) if why is None else (why in reason)
+
+
+async def test_in_a_pod_the_credentials_go_into_a_kubernetes_secret(github, kube, tmp_path):
+    env = {**setup_environ(github, tmp_path), "DEVENV_CREDENTIALS_SECRET": "devenv/devenv-bot-credentials",
+           "KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig", "devenv"))}
+    settings = config.load(env, env_file=tmp_path / ".env")
+    restarts: list[bool] = []
+    srv = await BotServer(settings).start()
+    from bot.setup.routes import SETUP_KEY
+
+    srv.app[SETUP_KEY].on_registered = restarts.append
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, page, _ = await register(session, srv.url)
+    finally:
+        await srv.stop()
+    assert status == 200 and "the Kubernetes Secret devenv/devenv-bot-credentials" in page
+    assert restarts == [False]  # exit: the kubelet restarts the pod with the Secret in its environment
+    assert not (tmp_path / ".env").exists()
+    import base64
+
+    secret = kube.get("secrets", "devenv", "devenv-bot-credentials")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["APP_ID"] == str(github.app_id) and data["WEBHOOK_SECRET"] == github.webhook_secret
+    assert data["PRIVATE_KEY"].startswith("-----BEGIN") and "\n" in data["PRIVATE_KEY"]
+    loaded = config.load({**setup_environ(github, tmp_path), **data})
+    assert loaded.app.app_id == str(github.app_id)
+
+
+async def test_when_the_secret_cannot_be_written_the_page_shows_the_exact_command(github, kube, tmp_path, caplog):
+    env = {**setup_environ(github, tmp_path), "DEVENV_CREDENTIALS_SECRET": "devenv-bot-credentials",
+           "KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig", "devenv"))}
+    kube.inject("POST", "/namespaces/devenv/secrets", 403, "Forbidden")
+    settings = config.load(env, env_file=tmp_path / ".env")
+    restarts: list[bool] = []
+    srv = await BotServer(settings).start()
+    from bot.setup.routes import SETUP_KEY
+
+    srv.app[SETUP_KEY].on_registered = restarts.append
+    try:
+        async with aiohttp.ClientSession() as session:
+            status, page, _ = await register(session, srv.url)
+    finally:
+        await srv.stop()
+    page = html.unescape(page)
+    assert status == 200 and restarts == []
+    assert "could not write the Kubernetes Secret devenv/devenv-bot-credentials (the Kubernetes API answered 403)" in page
+    assert (f"kubectl -n devenv create secret generic devenv-bot-credentials --from-literal=APP_ID={github.app_id} "
+            f"--from-literal=WEBHOOK_SECRET={github.webhook_secret}") in page
+    assert "--from-file=PRIVATE_KEY=devenv-bot.private-key.pem" in page and "-----BEGIN" in page
+    assert kube.objects("secrets") == []
+    assert github.webhook_secret not in caplog.text and "-----BEGIN" not in caplog.text

@@ -265,6 +265,26 @@ async def metrics(request: web.Request) -> web.Response:
     return resp
 
 
+def _trusted_proxies(settings: Settings) -> list[Any]:
+    import ipaddress
+
+    raw = settings.environ.get("DEVENV_TRUSTED_PROXIES", "")
+    return [ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
+
+
+def _credential_store(settings: Settings) -> Any:
+    from bot.setup import credentials
+
+    spec = (settings.environ.get("DEVENV_CREDENTIALS_SECRET") or "").strip()
+    if not spec:
+        return credentials.DotEnvFile(settings.env_file)
+    from bot.cluster.exposure import kube_api_client
+
+    namespace, name = credentials.secret_location(
+        spec, context_namespace=credentials.kubeconfig_namespace(settings.environ.get("KUBECONFIG")))
+    return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.environ))
+
+
 def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
     """Build the aiohttp application (setup pages when the app is not registered yet)."""
     bot = bot or Bot(settings)
@@ -275,9 +295,12 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     if settings.app is None:
-        from bot.core import setup
+        from bot import setup  # the setup pages need the GitHub client, so they live above core
 
-        setup.add_routes(app, settings)
+        setup.add_routes(app, setup.Setup(
+            github_url=settings.github_url, webhook_path=settings.webhook_path, public_url=settings.public_url,
+            trusted_proxies=_trusted_proxies(settings), store=_credential_store(settings),
+            github=lambda: bot.github.anonymous()))
     if settings.access is not None and bot.environments is not None:
         from bot.access import gate as access
 

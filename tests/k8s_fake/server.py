@@ -36,6 +36,7 @@ Realism where the code under test could otherwise get it wrong:
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import dataclasses
 import datetime
@@ -55,6 +56,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     ("", "v1", "services"): "Service",
     ("networking.k8s.io", "v1", "ingresses"): "Ingress",
     ("traefik.io", "v1alpha1", "middlewares"): "Middleware",
+    ("", "v1", "secrets"): "Secret",  # where the setup flow stores the App's credentials in a pod
 }
 
 
@@ -355,6 +357,13 @@ class FakeKube:
             raise ApiError(422, "Invalid", f"{obj.get('kind')} {name!r} is invalid: " + "; ".join(found))
 
     def _default(self, plural: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        if plural == "secrets":
+            # The API server folds the write-only stringData into base64 data and never returns it.
+            data = obj.setdefault("data", {})
+            for key, value in (obj.pop("stringData", None) or {}).items():
+                data[key] = base64.b64encode(value.encode()).decode()
+            obj.setdefault("type", "Opaque")
+            return
         if plural != "services":
             return
         spec = obj.setdefault("spec", {})
