@@ -182,6 +182,19 @@ def test_every_file_the_bot_reads_from_beside_its_package_is_copied_into_the_ima
     assert {".env", ".git", ".venv", "state", "tests"} <= ignored  # secrets and local state stay out
 
 
+def test_the_wheel_the_image_installs_carries_every_package():
+    # The image installs the project's wheel, never the source tree: a package setuptools is not
+    # told about (a new subpackage of bot/ with an explicit `packages` list) would be missing there.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}).get("setuptools", {})
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for top in ("bot", "handlers")
+               for p in (ROOT / top).rglob("__init__.py")}
+    listed = setuptools.get("packages")
+    if isinstance(listed, list):
+        assert on_disk <= set(listed), f"add to [tool.setuptools] packages: {sorted(on_disk - set(listed))}"
+    else:  # packages.find discovers them
+        assert "find" in (listed or {}) or listed is None
+
+
 # --------------------------------------------------------------------------- the manifests
 
 
