@@ -310,6 +310,35 @@ def test_the_secret_example_names_only_settings_the_bot_reads():
                if line and not line.startswith("#")), "the example must hold no values"
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_settings_with_the_secret_s_keys_are_a_configuration_the_bot_accepts(variant):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from bot import config
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    secret = {"APP_ID": "123456", "PRIVATE_KEY": key.decode(), "WEBHOOK_SECRET": "w" * 32,
+              "GITHUB_CLIENT_ID": "Iv1.0123456789abcdef", "GITHUB_CLIENT_SECRET": "c" * 40}
+    if variant == "cloudflare-tunnel":
+        secret |= {"DEVENV_CLOUDFLARE_TUNNEL_ID": "6ff42ae2-765d-4adf-8112-31c55c1551ef",
+                   "DEVENV_CLOUDFLARE_ACCOUNT_ID": "a" * 32, "DEVENV_CLOUDFLARE_ZONE_ID": "b" * 32,
+                   "DEVENV_CLOUDFLARE_API_TOKEN": "t" * 40}
+    env = {**bot_config(render(variant)), **secret, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    settings = config.load(env)  # raises ConfigError naming every problem
+    assert str(settings.state_dir) == "/var/lib/devenv-bot" and settings.port == 3000
+    assert settings.devpod.provider == "kubernetes" and settings.devpod.namespace == "devenv-workspaces"
+    assert settings.devpod.binary == "/usr/local/bin/devpod" and settings.log_format == "json"
+    if variant in OVERLAYS:
+        assert settings.exposure.namespace == "devenv-workspaces" and settings.access is not None
+        assert (settings.cloudflare is not None) == (variant == "cloudflare-tunnel")
+        if variant != "cloudflare-tunnel":
+            assert settings.exposure.router == variant
+    else:
+        assert settings.exposure is None  # the base alone: no links, SSH only
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_overlay_sets_up_its_router(overlay):
     objects = render(overlay)
