@@ -127,4 +127,7 @@ class KubernetesSecret:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            # Registered again: replace the Secret at the version read, never a blind overwrite.
+            current = api.read_namespaced_secret(self.name, self.namespace)
+            body.metadata.resource_version = current.metadata.resource_version
             api.replace_namespaced_secret(self.name, self.namespace, body)

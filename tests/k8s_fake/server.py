@@ -17,10 +17,17 @@ What it serves, under ``/api/v1`` and ``/apis/<group>/<version>``::
     GET    /version
 
 Errors are ``v1 Status`` objects with the real ``reason`` strings (``NotFound``,
-``AlreadyExists``, ``Conflict``, ``Invalid``, ``BadRequest``). Every object written is
+``AlreadyExists``, ``Conflict``, ``Invalid``, ``BadRequest``, ``Forbidden``). Every object written is
 validated first (``validation.py``); an invalid one is answered 422 *and* appended to
 :attr:`FakeKube.errors`, which the fixture turns into a test failure. All requests are
 in :attr:`FakeKube.calls`.
+
+RBAC, opt-in (``FakeKube(rbac=policy)``, ``rbac.py``): every request to a resource path, any
+resource, subresource or scope (not only the three kinds above), is authorised first against the
+rules rendered from ``deploy/``. A request they do not allow is answered 403 ``Forbidden`` with
+the API server's message and is also appended to :attr:`FakeKube.errors` (and
+:attr:`FakeKube.forbidden`); allowed ones are collected in :attr:`FakeKube.exercised` as
+(group, resource, verb). Without a policy every request is allowed, as before.
 
 Realism where the code under test could otherwise get it wrong:
 
@@ -50,6 +57,7 @@ from typing import Any
 from aiohttp import web
 
 from . import validation
+from .rbac import Policy, Request
 
 #: (group, version, plural) → kind. The group of the core API is "".
 RESOURCES: dict[tuple[str, str, str], str] = {
@@ -145,9 +153,15 @@ def selector_matches(terms: list[tuple[str, str, str | None]], labels: dict[str,
 class FakeKube:
     """The fake API server. ``url`` is the base URL for ``kubernetes.client.Configuration(host=...)``."""
 
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, *, rbac: Policy | None = None):
         #: When set, every request must carry ``Authorization: Bearer <token>`` (else 401).
         self.token = token
+        #: When set, every resource request must be allowed by it (else 403 and an error).
+        self.rbac = rbac
+        #: Requests the RBAC policy refused, as "METHOD path: message".
+        self.forbidden: list[str] = []
+        #: (group, resource, verb) of every request the RBAC policy allowed.
+        self.exercised: set[tuple[str, str, str]] = set()
         self.calls: list[Call] = []
         #: Requests the fake rejected as malformed or invalid (422/400/415): each fails the test.
         self.errors: list[str] = []
@@ -197,6 +211,10 @@ class FakeKube:
         app.router.add_route("*", "/api/{version}/namespaces/{ns}/{plural}/{name}", self._serve)
         app.router.add_route("*", "/apis/{group}/{version}/namespaces/{ns}/{plural}", self._serve)
         app.router.add_route("*", "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", self._serve)
+        # Everything else under the resource APIs (subresources such as pods/exec, cluster-scoped
+        # resources): authorised like the rest, then 404, as a server without those resources.
+        app.router.add_route("*", "/api/{tail:.*}", self._elsewhere)
+        app.router.add_route("*", "/apis/{tail:.*}", self._elsewhere)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -278,6 +296,7 @@ class FakeKube:
                     raise ApiError(400, "BadRequest", f"request body is not JSON: {e}") from None
             if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            self._authorize(request)
             if key not in RESOURCES:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({key})")
             with self._lock:
@@ -291,6 +310,35 @@ class FakeKube:
         with self._lock:
             self.calls.append(Call(request.method, request.path, dict(request.query), ctype, body, code))
         return web.json_response(payload, status=code)
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        try:
+            if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            self._authorize(request)
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        except ApiError as e:
+            code, payload = e.code, status_object(e.code, e.reason, e.message, e.details)
+        with self._lock:
+            self.calls.append(Call(request.method, request.path, dict(request.query),
+                                   request.headers.get("Content-Type"), None, code))
+        return web.json_response(payload, status=code)
+
+    def _authorize(self, request: web.Request) -> None:
+        """403 Forbidden (recorded as an error) unless the RBAC policy, if any, allows the request."""
+        if self.rbac is None:
+            return
+        attrs = Request.from_http(request.method, request.path, request.query)
+        if attrs is None:
+            return
+        with self._lock:
+            if self.rbac.allows(attrs):
+                self.exercised.add(attrs.key)
+                return
+            message = attrs.forbidden_message(self.rbac.user)
+            self.forbidden.append(f"{request.method} {request.path_qs}: {message}")
+            self.errors.append(f"{request.method} {request.path_qs}: 403 {message}")
+        raise ApiError(403, "Forbidden", message, attrs.forbidden_details())
 
     def _fault(self, method: str, path: str) -> None:
         for f in self._faults:
