@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.environments import EmulatorTimes, _describe, machine_busy, own_cpu  # noqa: E402
-from bot.devpod import driver as devpod_module  # noqa: E402
+from bot import devpod as devpod_module  # noqa: E402
 from bot.settings import config
 from tests.botserver import BotServer, bot_environ  # noqa: E402
 from tests.standin import DevPodStandIn  # noqa: E402

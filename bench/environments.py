@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.devpod import driver as devpod_module  # noqa: E402
+from bot import devpod as devpod_module  # noqa: E402
 from bot.environments.journal import Action  # noqa: E402
 from bot.environments.manager import PullInfo  # noqa: E402
 from bot.github.pulls import PullRef  # noqa: E402

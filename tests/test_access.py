@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from bot import devpod
 from bot.access.gate import (
     Access,
     AccessSettings,
@@ -29,7 +30,6 @@ from bot.access.gate import (
     derive_secret,
     parse_return_url,
 )
-from bot.devpod import driver as devpod
 from bot.settings import config
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER

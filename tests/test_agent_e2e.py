@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.devpod import driver as devpod_mod
+from bot import devpod as devpod_mod
 from tests import payloads
 from tests.botserver import bot_environ
 from tests.eventually import eventually

@@ -21,7 +21,7 @@ from bot.cluster.exposure import (
     exposed_workspace,
     manifests,
 )
-from bot.devpod.driver import workspace_id
+from bot.devpod import workspace_id
 from tests.k8s_fake import FakeKube, validation
 
 NS = "devenv-ws"

@@ -30,18 +30,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.agent.runner import (
-    AgentPromptError,
-    AgentResult,
-    AgentSettings,
-    Progress,
-    render_progress,
-    run_agent,
-    stdin_payload,
-)
+from bot import devpod
+from bot.agent.progress import Progress, render_progress
+from bot.agent.remote import AgentPromptError, stdin_payload
+from bot.agent.run import AgentResult, run_agent
+from bot.agent.runner import AgentSettings
 from bot.commands.grammar import permission_allows
 from bot.core import logs
-from bot.devpod import driver as devpod
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
 from bot.text.markdown import escape, fenced, truncate_bytes

@@ -58,7 +58,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-from bot.devpod.driver import label_value
+from bot.devpod import label_value
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,93 @@
+"""DevPod, one boundary with one surface: ``from bot import devpod``, then ``devpod.up_argv(...)``.
+
+Everything that decides *what* to run or *what the output means* is a pure function of
+its arguments, tested with tables and literals from ``../shared/devpod/CONTRACT.md``:
+argv builders (:mod:`~bot.devpod.argv`), output parsers and the log-line model
+(:mod:`~bot.devpod.parse`), workspace ids and label values (:mod:`~bot.devpod.ids`) and
+secret masking (:mod:`~bot.devpod.masking`). The only I/O is :func:`run`
+(:mod:`~bot.devpod.process`), which executes one argv list in a minimal environment and its
+own process group, with a timeout and every line masked; :mod:`~bot.devpod.credentials`
+writes the askpass script that lets DevPod's git fetch a private repository.
+:class:`DevPodSettings` (:mod:`~bot.devpod.driver`) says which binary, state directory,
+provider options and time limits to use. This module lists the public names; the
+submodules do not import it.
+"""
+
+from bot.devpod.argv import (
+    DEVPOD_VERSION,
+    HARDENED_CONTEXT_OPTIONS,
+    context_harden_argv,
+    delete_argv,
+    list_argv,
+    parse_exit_marker,
+    provider_add_argv,
+    provider_list_argv,
+    provider_options,
+    provider_set_options_argv,
+    ssh_command_argv,
+    ssh_config_path,
+    status_argv,
+    stop_argv,
+    up_argv,
+    wrap_with_exit_marker,
+)
+from bot.devpod.credentials import GIT_TOKEN_ENV, git_credential_env, write_askpass
+from bot.devpod.driver import DevPodSettings
+from bot.devpod.driver import _seconds as _seconds  # for bot.agent until the settings table parses durations
+from bot.devpod.ids import ID_MAX_LEN, label_value, pr_source, workspace_id
+from bot.devpod.masking import Masker
+from bot.devpod.parse import (
+    LogLine,
+    WorkspaceState,
+    WorkspaceStatus,
+    meaningful_errors,
+    parse_list,
+    parse_log_line,
+    parse_provider_list,
+    parse_status,
+    phase_of,
+    workspace_missing,
+)
+from bot.devpod.process import RunResult, build_env, prepare_dirs, run
+
+__all__ = [
+    "DEVPOD_VERSION",
+    "GIT_TOKEN_ENV",
+    "HARDENED_CONTEXT_OPTIONS",
+    "ID_MAX_LEN",
+    "DevPodSettings",
+    "LogLine",
+    "Masker",
+    "RunResult",
+    "WorkspaceState",
+    "WorkspaceStatus",
+    "build_env",
+    "context_harden_argv",
+    "delete_argv",
+    "git_credential_env",
+    "label_value",
+    "list_argv",
+    "meaningful_errors",
+    "parse_exit_marker",
+    "parse_list",
+    "parse_log_line",
+    "parse_provider_list",
+    "parse_status",
+    "phase_of",
+    "pr_source",
+    "prepare_dirs",
+    "provider_add_argv",
+    "provider_list_argv",
+    "provider_options",
+    "provider_set_options_argv",
+    "run",
+    "ssh_command_argv",
+    "ssh_config_path",
+    "status_argv",
+    "stop_argv",
+    "up_argv",
+    "workspace_id",
+    "workspace_missing",
+    "wrap_with_exit_marker",
+    "write_askpass",
+]

@@ -38,8 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot import devpod
 from bot.core import logs
-from bot.devpod import driver as devpod
 from bot.environments.journal import Action, EnvRecord, Journal, Op
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRef, PullRequestAPI, check_output

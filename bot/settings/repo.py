@@ -45,7 +45,7 @@ import yaml
 from cachetools import LRUCache
 
 from bot.commands.grammar import PERMISSION_LEVELS, REQUIRED_PERMISSION_DEFAULTS, VERBS
-from bot.devpod.driver import ID_MAX_LEN
+from bot.devpod import ID_MAX_LEN
 from bot.github.client import is_not_found
 from bot.text import markdown
 

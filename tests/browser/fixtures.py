@@ -25,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot import devpod
 from bot.access.gate import DictDirectory, Workspace, add_routes
 from bot.cluster.exposure import exposed_workspace, links_of
-from bot.devpod import driver as devpod
 from bot.settings import config
 from tests.botserver import BotServer
 from tests.browser.nginx import Nginx, find_nginx, free_port, render_config

@@ -1,0 +1,122 @@
+"""What crosses ``devpod ssh`` for an agent run: the fixed remote script, its stdin, its markers.
+
+All pure. One ``devpod ssh <id> --command <script>`` per run. The script is a fixed POSIX
+``sh`` text built only from the shell-quoted agent argv (:func:`remote_script`); no prompt,
+no secret and nothing a user typed is ever part of a command line, local or remote.
+Everything variable travels on **stdin** (:func:`stdin_payload`): a header of
+``NAME=VALUE`` lines (the API key, optional extra secrets such as a push token) ended by an
+empty line, then the prompt bytes. The script ``read``s the header (``read`` takes one byte
+at a time from a pipe, so the rest stays unread), ``export``s each line and hands the
+remaining stdin, the prompt, to the agent untouched. No shell ever parses the prompt.
+
+``devpod ssh`` exits 1 for any remote failure (CONTRACT §3), so the script prints markers
+on stdout (:func:`parse_marker`): ``__DEVENV_PID=<pid>`` just before the agent starts (the
+PID *is* the agent's: a child ``sh`` prints its ``$$`` and ``exec``s the agent),
+``__DEVENV_RC=<code>`` after it ends, and ``__DEVENV_AGENT_MISSING=<program>`` when the
+program is not installed. Signals do not cross ``devpod ssh``: :func:`signal_command` is
+the ``--command`` of a second ``devpod ssh`` that stops the agent.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Literal
+
+# The stdin header obeys the same variable-name rules the settings check (kept beside AgentSettings).
+from bot.agent.runner import _NAME, _RESERVED_ENV, AgentSettings
+
+__all__ = [
+    "MISSING_EXIT_CODE",
+    "AgentPromptError",
+    "parse_marker",
+    "remote_script",
+    "signal_command",
+    "stdin_payload",
+]
+
+_PID_MARKER = "__DEVENV_PID="
+_RC_MARKER = "__DEVENV_RC="
+_MISSING_MARKER = "__DEVENV_AGENT_MISSING="
+_MARKER = re.compile(r"^(__DEVENV_PID=|__DEVENV_RC=|__DEVENV_AGENT_MISSING=)(\S*)$")
+
+#: Exit status the script reports when the agent program is missing (as a shell would).
+MISSING_EXIT_CODE = 127
+
+
+class AgentPromptError(ValueError):
+    """The prompt cannot be sent (empty or too long); the message is fit for the user."""
+
+
+def remote_script(settings: AgentSettings) -> str:
+    """The ``--command`` for ``devpod ssh``: fixed text plus the shell-quoted agent argv.
+
+    It runs under ``sh`` whatever the user's login shell is (devpod runs ``<login shell> -c
+    CMD``; CONTRACT §3). Holds no secret and nothing user-supplied.
+    """
+    program = shlex.quote(settings.command[0])
+    agent = shlex.join(settings.command)
+    script = f"""set -u
+while IFS= read -r __devenv_kv; do
+  [ -n "$__devenv_kv" ] || break
+  export "$__devenv_kv"
+done
+unset __devenv_kv
+export DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+if [ "$(id -u 2>/dev/null)" = 0 ]; then export IS_SANDBOX=1; fi
+if ! command -v {program} >/dev/null 2>&1; then
+  echo "{_MISSING_MARKER}"{program}
+  echo "{_RC_MARKER}{MISSING_EXIT_CODE}"
+  exit 0
+fi
+sh -c 'echo "{_PID_MARKER}$$"; exec "$@"' devenv-agent {agent}
+echo "{_RC_MARKER}$?"
+"""
+    return "exec sh -c " + shlex.quote(script)
+
+
+def stdin_payload(prompt: str, settings: AgentSettings, extra_env: Mapping[str, str] | None = None) -> bytes:
+    """What the script reads on stdin: ``NAME=VALUE`` lines, an empty line, then the prompt bytes.
+
+    Raises :class:`AgentPromptError` for an empty or too long prompt and ValueError for a
+    bad variable (a name the script reserves, or a value with a line break or NUL).
+    """
+    data = prompt.encode("utf-8")
+    if not prompt.strip():
+        raise AgentPromptError("The prompt is empty.")
+    if len(data) > settings.max_prompt_bytes:
+        raise AgentPromptError(
+            f"The prompt is {len(data)} bytes long; the limit is {settings.max_prompt_bytes} bytes."
+        )
+    env: dict[str, str] = {}
+    if settings.api_key:
+        env[settings.env_name] = settings.api_key
+    for name, value in (extra_env or {}).items():
+        if not _NAME.match(name) or name in _RESERVED_ENV or name.startswith("__DEVENV"):
+            raise ValueError(f"extra_env may not set {name!r}")
+        env[name] = value
+    lines = []
+    for name, value in env.items():
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise ValueError(f"the value of {name} must be one line")
+        lines.append(f"{name}={value}\n")
+    return "".join(lines).encode("utf-8") + b"\n" + data
+
+
+def signal_command(pid: int, sig: Literal["INT", "TERM", "KILL"]) -> str:
+    """The ``--command`` that sends ``sig`` to the remote agent."""
+    if pid < 2:
+        raise ValueError(f"refusing to signal pid {pid}")
+    return f"kill -s {sig} {int(pid)}"
+
+
+def parse_marker(line: str) -> tuple[str, str] | None:
+    """``("pid" | "rc" | "missing", value)`` for a marker line from the script, else None."""
+    m = _MARKER.match(line.strip())
+    if not m:
+        return None
+    kind = {_PID_MARKER: "pid", _RC_MARKER: "rc", _MISSING_MARKER: "missing"}[m.group(1)]
+    if kind in ("pid", "rc") and not m.group(2).isdigit():
+        return None
+    return kind, m.group(2)

@@ -1,0 +1,52 @@
+"""Secret masking: every line DevPod or the agent prints passes through a :class:`Masker`.
+
+The runner masks each line before anything stores, parses or logs it, so a token that
+DevPod echoes (a clone URL with credentials, a ``Bearer`` header in a debug line) never
+reaches a log, a comment or a check run. A masker knows the secrets it was given (the
+installation token, the agent's API key) and, as a second net, the shapes of GitHub
+tokens and credentials in URLs and headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["Masker"]
+
+_TOKEN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"github_pat_[A-Za-z0-9_]{20,}"), "***"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "***"),
+    (re.compile(r"(x-access-token:)[^@\s/]+(@)"), r"\1***\2"),
+    (re.compile(r"(://[^/@\s:]+:)[^/@\s]+(@)"), r"\1***\2"),
+    (re.compile(r"(\b[Bb]earer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
+    (re.compile(r"(\b[Tt]oken\s+)[A-Za-z0-9._~+/=-]{20,}"), r"\1***"),
+]
+
+
+class Masker:
+    """Replaces known secrets and GitHub token shapes with ``***``."""
+
+    MIN_SECRET_LEN = 6
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._regex: re.Pattern[str] | None = None
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str | None) -> None:
+        """Remember a secret (too-short values are ignored: they would mask ordinary text)."""
+        if secret and len(secret) >= self.MIN_SECRET_LEN and secret not in self._secrets:
+            self._secrets.add(secret)
+            alternatives = sorted(self._secrets, key=len, reverse=True)
+            self._regex = re.compile("|".join(re.escape(s) for s in alternatives))
+
+    def mask(self, text: str) -> str:
+        if self._regex is not None:
+            text = self._regex.sub("***", text)
+        for pattern, repl in _TOKEN_PATTERNS:
+            text = pattern.sub(repl, text)
+        return text
+
+    __call__ = mask

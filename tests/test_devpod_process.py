@@ -1,0 +1,154 @@
+"""The one runner, against the stand-in devpod: a minimal environment, masking, bounded output,
+timeouts and cancellation that leave no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+import pytest
+
+from bot import devpod
+from bot.devpod import LogLine, Masker, WorkspaceState
+from tests.devpod_rig import TOKEN, settings, standin, up  # noqa: F401  (fixtures)
+
+
+def test_the_child_environment_is_built_from_scratch(settings, monkeypatch):
+    monkeypatch.setenv("DEVPOD_FLAGS_UP", '{"recreate": true}')
+    env = devpod.build_env(settings, {"EXTRA": "1"})
+    assert set(env) == {"PATH", "HOME", "DEVPOD_HOME", "DEVPOD_DISABLE_TELEMETRY", "EXTRA"}
+    assert env["HOME"] != os.environ.get("HOME")
+    with pytest.raises(ValueError):
+        devpod.build_env(settings, {"DEVPOD_FLAGS_UP": "{}"})
+
+
+async def test_a_successful_up_streams_progress_and_ends_with_the_ssh_hint(settings, standin):
+    seen: list[LogLine] = []
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker(), on_line=seen.append)
+    assert result.ok and result.exit_code == 0 and not result.timed_out
+    assert seen == result.lines
+    assert result.lines[-1].message == "Run 'ssh hello-world-pr1-abcdef.devpod' to ssh into the devcontainer"
+    phases = [devpod.phase_of(ln.message) for ln in seen]
+    assert phases.index("Cloning repository") < phases.index("Creating pod") < phases.index("Ready")
+    assert standin.workspace("hello-world-pr1-abcdef") is not None
+
+
+async def test_status_and_list_results_are_parsed_from_stdout(settings, standin):
+    await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    status = await devpod.run(
+        devpod.status_argv(settings, "hello-world-pr1-abcdef"), settings=settings, timeout=20, masker=Masker()
+    )
+    assert devpod.parse_status(status.stdout).state == WorkspaceState.RUNNING
+    listed = await devpod.run(devpod.list_argv(settings), settings=settings, timeout=20, masker=Masker())
+    assert [w["id"] for w in devpod.parse_list(listed.stdout)] == ["hello-world-pr1-abcdef"]
+    providers = await devpod.run(devpod.provider_list_argv(settings), settings=settings, timeout=20, masker=Masker())
+    assert devpod.parse_provider_list(providers.stdout) == {"kubernetes"}
+
+
+async def test_a_failed_up_reports_meaningful_errors(settings, standin):
+    standin.inject(
+        command="up",
+        exit=1,
+        stderr_lines=[
+            "postCreateCommand: 0 errors found",
+            {"level": "fatal", "message": "waiting for pod: ImagePullBackOff"},
+        ],
+    )
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    assert result.exit_code == 1 and not result.ok
+    assert result.errors() == ["postCreateCommand: 0 errors found", "waiting for pod: ImagePullBackOff"]
+
+
+async def test_a_missing_workspace_status_fails_with_exit_1(settings):
+    result = await devpod.run(devpod.status_argv(settings, "nope"), settings=settings, timeout=20, masker=Masker())
+    assert result.exit_code == 1 and devpod.workspace_missing(result.lines)
+
+
+async def test_a_timeout_sends_sigterm_and_devpod_exits(settings, standin):
+    started = asyncio.Event()
+    standin.inject(command="up", hang=True, stderr_lines=[{"level": "warning", "message": "hanging"}])
+    result = await devpod.run(
+        up(settings), settings=settings, timeout=1.0, masker=Masker(), on_line=lambda ln: started.set()
+    )
+    assert started.is_set()
+    assert result.timed_out and result.exit_code == 1  # SIGTERM: DevPod cancels and exits 1
+    assert result.lines[-1].message == "context canceled"
+
+
+async def test_a_child_that_ignores_sigterm_is_killed(settings, standin):
+    standin.inject(command="up", hang=True, ignore_sigterm=True)
+    result = await devpod.run(up(settings), settings=settings, timeout=0.8, masker=Masker())
+    assert result.timed_out and result.exit_code == -9
+    assert result.duration < 5
+
+
+async def test_cancelling_the_caller_terminates_the_child(settings, standin):
+    standin.inject(command="up", hang=True, stderr_lines=["holding the lock"])
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        devpod.run(up(settings), settings=settings, timeout=60, masker=Masker(), on_line=lambda ln: started.set())
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pid = standin.calls("up")[-1]["pid"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # The lock died with the process: the next up goes through at once.
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    assert result.ok
+
+
+async def test_the_child_never_sees_the_bots_environment(settings, standin, monkeypatch):
+    monkeypatch.setenv("DEVPOD_FLAGS_UP", '{"recreate": true}')
+    monkeypatch.setenv("GITHUB_PRIVATE_KEY", "secret")
+    await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    names = set(standin.calls("up")[-1]["env"])
+    assert "DEVPOD_FLAGS_UP" not in names and "GITHUB_PRIVATE_KEY" not in names
+    assert {"PATH", "HOME", "DEVPOD_HOME", "DEVPOD_DISABLE_TELEMETRY"} <= names
+    # Only names the interpreter adds itself: a pyenv shim for python3, PEP 538's LC_CTYPE.
+    launcher = re.compile(r"^(_?PYENV\w*|PWD|OLDPWD|SHLVL|_|LC_CTYPE)$")
+    assert {n for n in names - {"PATH", "HOME", "DEVPOD_HOME", "DEVPOD_DISABLE_TELEMETRY"} if not launcher.match(n)} == set()
+
+
+async def test_a_secret_printed_by_devpod_is_masked_before_anyone_sees_it(settings, standin):
+    standin.inject(command="up", exit=1, stderr_lines=[f"clone https://x-access-token:{TOKEN}@github.com/o/r failed"])
+    seen: list[LogLine] = []
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker([TOKEN]), on_line=seen.append)
+    text = " ".join(ln.message + ln.text for ln in seen + result.lines)
+    assert TOKEN not in text and "x-access-token:***@github.com" in text
+
+
+async def test_overlong_lines_are_truncated_and_the_ring_buffer_is_bounded(settings, standin):
+    standin.inject(command="up", stdout=("z" * 50_000 + "\n") + "".join(f"line {i}\n" for i in range(300)))
+    result = await devpod.run(
+        up(settings), settings=settings, timeout=20, masker=Masker(), max_lines=50, max_line_bytes=1000
+    )
+    assert result.ok and len(result.lines) == 50
+    assert all(len(ln.text) <= 1000 + len(" …[truncated]") for ln in result.lines)
+    assert result.stdout.startswith("z" * 1000 + " …[truncated]\nline 0\n")
+
+
+async def test_an_async_on_line_callback_is_awaited(settings):
+    seen: list[str] = []
+
+    async def on_line(line: LogLine) -> None:
+        await asyncio.sleep(0)
+        seen.append(line.message)
+
+    result = await devpod.run(devpod.list_argv(settings), settings=settings, timeout=20, masker=Masker(), on_line=on_line)
+    assert result.ok and seen == ["[]"]
+
+
+async def test_an_error_in_on_line_stops_the_child_and_propagates(settings, standin):
+    standin.inject(command="up", hang=True, stderr_lines=["boom please"])
+
+    def on_line(line: LogLine) -> None:
+        raise RuntimeError(line.message)
+
+    with pytest.raises(RuntimeError, match="boom please"):
+        await devpod.run(up(settings), settings=settings, timeout=60, masker=Masker(), on_line=on_line)
+    with pytest.raises(ProcessLookupError):
+        os.kill(standin.calls("up")[-1]["pid"], 0)
