@@ -8,19 +8,11 @@ import json
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from bot.cluster import exposure
-from bot.cluster.exposure import (
-    CODE_PORT,
-    HANDOFF_PATH,
-    Exposure,
-    ExposureError,
-    ExposureSettings,
-    Link,
-    NginxIngressBackend,
-    TraefikBackend,
-    exposed_workspace,
-    manifests,
-)
+from bot.cluster.exposure import Exposure, ExposureSettings
+from bot.cluster.kube import kube_api_client
+from bot.cluster.links import Link
+from bot.cluster.routers import NginxIngressBackend, TraefikBackend, manifests
+from bot.cluster.workspace import CODE_PORT, HANDOFF_PATH, ExposureError, exposed_workspace
 from bot.devpod.driver import workspace_id
 from tests.k8s_fake import FakeKube, validation
 
@@ -335,7 +327,7 @@ async def test_apply_repairs_a_route_someone_opened_up_and_keeps_foreign_annotat
     ing = kube.get("ingresses", NS, name)
     del ing["metadata"]["annotations"][NGINX + "auth-url"]
     ing["metadata"]["annotations"]["example.com/owner"] = "ops"
-    await exposed._request("PUT", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/{name}", body=ing)
+    await exposed.kube.request("PUT", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/{name}", body=ing)
     await exposed.apply(WS, LABELS, {})
     ann = kube.get("ingresses", NS, name)["metadata"]["annotations"]
     assert ann[NGINX + "auth-url"] == AUTH_URL
@@ -387,9 +379,9 @@ async def test_orphans_of_gone_workspaces_are_removed(kube, exposed):  # noqa: F
 async def test_links_are_only_given_for_routes_that_exist(kube, exposed):  # noqa: F811
     assert await exposed.links(WS) == []
     await exposed.apply(WS, LABELS, {"web": 3000})
-    await exposed._request("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/devenv-{WS}-web")
+    await exposed.kube.request("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses/devenv-{WS}-web")
     assert [link.name for link in await exposed.links(WS)] == ["code"]
-    await exposed._request("DELETE", f"/api/v1/namespaces/{NS}/services/devenv-{WS}")
+    await exposed.kube.request("DELETE", f"/api/v1/namespaces/{NS}/services/devenv-{WS}")
     assert await exposed.links(WS) == []
 
 
@@ -419,7 +411,7 @@ async def test_the_client_is_configured_from_kubeconfig_outside_a_cluster(kube, 
         "users": [{"name": "bot", "user": {"token": "secret-token"}}],
         "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "bot"}}],
     }))
-    exp = Exposure(settings_for(), exposure.kube_api_client({"KUBECONFIG": str(cfg)}), sleep=no_sleep)
+    exp = Exposure(settings_for(), kube_api_client({"KUBECONFIG": str(cfg)}), sleep=no_sleep)
     try:
         assert await exp.links(WS) == []
     finally:
@@ -433,25 +425,25 @@ async def test_the_fake_answers_like_an_api_server(kube, exposed):  # noqa: F811
     bad = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"},
            "spec": {"ingressClass": "nginx"}}
     with pytest.raises(ApiException) as invalid:
-        await exposed._request("POST", base, body=bad)
+        await exposed.kube.request("POST", base, body=bad)
     assert invalid.value.status == 422 and json.loads(invalid.value.body)["reason"] == "Invalid"
     assert len(kube.errors) == 1
     kube.errors.clear()  # expected here; anything left fails the test at teardown
 
     good = {**bad, "spec": {"ingressClassName": "nginx"}}
-    created = await exposed._request("POST", base, body=good)
+    created = await exposed.kube.request("POST", base, body=good)
     assert created["metadata"]["uid"] and created["metadata"]["creationTimestamp"]
     with pytest.raises(ApiException) as exists:
-        await exposed._request("POST", base, body=good)
+        await exposed.kube.request("POST", base, body=good)
     assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
     stale = {**good, "metadata": {"name": "x", "resourceVersion": "1"}}
     with pytest.raises(ApiException) as conflict:
-        await exposed._request("PUT", f"{base}/x", body=stale)
+        await exposed.kube.request("PUT", f"{base}/x", body=stale)
     assert (conflict.value.status, json.loads(conflict.value.body)["reason"]) == (409, "Conflict")
     with pytest.raises(ApiException) as missing:
-        await exposed._request("GET", f"{base}/y")
+        await exposed.kube.request("GET", f"{base}/y")
     assert json.loads(missing.value.body) | {"message": ""} == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "",
         "reason": "NotFound", "code": 404, "details": {"name": "y", "kind": "ingresses", "group": "networking.k8s.io"}}
-    assert (await exposed._request("GET", base, query=[("labelSelector", "a=b")]))["items"] == []
-    assert (await exposed._request("DELETE", f"{base}/x"))["status"] == "Success"
+    assert (await exposed.kube.request("GET", base, query=[("labelSelector", "a=b")]))["items"] == []
+    assert (await exposed.kube.request("DELETE", f"{base}/x"))["status"] == "Success"

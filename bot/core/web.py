@@ -85,7 +85,8 @@ class Bot:
         if self.settings.exposure is not None:
             from kubernetes.config import ConfigException
 
-            from bot.cluster.exposure import Exposure, kube_api_client
+            from bot.cluster.exposure import Exposure
+            from bot.cluster.kube import kube_api_client
 
             try:
                 api = kube_api_client(self.settings.environ)
@@ -94,7 +95,7 @@ class Bot:
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
                     f"found no credentials ({exc}): run it in the cluster or set KUBECONFIG") from exc
             if self.settings.cloudflare is not None:
-                from bot.cluster.exposure import ServiceOnlyBackend
+                from bot.cluster.routers import ServiceOnlyBackend
 
                 # No ingress controller: the workspace Service only; the tunnel routes the hosts.
                 self.exposure = Exposure(self.settings.exposure, api,
@@ -126,7 +127,8 @@ class Bot:
     async def _start_tunnel(self) -> None:
         """Check the Cloudflare token and ids once: a wrong one stops the start with a clear error;
         Cloudflare not answering (after the retries) is only logged, the check repeats at every build."""
-        from bot.cluster.cloudflare import CloudflareError, CloudflareTunnelRoutes
+        from bot.cluster.cloudflare import CloudflareTunnelRoutes
+        from bot.cluster.cloudflare_api import CloudflareError
 
         cf = self.settings.cloudflare
         assert self.session is not None

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bot.access.gate import DictDirectory, Workspace, add_routes
-from bot.cluster.exposure import exposed_workspace, links_of
+from bot.cluster.links import links_of
+from bot.cluster.workspace import exposed_workspace
 from bot.devpod import driver as devpod
 from bot.settings import config
 from tests.botserver import BotServer
