@@ -28,8 +28,8 @@ from bot.environments.manager import EnvironmentManager
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
+from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
-from bot.settings.repo import RepoSettingsLoader
 
 log = logging.getLogger(__name__)
 

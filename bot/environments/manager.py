@@ -389,7 +389,7 @@ class EnvironmentManager:
 
     def configure(self, info: PullInfo, repo_settings: Any, problems: list[str]) -> EnvRecord:
         """Apply the repository's ``.github/devenv.yml`` (read from the base branch) to this PR."""
-        from bot.settings.repo import render_problems
+        from bot.repo_settings.problems import render_problems
 
         record = self.record_for(info)
         record.ide = repo_settings.ide
