@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Exposure", "ExposureSettings"]
 
+# The settings' own choices, limits and patterns (the builders get theirs from bot.cluster.workspace).
 ROUTERS = ("ingress-nginx", "traefik")
 DEFAULT_INGRESS_CLASS = {"ingress-nginx": "nginx", "traefik": "traefik"}
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
