@@ -7,15 +7,8 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from bot.commands.grammar import (
-    REQUIRED_PERMISSION_DEFAULTS,
-    VERBS,
-    Ignore,
-    Reply,
-    parse,
-    permission_allows,
-    usage_markdown,
-)
+from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, Ignore, Reply, parse, permission_allows
+from bot.commands.verbs import VERBS, usage_markdown
 from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
 from bot.github.pulls import PullRef, PullRequestAPI

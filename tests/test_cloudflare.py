@@ -8,8 +8,11 @@ import logging
 import aiohttp
 import pytest
 
-from bot.cluster.cloudflare import CATCH_ALL, CloudflareError, CloudflareSettings, CloudflareTunnelRoutes, tunnel_routes
-from bot.cluster.exposure import ExposureError, ExposureSettings, exposed_workspace
+from bot.cluster.cloudflare import CloudflareSettings, CloudflareTunnelRoutes
+from bot.cluster.cloudflare_api import CloudflareError
+from bot.cluster.exposure import ExposureSettings
+from bot.cluster.tunnel_rules import CATCH_ALL, tunnel_routes
+from bot.cluster.workspace import ExposureError, exposed_workspace
 from tests.cloudflare_emulator import CloudflareEmulator
 from tests.cloudflare_emulator.fixtures import cloudflare  # noqa: F401
 

@@ -370,7 +370,9 @@ async def test_an_upstream_that_does_not_answer_gets_a_502_page(bot, github, ups
 
 
 def test_the_service_only_backend_builds_the_service_and_nothing_else():
-    from bot.cluster.exposure import Exposure, ExposureSettings, ServiceOnlyBackend, exposed_workspace, manifests
+    from bot.cluster.exposure import Exposure, ExposureSettings
+    from bot.cluster.routers import ServiceOnlyBackend, manifests
+    from bot.cluster.workspace import exposed_workspace
 
     settings = ExposureSettings.from_env({"DEVENV_PREVIEW_DOMAIN": DOMAIN, "DEVENV_NAMESPACE": NS,
                                           "DEVENV_CLOUDFLARE_TUNNEL_ID": "x"})

@@ -12,18 +12,15 @@ from hypothesis import strategies as st
 from bot.commands.grammar import (
     IGNORE,
     REQUIRED_PERMISSION_DEFAULTS,
-    SYNTAX,
-    USAGE,
-    VERBS,
     Command,
     Ignore,
     Reply,
     escape_markdown,
     parse,
     permission_allows,
-    usage_markdown,
     validate_prefix,
 )
+from bot.commands.verbs import SYNTAX, USAGE, VERBS, usage_markdown
 
 # --- commands that are run ---------------------------------------------------------------
 

@@ -22,7 +22,8 @@ import pytest
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
-from bot.cluster.exposure import Exposure, ExposureSettings, ServiceOnlyBackend
+from bot.cluster.exposure import Exposure, ExposureSettings
+from bot.cluster.routers import ServiceOnlyBackend
 from bot.settings import config
 from tests import payloads
 from tests import test_links_e2e as links

@@ -13,24 +13,24 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, VERBS
+from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS
+from bot.commands.verbs import VERBS
 from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
-from bot.settings.repo import (
+from bot.repo_settings.loader import RepoSettingsLoader
+from bot.repo_settings.problems import render_problems
+from bot.repo_settings.schema import (
     DOCS_URL,
     MAX_BYTES,
     PORT_NAME_MAX,
     SETTINGS_PATH,
-    AgentSettings,
     Port,
+    RepoAgentSettings,
     RepoSettings,
-    RepoSettingsLoader,
     SettingsError,
-    parse_duration,
-    parse_settings,
-    render_problems,
 )
+from bot.repo_settings.validate import parse_duration, parse_settings
 from tests.payloads import INSTALLATION_ID
 
 FULL_EXAMPLE = """\
@@ -84,7 +84,7 @@ def test_the_full_example_is_read_into_every_setting():
     assert settings.idle_stop == 30 * 60
     assert settings.delete_after == 14 * 86400
     assert settings.resources == "requests.cpu=500m,requests.memory=1Gi,limits.cpu=2,limits.memory=4Gi"
-    assert settings.agent == AgentSettings(("my-agent", "--non-interactive"))
+    assert settings.agent == RepoAgentSettings(("my-agent", "--non-interactive"))
 
 
 def test_the_docs_example_is_the_full_example():

@@ -172,6 +172,17 @@ async def test_health_readiness_and_metrics(server):
     assert 'outcome="unauthorized"' in text
 
 
+async def test_requests_cannot_grow_the_metrics_with_names_of_their_own(server):
+    for i in range(30):
+        assert (await server.deliver(f"made-up-{i}", {"action": f"act-{i}"}, unsigned=True))[0] == 401
+        await server.deliver(f"forged-{i}", {"action": f"act-{i}"}, secret="not-the-secret")
+    await server.deliver("made-up", {"action": "Not a label!"})  # signed, but no handler listens to it
+    status, text = await server.get("/metrics")
+    assert "made-up" not in text and "forged" not in text and "act-" not in text and "Not a label" not in text
+    assert 'devenv_webhook_deliveries_total{action="",event="unknown",outcome="unauthorized"} 60.0' in text
+    assert 'devenv_webhook_deliveries_total{action="",event="other",outcome="ignored"} 1.0' in text
+
+
 async def test_answers_come_back_within_milliseconds(settings, repo):
     seen: list = []
     srv = await start(settings, recording_router(seen))

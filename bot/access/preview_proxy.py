@@ -45,7 +45,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from bot.access.gate import Access, check, preview_label
-from bot.cluster.exposure import CODE_PORT, CODE_PORT_NAME, HANDOFF_PATH
+from bot.cluster.workspace import CODE_PORT, CODE_PORT_NAME, HANDOFF_PATH
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ background task and answered with 202 within milliseconds.  Nothing slow
 from __future__ import annotations
 
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -28,12 +29,13 @@ from bot.environments.manager import EnvironmentManager
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
+from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
-from bot.settings.repo import RepoSettingsLoader
 
 log = logging.getLogger(__name__)
 
 BOT_KEY: web.AppKey[Bot] = web.AppKey("bot")
+ACTION_LABEL = re.compile(r"[a-z_]{1,40}")
 
 
 class Bot:
@@ -85,7 +87,8 @@ class Bot:
         if self.settings.exposure is not None:
             from kubernetes.config import ConfigException
 
-            from bot.cluster.exposure import Exposure, kube_api_client
+            from bot.cluster.exposure import Exposure
+            from bot.cluster.kube import kube_api_client
 
             try:
                 api = kube_api_client(self.settings.environ)
@@ -94,7 +97,7 @@ class Bot:
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
                     f"found no credentials ({exc}): run it in the cluster or set KUBECONFIG") from exc
             if self.settings.cloudflare is not None:
-                from bot.cluster.exposure import ServiceOnlyBackend
+                from bot.cluster.routers import ServiceOnlyBackend
 
                 # No ingress controller: the workspace Service only; the tunnel routes the hosts.
                 self.exposure = Exposure(self.settings.exposure, api,
@@ -126,7 +129,8 @@ class Bot:
     async def _start_tunnel(self) -> None:
         """Check the Cloudflare token and ids once: a wrong one stops the start with a clear error;
         Cloudflare not answering (after the retries) is only logged, the check repeats at every build."""
-        from bot.cluster.cloudflare import CloudflareError, CloudflareTunnelRoutes
+        from bot.cluster.cloudflare import CloudflareTunnelRoutes
+        from bot.cluster.cloudflare_api import CloudflareError
 
         cf = self.settings.cloudflare
         assert self.session is not None
@@ -175,40 +179,56 @@ def _answer(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"message": message, **extra}, status=status)
 
 
-async def webhook(request: web.Request) -> web.Response:
-    bot = request.app[BOT_KEY]
-    settings = bot.settings
-    if settings.app is None:
-        return _answer(503, "devenv-bot is not registered yet: open the setup page at / to create the GitHub App")
-    if not bot.tasks.accepting:
-        return _answer(503, "shutting down; GitHub will show this delivery as failed, redeliver it later")
+class _Refused(Exception):
+    """A delivery answered with an error before it reaches a handler."""
+
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _refuse(bot: Bot, event: str, outcome: str, status: int, message: str) -> _Refused:
+    bot.metrics.deliveries.labels(event, "", outcome).inc()
+    return _Refused(_answer(status, message))
+
+
+def _event_label(bot: Bot, event_name: str) -> str:
+    """Metric labels take only names from a fixed set: what the routers handle, ``ping``, else ``other``.
+
+    Headers are the sender's to choose; as labels they would let anyone grow /metrics without bound.
+    """
+    return event_name if event_name == "ping" or event_name in bot.dispatcher.events() else "other"
+
+
+def _action_label(action: object) -> str:
+    return action if isinstance(action, str) and ACTION_LABEL.fullmatch(action) else ""
+
+
+async def _verified_body(bot: Bot, request: web.Request) -> bytes:
+    """The raw body, once its HMAC-SHA256 signature matched the webhook secret."""
+    assert bot.settings.app is not None
     length = request.content_length
     if length is not None and length > MAX_WEBHOOK_BYTES:
-        bot.metrics.deliveries.labels("unknown", "", "too_large").inc()
-        return _answer(413, "payload larger than GitHub's 25 MB limit")
+        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        bot.metrics.deliveries.labels("unknown", "", "too_large").inc()
-        return _answer(413, "payload larger than GitHub's 25 MB limit")
-
-    event_name = request.headers.get("X-GitHub-Event", "")
+        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit") from None
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     signature = request.headers.get("X-Hub-Signature-256")
     if not signature:
-        bot.metrics.deliveries.labels(event_name or "unknown", "", "unauthorized").inc()
         log.warning("refused a delivery without X-Hub-Signature-256 (delivery %r)", delivery_id[:64])
-        return _answer(401, "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
+        raise _refuse(bot, "unknown", "unauthorized", 401,
+                      "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
     # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body.
     try:
-        sansio.validate_event(body, signature=signature, secret=settings.app.webhook_secret)
+        sansio.validate_event(body, signature=signature, secret=bot.settings.app.webhook_secret)
     except ValidationFailure:
-        bot.metrics.deliveries.labels(event_name or "unknown", "", "unauthorized").inc()
         log.warning("refused a delivery with a bad signature (delivery %r)", delivery_id[:64])
-        return _answer(401, "signature does not match the webhook secret")
-    if not event_name or not delivery_id:
-        bot.metrics.deliveries.labels(event_name or "unknown", "", "invalid").inc()
-        return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+        raise _refuse(bot, "unknown", "unauthorized", 401, "signature does not match the webhook secret") from None
+    return body
+
+
+def _decoded(bot: Bot, request: web.Request, body: bytes, event_label: str) -> dict[str, Any]:
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     try:
         # Verified once above. orjson parses GitHub's 10-30 KB payloads several times faster than
@@ -218,31 +238,52 @@ async def webhook(request: web.Request) -> web.Response:
         elif content_type == "application/x-www-form-urlencoded":
             data = orjson.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
         else:
-            bot.metrics.deliveries.labels(event_name, "", "invalid").inc()
-            return _answer(415, "expected Content-Type application/json")
+            raise _refuse(bot, event_label, "invalid", 415, "expected Content-Type application/json")
     except (ValueError, KeyError, UnicodeDecodeError):
-        bot.metrics.deliveries.labels(event_name, "", "invalid").inc()
-        return _answer(400, "body is not valid JSON")
-    event = sansio.Event(data, event=event_name, delivery_id=delivery_id)
-    if not isinstance(event.data, dict):
-        bot.metrics.deliveries.labels(event_name, "", "invalid").inc()
-        return _answer(400, "payload must be a JSON object")
+        raise _refuse(bot, event_label, "invalid", 400, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _refuse(bot, event_label, "invalid", 400, "payload must be a JSON object")
+    return data
 
-    action = event.data.get("action") if isinstance(event.data.get("action"), str) else ""
+
+def _hand_over(bot: Bot, event: sansio.Event, event_label: str) -> web.Response:
+    """Answer at once; the handlers run in a tracked background task."""
+    delivery_id = event.delivery_id or ""
+    action = _action_label(event.data.get("action"))
     if event.event == "ping":
         bot.metrics.deliveries.labels("ping", "", "pong").inc()
         return web.json_response({"message": "pong", "zen": event.data.get("zen")})
     if delivery_id in bot.seen_deliveries:
-        bot.metrics.deliveries.labels(event_name, action, "duplicate").inc()
+        bot.metrics.deliveries.labels(event_label, action, "duplicate").inc()
         log.info("delivery %s was already received; not acting on it twice", delivery_id[:64])
         return _answer(200, "duplicate delivery, already handled", delivery=delivery_id)
     bot.seen_deliveries.add(delivery_id)
     if not bot.dispatcher.handles(event):
-        bot.metrics.deliveries.labels(event_name, action, "ignored").inc()
+        bot.metrics.deliveries.labels(event_label, action, "ignored").inc()
         return _answer(202, "no handler for this event", delivery=delivery_id)
-    bot.metrics.deliveries.labels(event_name, action, "accepted").inc()
+    bot.metrics.deliveries.labels(event_label, action, "accepted").inc()
     bot.tasks.spawn(bot.handle(event), name=f"delivery-{delivery_id[:40]}")
     return _answer(202, "accepted", delivery=delivery_id)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """A delivery from GitHub: refuse what is not signed or not well-formed, else hand it over (202)."""
+    bot = request.app[BOT_KEY]
+    if bot.settings.app is None:
+        return _answer(503, "devenv-bot is not registered yet: open the setup page at / to create the GitHub App")
+    if not bot.tasks.accepting:
+        return _answer(503, "shutting down; GitHub will show this delivery as failed, redeliver it later")
+    try:
+        body = await _verified_body(bot, request)
+        event_name = request.headers.get("X-GitHub-Event", "")
+        delivery_id = request.headers.get("X-GitHub-Delivery", "")
+        label = _event_label(bot, event_name)
+        if not event_name or not delivery_id:
+            raise _refuse(bot, label, "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+        data = _decoded(bot, request, body, label)
+    except _Refused as refused:
+        return refused.response
+    return _hand_over(bot, sansio.Event(data, event=event_name, delivery_id=delivery_id), label)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -278,7 +319,7 @@ def _credential_store(settings: Settings) -> Any:
     spec = (settings.environ.get("DEVENV_CREDENTIALS_SECRET") or "").strip()
     if not spec:
         return credentials.DotEnvFile(settings.env_file)
-    from bot.cluster.exposure import kube_api_client
+    from bot.cluster.kube import kube_api_client
 
     namespace, name = credentials.secret_location(
         spec, context_namespace=credentials.kubeconfig_namespace(settings.environ.get("KUBECONFIG")))

@@ -64,7 +64,7 @@ ORPHAN_SWEEP_TIMEOUT = 60.0
 def exposure_reason(exc: BaseException, *, detail: bool = True) -> str:
     """A short, human reason for a failed Kubernetes call (no tracebacks). ``detail=False`` leaves out
     the API server's message (it names service accounts and namespaces): for the public PR comment."""
-    from bot.cluster.cloudflare import CloudflareError
+    from bot.cluster.cloudflare_api import CloudflareError
 
     if isinstance(exc, CloudflareError):
         return str(exc) if detail else "the Cloudflare API answered: " + "; ".join(exc.messages)
@@ -231,7 +231,7 @@ class EnvironmentManager:
         """Create or update the browser links of a running environment; a failure is told, not fatal."""
         if self.exposure is None:
             return
-        from bot.cluster.exposure import ExposureError, exposed_workspace
+        from bot.cluster.workspace import ExposureError, exposed_workspace
 
         ports: dict[str, int] = {}
         refused: list[str] = []
@@ -248,7 +248,7 @@ class EnvironmentManager:
                 record.ws_id, {"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)},
                 ports=ports, folder=folder)
             if self.tunnel is not None:  # Cloudflare Tunnel API mode: the Service exists, now route to it
-                from bot.cluster.cloudflare import tunnel_routes
+                from bot.cluster.tunnel_rules import tunnel_routes
 
                 ws = exposed_workspace(self.exposure.settings, record.ws_id, None, ports, folder=folder)
                 await self.tunnel.apply(record.ws_id, tunnel_routes(self.exposure.settings, self.tunnel.settings, ws))
@@ -256,7 +256,7 @@ class EnvironmentManager:
             log.warning("browser links of %s could not be created: %s", record.ws_id, exposure_reason(exc))
             # In the public comment: the status, or the bot's own manifest error, never the API's text
             # (Cloudflare's error messages are generic and name no account or zone, so they are shown).
-            from bot.cluster.cloudflare import CloudflareError
+            from bot.cluster.cloudflare_api import CloudflareError
 
             reason = (str(exc) if isinstance(exc, ExposureError)
                       else exposure_reason(exc, detail=False) if getattr(exc, "status", None)
@@ -389,7 +389,7 @@ class EnvironmentManager:
 
     def configure(self, info: PullInfo, repo_settings: Any, problems: list[str]) -> EnvRecord:
         """Apply the repository's ``.github/devenv.yml`` (read from the base branch) to this PR."""
-        from bot.settings.repo import render_problems
+        from bot.repo_settings.problems import render_problems
 
         record = self.record_for(info)
         record.ide = repo_settings.ide

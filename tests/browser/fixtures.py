@@ -27,7 +27,8 @@ import pytest
 
 from bot import devpod
 from bot.access.gate import DictDirectory, Workspace, add_routes
-from bot.cluster.exposure import exposed_workspace, links_of
+from bot.cluster.links import links_of
+from bot.cluster.workspace import exposed_workspace
 from bot.settings import config
 from tests.botserver import BotServer
 from tests.browser.nginx import Nginx, find_nginx, free_port, render_config
