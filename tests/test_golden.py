@@ -11,7 +11,7 @@ import pytest
 from bot.environments import report
 from bot.environments.journal import Action, EnvRecord, Op
 from bot.environments.manager import EnvironmentManager
-from bot.environments.states import State
+from bot.environments.states import Event, State
 from bot.settings import config
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -98,9 +98,9 @@ UP, SYNC = Op("up", SHA, "Codertocat", AT), Op("sync", SHA, "Codertocat", AT, re
     (lambda: report.conclusion_title("stop", "success"), "Done"),
     (lambda: report.conclusion_title("delete", "failure"), "Deleting the environment failed"),
     (lambda: report.conclusion_title("up", "timed_out"), "Creating the environment timed out"),
-    (lambda: report.outcome_title("sync", "action_required", report.states.Event.SYNC_BLOCKED),
+    (lambda: report.outcome_title("sync", "action_required", Event.SYNC_BLOCKED),
      "Not updated: local changes in the environment"),
-    (lambda: report.outcome_title("up", "action_required", report.states.Event.HEAD_MOVED_NO_ENV),
+    (lambda: report.outcome_title("up", "action_required", Event.HEAD_MOVED_NO_ENV),
      "Waiting for a maintainer's approval of this commit"),
     (lambda: report.dropped_title("superseded by a delete"), "Cancelled: superseded by a delete"),
     (lambda: report.timed_out_error(1800.0), "DevPod did not finish within 1800 seconds."),
