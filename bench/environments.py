@@ -38,10 +38,13 @@ cached) and pushes (``synchronize``) to PRs whose environment is running (warm).
 
 (c) Memory with many tracked environments: in a fresh bot, ``--records`` EnvRecords made through
 ``manager.record_for(PullInfo(...))``, filled in as a running environment would be (state, env_sha,
-check run and comment ids, last action) and saved to the journal (``manager._save``). Reported: RSS
+check run and comment ids, last action) and saved to the journal (``manager.store.save``). Reported: RSS
 growth of this process (VmRSS, after ``gc.collect()``), Python allocations (tracemalloc), the
 journal's size on disk, and how long saving and re-loading (``journal.load_all()``, what start-up
 does) take.
+
+(d) Parallel workspaces: two PRs opened at the same moment, the stand-in's ``up`` taking 800 ms each:
+how far apart the two ``up`` processes started (well under 800 ms: neither waited for the other).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ if str(ROOT) not in sys.path:
 from bot import devpod as devpod_module  # noqa: E402
 from bot.environments.journal import Action  # noqa: E402
 from bot.environments.manager import PullInfo  # noqa: E402
+from bot.environments.states import State  # noqa: E402
 from bot.github.pulls import PullRef  # noqa: E402
 from bot.settings import config
 from tests.botserver import BotServer, bot_environ  # noqa: E402
@@ -298,6 +302,34 @@ async def run_flows(tmp: Path, flows: int, publish_interval: str, sync_debounce:
             "emulator_ms_per_call": emulator_ms_per_call}
 
 
+# ----------------------------------------------------------------------------- (d) parallel workspaces
+
+PARALLEL_UP_SLEEP = 0.8
+
+
+async def parallel_ups(tmp: Path) -> dict:
+    """(d) Two PRs opened at once; how far apart their ``up`` processes started."""
+    from tests import payloads
+
+    rig = Rig(tmp, "0", "0.05")
+    runs = DevPodRuns()
+    runs.install()
+    try:
+        await rig.start([200, 201])
+        assert rig.srv is not None and rig.devpod is not None
+        rig.devpod.inject(command="up", sleep=PARALLEL_UP_SLEEP, times=2)
+        await asyncio.gather(*(rig.srv.deliver("pull_request", payloads.pull_request("opened", number=n,
+                                                                                      head_sha=f"{n:040x}"))
+                               for n in (200, 201)))
+        await asyncio.wait_for(rig.srv.settle(), FLOW_TIMEOUT)
+        starts = sorted(r["start"] for r in runs.runs if r["command"] == "up")
+    finally:
+        runs.uninstall()
+        await rig.stop()
+    return {"ups": len(starts), "up_ms": PARALLEL_UP_SLEEP * 1000,
+            "apart_ms": round((starts[1] - starts[0]) * 1000, 1) if len(starts) == 2 else None}
+
+
 # ----------------------------------------------------------------------------- (c) many records
 
 class _FakeApp:
@@ -346,10 +378,10 @@ async def records_child(tmp: Path, count: int, mode: str) -> dict:
                             head_ref=f"feature/bench-{n}", title=f"Make the widget faster, part {n}",
                             author="Codertocat", fork=False, private=False)
             record = manager.record_for(info)
-            record.state, record.env_sha = "running", info.head_sha
+            record.state, record.env_sha = State.RUNNING, info.head_sha
             record.comment_id, record.check_run_id, record.check_sha = 5_000_000 + n, 9_000_000 + n, info.head_sha
             record.last_action = Action(verb="up", by="Codertocat", at=time.time(), outcome="succeeded")
-            manager._save(record)
+            manager.store.save(record)
         save_s = time.perf_counter() - t0
         gc.collect()
         if mode == "trace":  # tracemalloc's own bookkeeping inflates RSS: only allocations count here
@@ -444,6 +476,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             }
         if args.records:
             results["records"] = await asyncio.to_thread(many_records, Path(tmp) / "c", args.records)
+        results["parallel"] = await parallel_ups(Path(tmp) / "d")
         if args.raw:
             results["raw"] = {"opened": opened, "pushes": pushes}
     results["loadavg_after"] = os.getloadavg()[0]
@@ -526,6 +559,12 @@ def print_report(r: dict) -> None:
         print(f"  restart on that journal: start {rec['restart_start_s']} s (vs {rec['start_s']} s empty), "
               f"{rec['restart_records']} records loaded, RSS {rec['restart_rss_started_mb']} MiB "
               f"(+{rec['restart_rss_growth_mb']} MiB vs an empty start)")
+    par = r.get("parallel")
+    if par:
+        verdict = ("in parallel" if par["apart_ms"] is not None and par["apart_ms"] < 0.875 * par["up_ms"]
+                   else "NOT in parallel: one waited for the other")
+        print(f"\n(d) two PRs opened at once: {par['ups']} `up`s started {par['apart_ms']} ms apart "
+              f"(each takes {par['up_ms']:.0f} ms in the stand-in) -> {verdict}")
     if r["validation_errors"]:
         print(f"\n  emulator validation errors: {r['validation_errors']}")
 

@@ -11,6 +11,7 @@ from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, Ignore, Reply, pa
 from bot.commands.verbs import VERBS, usage_markdown
 from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
+from bot.environments.states import can_sync
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.text.templating import render
 from handlers.environments import is_trusted, repo_settings
@@ -89,7 +90,7 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
     approve = verb in BUILDS and not record.trusted
     kind = verb
     if verb == "approve":
-        kind = "sync" if record.env_sha and record.state in ("running", "failed", "updating") else "up"
+        kind = "sync" if record.env_sha and can_sync(record.state) else "up"
     manager.request(info, kind, requested_by=login, comment_id=comment["id"], approve=approve)
 
 

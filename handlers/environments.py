@@ -9,6 +9,7 @@ from gidgethub import routing, sansio
 from bot.commands.grammar import permission_allows
 from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
+from bot.environments.states import accepts_push, is_live, may_exist
 
 router = routing.Router()
 
@@ -83,7 +84,7 @@ async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
                 manager.explain(info, manager.paused_note(record))
             return
         approve = True  # a maintainer pushed: that is their approval of the new head
-    live = record.state in ("running", "creating", "updating", "queued", "failed")
+    live = accepts_push(record.state)
     agent_busy = ctx.bot.agent_runs is not None and ctx.bot.agent_runs.running(info)
     if live and settings.on_push != "ignore" and not agent_busy:
         kind = "recreate" if settings.on_push == "recreate" else "sync"
@@ -102,7 +103,7 @@ async def delete_environment(event: sansio.Event, ctx: Context) -> None:
         return
     info = _info(event)
     record = manager.find(info)
-    if record is not None and (record.state not in ("none", "deleted") or record.ws_id in manager.slots):
+    if record is not None and (may_exist(record.state) or manager.busy(record.ws_id)):
         manager.request(info, "delete", requested_by=event.data["sender"]["login"])
 
 
@@ -114,5 +115,5 @@ async def stop_environment(event: sansio.Event, ctx: Context) -> None:
         return
     info = _info(event)
     record = manager.find(info)
-    if record is not None and record.state in ("running", "creating", "updating", "queued"):
+    if record is not None and is_live(record.state):
         manager.request(info, "stop", requested_by=event.data["sender"]["login"])

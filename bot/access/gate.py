@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.commands.grammar import PERMISSION_LEVELS, permission_allows
+from bot.environments.states import State, is_starting, is_stopped
 from bot.github.client import USER_AGENT, is_not_found
 from bot.settings.config import ConfigError, Settings
 from bot.text.templating import render
@@ -202,8 +203,8 @@ class WorkspaceDirectory(Protocol):
 
 
 #: States in which the workspace pod is not there to answer: the check shows a page instead of a 502.
-STOPPED_STATES = frozenset({"stopping", "stopped"})
-STARTING_STATES = frozenset({"queued", "creating"})
+STOPPED_STATES = frozenset(s for s in State if is_stopped(s))
+STARTING_STATES = frozenset(s for s in State if is_starting(s))
 
 
 def workspace_state(directory: WorkspaceDirectory, ws_id: str) -> str | None:
@@ -244,7 +245,7 @@ class EnvironmentDirectory:
 
     def lookup(self, ws_id: str) -> Workspace | None:
         record = self.manager.records.get(ws_id)
-        if record is None or record.state == "deleted":
+        if record is None or record.state == State.DELETED:
             return None
         return Workspace(record.installation_id, record.owner, record.repo, record.number)
 

@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import devpod
@@ -37,6 +37,10 @@ from bot.agent.run import AgentResult, run_agent
 from bot.agent.runner import AgentSettings
 from bot.commands.grammar import permission_allows
 from bot.core import logs
+from bot.environments.journal import PullInfo
+from bot.environments.manager import EnvironmentManager
+from bot.environments.publishing import CheckRuns, CheckUpdate
+from bot.environments.states import State, is_building
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
 from bot.text.markdown import escape, fenced, truncate_bytes
@@ -53,8 +57,6 @@ REQUEST_QUOTE_BYTES = 2000
 TAIL_LINES = 20
 TAIL_BYTES = 4000
 PROGRESS_BYTES = 12000
-#: The environment states in which an up (or a sync) is already on its way.
-STARTING = ("queued", "creating", "updating")
 
 TITLES = {
     "success": "The agent finished",
@@ -75,7 +77,7 @@ CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancell
                "missing_agent": "action_required"}
 
 
-def progress_interval_from_env(env: dict[str, str], default: float = 5.0) -> float:
+def progress_interval_from_env(env: Mapping[str, str], default: float = 5.0) -> float:
     """``DEVENV_AGENT_PROGRESS_INTERVAL``: seconds between two check-run updates of a run (0: every event)."""
     raw = (env.get("DEVENV_AGENT_PROGRESS_INTERVAL") or "").strip()
     if not raw:
@@ -90,7 +92,7 @@ class AgentRun:
     """One run, from the request to its final comment."""
 
     ws_id: str
-    info: Any  # bot.environments.PullInfo
+    info: PullInfo
     prompt: str
     requested_by: str
     comment_id: int | None
@@ -112,20 +114,21 @@ class AgentRun:
 class AgentRuns:
     """The Bot's agent runs; one at a time per environment."""
 
-    def __init__(self, *, manager: Any, settings: AgentSettings, github_url: str, prefix: str = "/devenv",
+    def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, prefix: str = "/devenv",
                  progress_interval: float = 5.0, poll_interval: float = 0.1, up_timeout: float | None = None) -> None:
         self.manager = manager
         self.settings = settings
         self.github_url = github_url.rstrip("/")
         self.prefix = prefix
         self.poll_interval = poll_interval
-        self.up_timeout = up_timeout if up_timeout is not None else manager.dp.up_timeout
+        self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
         self.publisher = Publisher(min_interval=progress_interval)
+        self.checks = CheckRuns(self.publisher, "agent-check")
         self.runs: dict[str, AgentRun] = {}
         logs.redactor.add(settings.api_key)
 
     # ------------------------------------------------------------------ requests
-    async def start(self, info: Any, prompt: str, requested_by: str, comment_id: int | None, *,
+    async def start(self, info: PullInfo, prompt: str, requested_by: str, comment_id: int | None, *,
                     permission: str = "write", command: Sequence[str] | None = None) -> AgentRun | None:
         """Start a run, or reply why not (and return None). Returns once the run is registered."""
         pr = self._pr(info)
@@ -156,12 +159,13 @@ class AgentRuns:
             return None
         run = AgentRun(ws_id=ws_id, info=info, prompt=prompt, requested_by=requested_by, comment_id=comment_id,
                        settings=settings,
-                       may_push=not info.fork and not record.fork and permission_allows(permission, "write"))
+                       may_push=not info.fork and record is not None and not record.fork
+                       and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
         run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
         return run
 
-    async def stop(self, info: Any, requested_by: str, comment_id: int | None = None) -> bool:
+    async def stop(self, info: PullInfo, requested_by: str, comment_id: int | None = None) -> bool:
         """Ask the running agent to stop (SIGINT); reply "no agent is running" if there is none."""
         pr = self._pr(info)
         ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
@@ -178,7 +182,7 @@ class AgentRuns:
         run.cancel.set()
         return True
 
-    def running(self, info: Any) -> AgentRun | None:
+    def running(self, info: PullInfo) -> AgentRun | None:
         return self.runs.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
 
     async def idle(self) -> None:
@@ -227,8 +231,8 @@ class AgentRuns:
     async def _run_inner(self, run: AgentRun, pr: PullRequestAPI) -> None:
         if run.comment_id is not None:
             await self._react(pr, run.comment_id, "eyes")
-        run.check_run_id = await pr.create_check(
-            name=CHECK_NAME, head_sha=run.info.head_sha, external_id=run.ws_id, status="in_progress",
+        run.check_run_id = await self.checks.create(
+            pr, run.ws_id, name=CHECK_NAME, head_sha=run.info.head_sha, status="in_progress", paced=False,
             output=check_output("Waiting for the environment", self._summary(run)))
         problem = await self._ensure_up(run)
         if problem is not None:
@@ -244,7 +248,7 @@ class AgentRuns:
             run.progress = progress
             self._publish(run)
 
-        result = await run_agent(self.manager.dp, run.ws_id, run.prompt, settings=run.settings, masker=masker,
+        result = await run_agent(self.manager.devpod_settings, run.ws_id, run.prompt, settings=run.settings, masker=masker,
                                  on_progress=on_progress, cancel=run.cancel, extra_env=extra_env or None)
         run.progress = result.progress
         await self._conclude(run, pr, result, masker)
@@ -253,46 +257,44 @@ class AgentRuns:
         """Bring the environment up if it is not running; None when it is, else (outcome, message)."""
         manager = self.manager
         record = manager.find(run.info)
-        if record is not None and record.state == "running":
+        if record is not None and record.state == State.RUNNING:
             return None
-        if record is None or record.state not in STARTING:
+        if record is None or not is_building(record.state):
             manager.request(run.info, "up", requested_by=run.requested_by)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.up_timeout + 60
         while True:
             if run.cancel.is_set():
                 return "cancelled", "The agent run was cancelled before the environment was ready."
-            slot = manager.slots.get(run.ws_id)
-            if slot is None or (slot.running is None and not slot.pending):
+            if not manager.busy(run.ws_id):
                 break
             if loop.time() > deadline:
                 return "timed_out", "The environment did not become ready in time, so the agent did not run."
             await asyncio.sleep(self.poll_interval)
         record = manager.find(run.info)
-        if record is not None and record.state == "running":
+        if record is not None and record.state == State.RUNNING:
             return None
-        state = record.state if record is not None else "none"
+        state = record.state if record is not None else State.NONE
         return "failure", (f"The environment could not be started (it is {escape(state)}), so the agent did not "
                            f"run. The `devenv` check run and the pull request's environment comment say why.")
 
     async def _push_env(self, run: AgentRun) -> dict[str, str]:
         """``GH_TOKEN``: contents:write on this one repository, for same-repository PRs asked by writers."""
-        auth = self.manager.auth
-        if not run.may_push or run.info.fork or auth is None:
+        if not run.may_push or run.info.fork:
             if run.info.fork:
                 run.note = "No push token: this pull request comes from a fork, so the agent cannot push."
-            elif not run.may_push:
+            else:
                 run.note = "No push token: the requester does not have write access, so the agent cannot push."
             return {}
         try:
-            answer = await auth.mint(run.info.ref.installation_id,
-                                     {"repositories": [run.info.ref.repo], "permissions": {"contents": "write"}})
+            token = await self.manager.mint_token(run.info.ref, "write")
         except Exception as exc:
             log.warning("could not mint a push token for the agent on %s: %s", run.ws_id, exc)
             run.note = ("No push token: GitHub refused to mint one (has the app been granted *Contents: write*?), "
                         "so the agent cannot push.")
             return {}
-        token = answer["token"]
+        if token is None:  # no app credentials (tests without an app)
+            return {}
         logs.redactor.add(token)
         return {"GH_TOKEN": token}
 
@@ -325,7 +327,7 @@ class AgentRuns:
         run.status = TITLES[outcome]
         if run.check_run_id is not None:
             self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
-            await self.publisher.flush(("agent-check", run.ws_id, run.check_run_id))
+            await self.checks.flush(run.ws_id, run.check_run_id)
         body = render("agent_result.md.j2", login=run.requested_by, headline=HEADLINES[outcome],
                       stopped_by=run.stopped_by if outcome == "cancelled" else None,
                       request=self._request(run), message=message, note=run.note,
@@ -364,16 +366,16 @@ class AgentRuns:
         status = "completed" if conclusion else "in_progress"
         title = run.status
 
-        async def write() -> None:
+        def render() -> CheckUpdate:
             text = f"**Last output lines:**\n\n{tail}" if tail else None
-            await pr.update_check(check_id, status=status, conclusion=conclusion,
-                                  details_url=details if conclusion == "action_required" else None,
-                                  output=check_output(title, self._summary(run, message=message), text))
+            return CheckUpdate(status=status, conclusion=conclusion,
+                               details_url=details if conclusion == "action_required" else None,
+                               output=check_output(title, self._summary(run, message=message), text))
 
-        self.publisher.mark(("agent-check", run.ws_id, check_id), write, urgent=urgent)
+        self.checks.update(pr, run.ws_id, check_id, render, urgent=urgent)
 
-    def _pr(self, info: Any) -> PullRequestAPI:
-        return PullRequestAPI(self.manager.github.installation(info.ref.installation_id), info.ref)
+    def _pr(self, info: PullInfo) -> PullRequestAPI:
+        return self.manager.pull_api(info.ref)
 
     async def _reply_refusal(self, pr: PullRequestAPI, login: str, comment_id: int | None,
                              values: dict[str, Any]) -> None:

@@ -1,10 +1,14 @@
-"""The bot's small on-disk memory of each PR environment.
+"""The bot's small on-disk memory of each PR environment, and the records it holds.
 
 One JSON file per workspace under ``<state dir>/environments/``, replaced
 atomically on every change.  It records what the bot knows (PR head, the
 commit the environment is at, the sticky comment and check run ids) and the
 operation in progress, so that after a crash or SIGKILL the bot finds its
 unfinished work on start-up and resumes or concludes it visibly.
+
+:class:`Records` is the one place records live in memory: every part of the
+environment service reads and saves them through it (stamping ``updated_at``).
+:class:`PullInfo` is what a webhook tells about a PR, the input of every request.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from bot.environments.states import State
+from bot.github.pulls import PullRef
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,7 @@ class EnvRecord:
     delete_after: int | None = 7 * 24 * 3600  # seconds stopped (or failed) and unused before deletion
     links: list[dict] = dataclasses.field(default_factory=list)  # [{name, url, permission}] once exposed
     settings_note: str | None = None  # what is wrong with that file, if anything
-    state: str = "none"  # none queued creating running updating stopping stopped deleting deleted failed
+    state: State = State.NONE  # changed only through bot.environments.states.transition
     phase: str | None = None
     env_sha: str | None = None
     comment_id: int | None = None
@@ -80,9 +88,16 @@ class EnvRecord:
     queued_ahead: int | None = None
     updated_at: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.state = State(self.state)
+
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.repo}"
+
+    @property
+    def ref(self) -> PullRef:
+        return PullRef(self.installation_id, self.owner, self.repo, self.number)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -129,3 +144,68 @@ class Journal:
 
     def forget(self, ws_id: str) -> None:
         self._path(ws_id).unlink(missing_ok=True)
+
+
+class Records:
+    """The records the bot tracks, in memory and in the journal."""
+
+    def __init__(self, journal: Journal, clock: Callable[[], float]) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.by_id: dict[str, EnvRecord] = {}
+
+    def load(self) -> None:
+        for record in self.journal.load_all():
+            self.by_id[record.ws_id] = record
+
+    def get(self, ws_id: str) -> EnvRecord | None:
+        return self.by_id.get(ws_id)
+
+    def __iter__(self) -> Iterator[EnvRecord]:
+        return iter(list(self.by_id.values()))
+
+    def add(self, record: EnvRecord) -> EnvRecord:
+        self.by_id[record.ws_id] = record
+        return record
+
+    def save(self, record: EnvRecord) -> None:
+        record.updated_at = self.clock()
+        self.journal.save(record)
+
+    def forget(self, ws_id: str) -> None:
+        self.journal.forget(ws_id)
+        self.by_id.pop(ws_id, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class PullInfo:
+    """What the environment service needs to know about a PR, taken from a webhook payload."""
+
+    ref: PullRef
+    head_sha: str
+    head_ref: str = ""
+    title: str = ""
+    author: str = ""
+    fork: bool = False
+    private: bool = False
+    base_sha: str = ""
+
+    @classmethod
+    def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
+        head_repo = (pr.get("head") or {}).get("repo") or {}
+        return cls(
+            ref=PullRef(installation_id, repository["owner"]["login"], repository["name"], pr["number"]),
+            head_sha=pr["head"]["sha"],
+            head_ref=pr["head"].get("ref", ""),
+            title=pr.get("title") or "",
+            author=(pr.get("user") or {}).get("login", ""),
+            fork=head_repo.get("full_name") != repository["full_name"],
+            private=bool(repository.get("private")),
+            base_sha=(pr.get("base") or {}).get("sha", ""),
+        )
+
+    @classmethod
+    def of(cls, record: EnvRecord) -> PullInfo:
+        """What a record remembers of its PR (for requests the bot makes itself, e.g. the idle reaper)."""
+        return cls(ref=record.ref, head_sha=record.head_sha, head_ref=record.head_ref, title=record.title,
+                   author=record.author, fork=record.fork, private=record.private)

@@ -17,19 +17,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from bot.environments.journal import EnvRecord
-from bot.environments.manager import EnvironmentManager, PullInfo
-from bot.github.pulls import PullRef
+from bot.environments.journal import EnvRecord, PullInfo
+from bot.environments.states import State, expires_when_unused
 
 log = logging.getLogger(__name__)
 
 REAPER = "devenv-bot"
 
 
+class Environments(Protocol):
+    """What the reaper asks of the environment service (:class:`~bot.environments.manager.EnvironmentManager`)."""
+
+    @property
+    def records(self) -> Mapping[str, EnvRecord]: ...
+
+    def busy(self, ws_id: str) -> bool: ...
+
+    def request(self, info: PullInfo, kind: str, *, requested_by: str) -> Any: ...
+
+
 class IdleReaper:
-    def __init__(self, manager: EnvironmentManager, *, activity: Callable[[str], float | None] = lambda _: None,
+    def __init__(self, manager: Environments, *, activity: Callable[[str], float | None] = lambda _: None,
                  busy: Callable[[EnvRecord], bool] = lambda _: False, clock: Callable[[], float] = time.time,
                  interval: float = 60.0) -> None:
         self.manager = manager
@@ -51,18 +62,18 @@ class IdleReaper:
         now = self.clock()
         asked: list[tuple[str, str]] = []
         for record in list(self.manager.records.values()):
-            if record.ws_id in self.manager.slots or self.busy(record):
+            if self.manager.busy(record.ws_id) or self.busy(record):
                 continue
             idle = now - self.last_active(record)
-            if record.state == "running" and record.idle_stop is not None and idle > record.idle_stop:
+            if record.state == State.RUNNING and record.idle_stop is not None and idle > record.idle_stop:
                 asked.append((record.ws_id, "stop"))
-            elif record.state in ("stopped", "failed") and record.delete_after is not None \
+            elif expires_when_unused(record.state) and record.delete_after is not None \
                     and idle > record.delete_after:
                 asked.append((record.ws_id, "delete"))
         for ws_id, kind in asked:
             record = self.manager.records[ws_id]
             log.info("%s of %s: idle for %.0f s", kind, ws_id, now - self.last_active(record))
-            self.manager.request(_info(record), kind, requested_by=f"{REAPER} (idle)")
+            self.manager.request(PullInfo.of(record), kind, requested_by=f"{REAPER} (idle)")
         return asked
 
     def start(self) -> None:
@@ -81,8 +92,3 @@ class IdleReaper:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-
-def _info(record: EnvRecord) -> PullInfo:
-    return PullInfo(ref=PullRef(record.installation_id, record.owner, record.repo, record.number),
-                    head_sha=record.head_sha, head_ref=record.head_ref, title=record.title, author=record.author,
-                    fork=record.fork, private=record.private)

@@ -1,0 +1,180 @@
+"""Processing one operation, from the queue's hand-off to its conclusion.
+
+The queue (:mod:`bot.environments.queue`) decides *when* an operation runs; this decides what
+running it means, in plain steps: the check run is created (queued), a DevPod slot is waited
+for, the state moves to the operation's own (:data:`~bot.environments.states.STARTS`), the
+operation's DevPod step runs (:mod:`bot.environments.operations`, which returns an outcome and
+publishes nothing), the outcome moves the state again through the table, links follow a build or a
+delete (:mod:`bot.environments.links`), the record is journalled, and :mod:`bot.environments.publishing`
+shows it.  A cancel (a delete superseding the operation, or a shutdown) and a bug are concluded
+visibly too: no check run stays in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from bot import devpod
+from bot.core import logs
+from bot.environments import report
+from bot.environments.journal import Action, EnvRecord, Op, Records
+from bot.environments.links import Links
+from bot.environments.operations import BUILD_OPS, Operations, Outcome
+from bot.environments.publishing import Publishing
+from bot.environments.queue import WorkspaceQueue
+from bot.environments.states import STARTS, Event, transition
+
+log = logging.getLogger(__name__)
+
+
+class OperationExecutor:
+    """Runs the operations the queue hands over (the queue's :class:`~bot.environments.queue.Executor`)."""
+
+    def __init__(self, *, records: Records, queue: WorkspaceQueue, operations: Operations, links: Links,
+                 publishing: Publishing, where: report.Where, clock: Callable[[], float]) -> None:
+        self.records = records
+        self.queue = queue
+        self.ops = operations
+        self.links = links
+        self.publishing = publishing
+        self.where = where
+        self.clock = clock
+
+    # ------------------------------------------------------------------ the queue's calls
+    def taken(self, ws_id: str, op: Op, pending: list[Op]) -> None:
+        record = self.records.by_id[ws_id]
+        record.op, record.pending = op, pending
+        self.records.save(record)
+
+    def dropped(self, ws_id: str, op: Op, why: str) -> None:
+        record = self.records.by_id[ws_id]
+        self.publishing.react(record, op, "confused")
+        self.publishing.check(record, op, status="completed", conclusion="cancelled",
+                              title=report.dropped_title(why), urgent=True)
+
+    async def execute(self, ws_id: str, op: Op) -> None:
+        record = self.records.by_id[ws_id]
+        with logs.context(repo=record.full_name, pr=record.number):
+            try:
+                await self._prepare(record, op)
+            except asyncio.CancelledError:
+                self._cancelled(record, op)
+                raise
+            except Exception as exc:
+                log.exception("%s of %s failed", op.kind, record.ws_id)
+                self._internal_error(record, op, exc)
+
+    # ------------------------------------------------------------------ the steps
+    async def _prepare(self, record: EnvRecord, op: Op) -> None:
+        """Create the check run of a build, then wait for a DevPod slot (saying how many are ahead)."""
+        if op.kind in BUILD_OPS and op.check_run_id is None:
+            op.check_run_id = await self.publishing.create_check(record, op)
+            record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
+            self.records.save(record)
+        elif op.kind in BUILD_OPS and op.resumed:
+            self.publishing.check(record, op, status="in_progress", title=report.title(op))
+        record.errors, record.note = [], None
+
+        def on_position(ahead: int) -> None:
+            record.queued_ahead = ahead
+            self.publishing.check(record, op, status="queued", title=report.position_title(ahead))
+            self.publishing.comment(record)
+
+        async with self.queue.limiter.hold(on_position):
+            record.queued_ahead = None
+            await self._run(record, op)
+
+    async def _run(self, record: EnvRecord, op: Op) -> None:
+        """Holding a DevPod slot: start, run the step, conclude."""
+        if op.kind in STARTS:
+            record.state = transition(record.state, STARTS[op.kind])
+        record.phase = report.starting_phase()
+        self.records.save(record)
+        building = op.kind in BUILD_OPS
+        if building:
+            self.publishing.check(record, op, status="in_progress", title=report.title(op), urgent=True)
+        # The check run already says it started; the comment follows after a moment, so a quick
+        # operation costs one comment edit (its outcome) instead of two.
+        self.publishing.comment(record, delay=self.publishing.publisher.min_interval)
+
+        def on_line(line: devpod.LogLine) -> None:
+            phase = devpod.phase_of(line.message)
+            if phase and phase != record.phase:
+                record.phase = phase
+                if building:  # the comment shows states; phases live in the check run
+                    self.publishing.check(record, op, status="in_progress", title=report.phase_title(op, phase))
+
+        outcome = await self.ops.before_sync(record, op) if op.kind == "sync" else None
+        if outcome is None and building and record.trusted is False:
+            outcome = await self._approval(record)
+        if outcome is None:
+            outcome = await self.ops.step(record, op, on_line)
+        await self._conclude(record, op, outcome)
+
+    async def _approval(self, record: EnvRecord) -> Outcome | None:
+        """Untrusted code is built only at the approved commit: DevPod clones the PR ref as it is
+        *now*, so make sure the head has not moved since the approval (else pause and say so)."""
+        head = (await self.publishing.pr_api(record.ref).get())["head"]["sha"]
+        if head == record.approved_sha:
+            return None
+        event = Event.HEAD_MOVED if record.env_sha else Event.HEAD_MOVED_NO_ENV
+        return Outcome("action_required", event, "waiting for approval", head_sha=head)
+
+    async def _conclude(self, record: EnvRecord, op: Op, outcome: Outcome) -> None:
+        record.phase, record.op = None, None
+        if outcome.head_sha is not None:
+            record.head_sha = outcome.head_sha
+        if outcome.errors is not None:
+            record.errors = list(outcome.errors)
+        if outcome.event is not None:
+            record.state = transition(record.state, outcome.event)
+        if outcome.event is Event.BUILT:
+            record.env_sha = op.head_sha
+            await self.links.expose(record)
+        elif outcome.event is Event.DELETED:
+            record.env_sha = None
+            await self.links.unexpose(record)
+        elif outcome.event is Event.SYNC_BLOCKED:
+            record.note = report.blocked_note(self.where)
+        elif outcome.event in (Event.HEAD_MOVED, Event.HEAD_MOVED_NO_ENV):
+            record.note = report.paused_note(record, self.where)
+        self._finish_action(record, op, outcome.verdict)
+        self.records.save(record)
+        self.publishing.check(record, op, status="completed", conclusion=outcome.conclusion, urgent=True,
+                              title=report.outcome_title(op.kind, outcome.conclusion, outcome.event))
+        await self.publishing.flush(record, op)
+        if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
+            self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
+
+    # ------------------------------------------------------------------ ends that are not the step's
+    def _cancelled(self, record: EnvRecord, op: Op) -> None:
+        if self.queue.shutting_down:
+            # Stopped by a shutdown: the journal keeps the op, the next start resumes it.
+            self.publishing.check(record, op, status="in_progress", title=report.fixed_title("paused"), urgent=True)
+            return
+        # Cancelled by a delete: say so, never leave it in progress.
+        record.phase, record.op = None, None
+        if op.kind in BUILD_OPS:
+            deleting = self.queue.delete_waiting(record.ws_id)
+            record.state = transition(record.state, Event.CANCELLED_FOR_DELETE if deleting else Event.CANCELLED)
+        self._finish_action(record, op, "cancelled")
+        self.records.save(record)
+        self.publishing.check(record, op, status="completed", conclusion="cancelled", urgent=True,
+                              title=report.fixed_title("cancelled"), summary=report.cancelled_summary())
+        self.publishing.comment(record, urgent=True)
+
+    def _internal_error(self, record: EnvRecord, op: Op, exc: Exception) -> None:
+        record.phase, record.op = None, None
+        record.state = transition(record.state, Event.INTERNAL_ERROR)
+        record.errors = [report.internal_error(exc)]
+        self._finish_action(record, op, "failed")
+        self.records.save(record)
+        self.publishing.check(record, op, status="completed", conclusion="failure",
+                              title=report.fixed_title("internal_error"), urgent=True)
+        self.publishing.comment(record, urgent=True)
+
+    def _finish_action(self, record: EnvRecord, op: Op, verdict: str) -> None:
+        record.last_action = Action(verb=op.kind, by=op.requested_by, at=self.clock(), outcome=verdict)
+        self.publishing.react(record, op, "rocket" if verdict == "succeeded" else "confused")

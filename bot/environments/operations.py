@@ -1,0 +1,191 @@
+"""Operations: one DevPod step each, returning an :class:`Outcome`; they publish nothing.
+
+The executor (:mod:`bot.environments.executor`) calls :meth:`Operations.step` while it holds a
+DevPod slot and turns the outcome into a state change (:mod:`bot.environments.states`) and a
+report.  Everything DevPod-shaped is here: the argv of each operation, the one fixed command
+that looks into a workspace before a sync, the narrow clone token of private repositories, and
+what DevPod's exit means (:func:`judge`).
+
+Syncing a push: DevPod never changes an existing workspace's source, and the workspace must never
+hold a credential to fetch with, so the bot first asks the workspace whether it has uncommitted
+changes (``git status`` over ``devpod ssh``); if it does, syncing pauses and the comment says how to
+go on; otherwise ``devpod up --reset`` re-clones the PR head on the bot's host and re-streams it
+(the container is rebuilt, the volume kept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bot import devpod
+from bot.environments import report
+from bot.environments.journal import EnvRecord, Op
+from bot.environments.states import FOUND, Event
+
+log = logging.getLogger(__name__)
+
+BUILD_OPS = report.BUILD_OPS
+#: What each conclusion reads as in the comment's "Last action" line.
+VERDICTS = {"success": "succeeded", "failure": "failed", "timed_out": "timed out"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What an operation came to."""
+
+    conclusion: str  # the check run's: success, failure, timed_out or action_required
+    event: Event | None  # what it means for the state (None: the state stays)
+    verdict: str  # the "Last action" outcome: succeeded, failed, timed out, blocked, waiting for approval
+    errors: tuple[str, ...] | None = None  # what the comment shows as gone wrong (None: leave it)
+    head_sha: str | None = None  # the PR head, when the step found it moved
+
+
+def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str | None = None) -> Outcome:
+    """What a DevPod run of ``kind`` means; ``extra_error`` is a problem the step found after it."""
+    if result.timed_out:
+        return Outcome("timed_out", Event.TIMED_OUT, VERDICTS["timed_out"],
+                       tuple(result.errors()) + (report.timed_out_error(limit),))
+    if result.ok and kind == "status":  # what DevPod says the workspace is (Busy: the state stays)
+        return Outcome("success", FOUND.get(devpod.parse_status(result.stdout).state.value), "succeeded")
+    if result.ok:
+        return Outcome("success", {"stop": Event.STOPPED, "delete": Event.DELETED}.get(kind, Event.BUILT),
+                       "succeeded", ())
+    if kind == "status" and devpod.workspace_missing(result.lines):
+        return Outcome("success", Event.FOUND_MISSING, "succeeded")
+    errors = ((extra_error,) if extra_error else ()) or tuple(result.errors()) \
+        or (report.exit_code_error(result.exit_code),)
+    failed = {"stop": Event.STOP_FAILED, "status": None}.get(kind, Event.FAILED)  # a failed status changes nothing
+    return Outcome("failure", failed, "failed", errors)
+
+
+class Operations:
+    """DevPod on the bot's host: preparation, and one step per operation."""
+
+    def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None) -> None:
+        self.dp = dp
+        self.github_url = github_url
+        self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
+        self.masker = devpod.Masker()
+        self.askpass: Any = None
+        self.prepared = False
+        self.runs = 0  # DevPod processes started (metrics, tests)
+
+    async def run(self, argv: list[str], timeout: float, **kwargs: Any) -> devpod.RunResult:
+        self.runs += 1
+        try:
+            return await devpod.run(argv, settings=self.dp, timeout=timeout, masker=self.masker, **kwargs)
+        except (FileNotFoundError, PermissionError) as exc:
+            message = report.no_devpod_error(exc, argv[0])
+            log.error(message)
+            return devpod.RunResult(argv=argv, exit_code=127, timed_out=False, duration=0.0,
+                                    lines=[devpod.LogLine(message=message, level="fatal", stream="stderr",
+                                                          text=message)])
+
+    # ------------------------------------------------------------------ start-up
+    def prepare_dirs(self) -> None:
+        devpod.prepare_dirs(self.dp)
+        self.askpass = devpod.write_askpass(self.dp.home)
+
+    async def prepare_devpod(self) -> None:
+        """Idempotent: add the provider only if absent, else set its options; harden the context."""
+        dp = self.dp
+        listing = await self.run(devpod.provider_list_argv(dp), dp.provider_timeout)
+        providers = devpod.parse_provider_list(listing.stdout) if listing.ok else set()
+        options = devpod.provider_options(dp)
+        if dp.provider in providers:
+            result = listing
+            if options:  # nothing configured means nothing to set
+                result = await self.run(devpod.provider_set_options_argv(dp, options), dp.provider_timeout)
+        else:
+            result = await self.run(devpod.provider_add_argv(dp, options), dp.provider_timeout)
+        if not result.ok:
+            raise RuntimeError("DevPod provider set-up failed: " + "; ".join(result.errors()))
+        hardened = await self.run(devpod.context_harden_argv(dp), dp.provider_timeout)
+        if not hardened.ok:
+            raise RuntimeError("DevPod context hardening failed: " + "; ".join(hardened.errors()))
+        self.prepared = True
+
+    # ------------------------------------------------------------------ tokens
+    async def mint(self, installation_id: int, repo: str, contents: str) -> str | None:
+        """A token for ``contents`` (read or write) on this one repository; None without app credentials."""
+        if self.auth is None:
+            return None
+        answer = await self.auth.mint(installation_id, {"repositories": [repo], "permissions": {"contents": contents}})
+        return str(answer["token"])
+
+    async def _git_credentials(self, record: EnvRecord) -> dict[str, str] | None:
+        """For private repositories, a read-only token narrowed to this repo, for one DevPod process."""
+        if not record.private:
+            return None
+        token = await self.mint(record.installation_id, record.repo, "read")
+        if token is None:
+            return None
+        self.masker.add(token)
+        return devpod.git_credential_env(token, self.askpass)
+
+    # ------------------------------------------------------------------ steps
+    def limit(self, kind: str) -> float:
+        return {"stop": self.dp.stop_timeout, "delete": self.dp.delete_timeout,
+                "status": self.dp.status_timeout}.get(kind, self.dp.up_timeout)
+
+    async def checkout_state(self, ws_id: str) -> tuple[bool, str | None]:
+        """(uncommitted changes?, the commit checked out) inside the workspace; unknown counts as
+        clean and None. Runs one fixed command over ``devpod ssh``: nothing user-controlled in it."""
+        command = devpod.wrap_with_exit_marker(
+            'echo "__DEVENV_HEAD=$(git rev-parse --verify -q HEAD 2>/dev/null)"; '
+            "git status --porcelain --untracked-files=no 2>/dev/null")
+        result = await self.run(devpod.ssh_command_argv(self.dp, ws_id, command), self.dp.ssh_timeout)
+        code, out = devpod.parse_exit_marker(result.stdout)
+        head, status = None, []
+        for line in out.splitlines():
+            if line.startswith("__DEVENV_HEAD="):
+                head = line.removeprefix("__DEVENV_HEAD=").strip() or None
+            elif line.strip():
+                status.append(line)
+        if head is not None and not re.fullmatch(r"[0-9a-f]{40}", head):
+            head = None
+        return code == 0 and bool(status), head
+
+    async def before_sync(self, record: EnvRecord, op: Op) -> Outcome | None:
+        """A sync ends before DevPod runs when the new head is already checked out (pushed from inside
+        the environment, by someone working there or the agent: rebuilding would throw the work away)
+        or when uncommitted changes would be lost.  None: go on."""
+        blocked, checked_out = await self.checkout_state(record.ws_id)
+        if checked_out == op.head_sha:
+            return Outcome("success", Event.BUILT, "succeeded", ())
+        if blocked:
+            return Outcome("action_required", Event.SYNC_BLOCKED, "blocked")
+        return None
+
+    async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
+        """Run ``op``'s DevPod command and judge it."""
+        dp, kind = self.dp, op.kind
+        extra_error = None
+        if kind in BUILD_OPS:
+            env_extra = await self._git_credentials(record)
+            argv = devpod.up_argv(
+                dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
+                recreate=(kind == "recreate"), reset=(kind in ("reset", "sync")), ide=record.ide,
+                devcontainer_path=record.devcontainer_path,
+                provider_options={"RESOURCES": record.resources} if record.resources else None,
+                labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
+            result = await self.run(argv, dp.up_timeout, env_extra=env_extra, on_line=on_line)
+        elif kind == "stop":
+            result = await self.run(devpod.stop_argv(dp, record.ws_id), dp.stop_timeout, on_line=on_line)
+        elif kind == "delete":
+            result = await self.run(devpod.delete_argv(dp, record.ws_id), dp.delete_timeout, on_line=on_line)
+            if result.ok and await self._still_listed(record.ws_id):
+                # Some DevPod versions exit 0 on a failed delete: confirm it is really gone.
+                result = dataclasses.replace(result, exit_code=1)
+                extra_error = report.still_listed_error()
+        else:  # status
+            result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
+        return judge(kind, result, self.limit(kind), extra_error=extra_error)
+
+    async def _still_listed(self, ws_id: str) -> bool:
+        listing = await self.run(devpod.list_argv(self.dp), self.dp.status_timeout)
+        return listing.ok and any(w.get("id") == ws_id for w in devpod.parse_list(listing.stdout))

@@ -1,0 +1,191 @@
+"""The report: what a record looks like to people, as pure functions of the record.
+
+The sticky comment, the ``devenv`` check run's title, summary, text and buttons, and the notes the
+comment shows are rendered here from an :class:`~bot.environments.journal.EnvRecord` (and the
+:class:`~bot.environments.journal.Op` a check run belongs to) and a :class:`Where` (the operator's
+settings that show in texts).  Every word comes from ``templates/``: whole messages from their own
+templates, short ones from ``templates/environment_words.j2``.  Nothing here does I/O, so a test
+renders a comment from a record alone (``tests/test_golden.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bot.environments import states
+from bot.environments.journal import EnvRecord, Op
+from bot.environments.states import State
+from bot.text.templating import environment, render
+
+BUILD_OPS = ("up", "recreate", "reset", "sync")
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """The deployment's settings that show in the texts."""
+
+    prefix: str = "/devenv"
+    github_url: str = "https://github.com"
+    namespace: str | None = None  # where DevPod puts the pods (None: DevPod's default, "devpod")
+    label_prefix: str = "devenv-bot.dev"
+    preview_domain: str | None = None  # DEVENV_PREVIEW_DOMAIN, when browser links are configured
+
+    @classmethod
+    def of(cls, settings: Any, dp: Any = None) -> Where:
+        """From the bot's settings (``bot.settings.config.Settings``) and DevPod's (default: the settings')."""
+        dp = dp if dp is not None else settings.devpod
+        exposure = settings.exposure
+        return cls(prefix=settings.command_prefix, github_url=settings.github_url,
+                   namespace=dp.namespace if dp is not None else None,
+                   label_prefix=dp.label_prefix if dp is not None else cls.label_prefix,
+                   preview_domain=exposure.domain if exposure is not None else None)
+
+
+def words() -> Any:
+    """``templates/environment_words.j2`` as a module: its tables and macros."""
+    return environment().get_template("environment_words.j2").module
+
+
+# ------------------------------------------------------------------ the sticky comment
+
+def access(record: EnvRecord, where: Where) -> dict[str, Any]:
+    """The ways into the environment the texts list."""
+    label_key = f"{where.label_prefix}/workspace"
+    namespace = where.namespace or "devpod"  # DevPod's default unless KUBERNETES_NAMESPACE says otherwise (§5.1)
+    preview = where.preview_domain
+    return {
+        "devpod_ssh": f"devpod ssh {record.ws_id}",
+        "ssh": f"ssh {record.ws_id}.devpod",
+        "kubectl": (f"kubectl exec -it -n {namespace} "
+                    f"$(kubectl get pod -n {namespace} -l {label_key}={record.ws_id} -o name) -- bash"),
+        "ide_host": f"code-{record.ws_id}.{preview}" if preview else None,
+        "preview_domain": preview,
+    }
+
+
+def comment_body(record: EnvRecord, where: Where) -> str:
+    return render("comment.md.j2", r=record, prefix=where.prefix, access=access(record, where),
+                  ways_in=states.shows_ways_in(record.state))
+
+
+def paused_note(record: EnvRecord, where: Where) -> str:
+    """Why an untrusted PR's environment is not (or no longer) built, and who can change that."""
+    return str(words().paused_note(record.approved_sha, where.prefix))
+
+
+def blocked_note(where: Where) -> str:
+    return str(words().blocked_note(where.prefix))
+
+
+# ------------------------------------------------------------------ the check run
+
+def verb(kind: str) -> str:
+    return str(words().verbs[kind])
+
+
+def title(op: Op) -> str:
+    """The running operation's title ("Creating the environment", maybe "(resumed …)")."""
+    return verb(op.kind) + (words().titles["resumed"] if op.resumed else "")
+
+
+def queued_title(op: Op) -> str:
+    return str(words().queued_title(verb(op.kind)))
+
+
+def position_title(ahead: int) -> str:
+    return str(words().ahead_title(ahead)) if ahead else str(words().titles["next_in_line"])
+
+
+def phase_title(op: Op, phase: str) -> str:
+    return str(words().phase_title(title(op), phase))
+
+
+def fixed_title(name: str) -> str:
+    """One of the titles without fields: ``blocked``, ``unapproved``, ``paused``, ``cancelled``, ``internal_error``."""
+    return str(words().titles[name])
+
+
+def dropped_title(why: str) -> str:
+    return str(words().dropped_title(why))
+
+
+def conclusion_title(kind: str, conclusion: str) -> str:
+    """The title of a concluded operation: success, failure or timed_out."""
+    if conclusion == "success":
+        return fixed_title("ready" if kind in BUILD_OPS else "done")
+    macro = words().failed_title if conclusion == "failure" else words().timed_out_title
+    return str(macro(verb(kind)))
+
+
+def check_summary(record: EnvRecord, op: Op, where: Where) -> str:
+    return render("check_summary.md.j2", r=record, op=op, prefix=where.prefix, ssh=access(record, where))
+
+
+def check_texts(record: EnvRecord, op: Op, where: Where) -> tuple[str, str | None]:
+    """The summary and (when there are errors) the text of the check run."""
+    return check_summary(record, op, where), render("check_text.md.j2", r=record) if record.errors else None
+
+
+def buttons(record: EnvRecord, conclusion: str | None) -> list[dict[str, str]]:
+    """The check run's buttons (at most three), for what can be done next."""
+    if conclusion in ("failure", "timed_out", "cancelled"):
+        chosen = ["retry", "recreate", "delete"]
+    elif record.state == State.RUNNING:
+        chosen = ["recreate", "stop", "delete"]
+    elif record.state == State.STOPPED:
+        chosen = ["wake", "delete"]
+    else:
+        chosen = ["retry"]
+    table = words().buttons
+    return [{"label": table[ident][0], "identifier": ident, "description": table[ident][1]} for ident in chosen[:3]]
+
+
+def details_url(record: EnvRecord, where: Where) -> str:
+    """The page GitHub links when a check run asks for action: the PR, whose comment says what."""
+    return f"{where.github_url}/{record.owner}/{record.repo}/pull/{record.number}"
+
+
+def outcome_title(kind: str, conclusion: str, event: states.Event | None) -> str:
+    """The title of an operation's end; ``action_required`` says what it waits for."""
+    if conclusion == "action_required":
+        return fixed_title("blocked" if event is states.Event.SYNC_BLOCKED else "unapproved")
+    return conclusion_title(kind, conclusion)
+
+
+def starting_phase() -> str:
+    return str(words().starting_phase)
+
+
+def cancelled_summary() -> str:
+    return str(words().cancelled_summary)
+
+
+# ------------------------------------------------------------------ notes and the bot's own error lines
+
+def links_failed_note(reason: str, where: Where) -> str:
+    return str(words().links_failed_note(reason, where.prefix))
+
+
+def links_refused_note(refused: list[str]) -> str:
+    return str(words().links_refused_note(refused))
+
+
+def timed_out_error(seconds: float) -> str:
+    return str(words().timed_out_error(seconds))
+
+
+def exit_code_error(code: int) -> str:
+    return str(words().exit_code_error(code))
+
+
+def still_listed_error() -> str:
+    return str(words().still_listed)
+
+
+def internal_error(exc: BaseException) -> str:
+    return str(words().internal_error(exc.__class__.__name__))
+
+
+def no_devpod_error(exc: BaseException, binary: str) -> str:
+    return str(words().no_devpod_error(exc.__class__.__name__, binary))
