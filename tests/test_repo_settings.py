@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS, VERBS
+from bot.commands.grammar import VERBS
 from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
+from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS
 from bot.settings.repo import (
     DOCS_URL,
     MAX_BYTES,

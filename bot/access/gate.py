@@ -51,8 +51,9 @@ from cachetools import TTLCache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.commands.grammar import PERMISSION_LEVELS, permission_allows
 from bot.github.client import USER_AGENT, is_not_found
+from bot.policy.permissions import LEVELS as PERMISSION_LEVELS
+from bot.policy.permissions import allows as permission_allows
 from bot.settings.config import ConfigError, Settings
 from bot.text.templating import render
 

@@ -39,11 +39,11 @@ from bot.agent.runner import (
     run_agent,
     stdin_payload,
 )
-from bot.commands.grammar import permission_allows
 from bot.core import logs
 from bot.devpod import driver as devpod
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
+from bot.policy.permissions import allows as permission_allows
 from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
 

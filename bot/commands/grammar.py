@@ -49,8 +49,6 @@ __all__ = [
     "VERBS",
     "SYNTAX",
     "USAGE",
-    "REQUIRED_PERMISSION_DEFAULTS",
-    "PERMISSION_LEVELS",
     "Command",
     "Reply",
     "Ignore",
@@ -58,7 +56,6 @@ __all__ = [
     "parse",
     "validate_prefix",
     "usage_markdown",
-    "permission_allows",
     "escape_markdown",
 ]
 
@@ -97,18 +94,6 @@ USAGE: Final = MappingProxyType(
     }
 )
 
-#: The least GitHub repository permission needed for each verb unless configured otherwise.
-REQUIRED_PERMISSION_DEFAULTS: Final = MappingProxyType(
-    {v: ("read" if v in ("status", "help") else "write") for v in VERBS}
-)
-
-#: GitHub permission levels, weakest first.  ``triage`` counts as ``read`` and
-#: ``maintain`` as ``write``, as in the ``permission`` field of
-#: ``GET /repos/{owner}/{repo}/collaborators/{username}/permission``.
-PERMISSION_LEVELS: Final = MappingProxyType(
-    {"none": 0, "read": 1, "triage": 1, "write": 2, "maintain": 2, "admin": 3}
-)
-
 ReplyKind = Literal["unknown_verb", "bad_arguments", "empty_prompt", "prompt_too_long", "usage"]
 
 
@@ -145,18 +130,6 @@ class Ignore:
 
 
 IGNORE: Final = Ignore()
-
-
-def permission_allows(have: str, need: str) -> bool:
-    """Whether a user with GitHub permission ``have`` may run something that needs ``need``.
-
-    Unknown levels (on either side) are refused.
-    """
-    have_rank = PERMISSION_LEVELS.get(str(have).strip().lower())
-    need_rank = PERMISSION_LEVELS.get(str(need).strip().lower())
-    if have_rank is None or need_rank is None:
-        return False
-    return have_rank >= need_rank
 
 
 def validate_prefix(prefix: str) -> str:
