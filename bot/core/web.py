@@ -279,7 +279,7 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
 
         setup.add_routes(app, settings)
     if settings.access is not None and bot.environments is not None:
-        from bot.access import gate as access
+        from bot.access import routes as access
 
         directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
         bot.link_activity = directory.activity  # the idle reaper counts link use as activity

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bot.access.gate import DictDirectory, Workspace, add_routes
+from bot.access.directory import DictDirectory, Workspace
+from bot.access.routes import add_routes
 from bot.cluster.exposure import exposed_workspace, links_of
 from bot.devpod import driver as devpod
 from bot.settings import config
