@@ -11,9 +11,9 @@ from gidgethub import routing, sansio
 from bot.commands.grammar import VERBS, Ignore, Reply, parse, usage_markdown
 from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Closed, Decision, Source, policy_for
-from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)

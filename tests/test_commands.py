@@ -22,7 +22,7 @@ from bot.commands.grammar import (
     usage_markdown,
     validate_prefix,
 )
-from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 
 # --- commands that are run ---------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The request policy and the permission lookup in ``bot.policy``: tables of who may do what, from where.
+"""The request policy in ``bot.policy.ask``: a table of who may do what to a PR's environment, from where.
 
 ``ask`` runs against the GitHub emulator (permissions, ``.github/devenv.yml``) through a real
 client; what the policy remembers of a PR (trust, the approved commit) is held by a ledger in a
@@ -8,7 +8,6 @@ runs end to end in tests/test_commands_e2e.py and tests/test_approval.py.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import aiohttp
@@ -20,9 +19,9 @@ from bot.core.metrics import Metrics
 from bot.environments.manager import PullInfo
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
+from bot.github.permissions import Permissions
 from bot.github.pulls import PullRef
 from bot.policy.ask import Accepted, Closed, Decision, Policy, Refused, Source, policy_for
-from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS, Permissions, allows
 from bot.settings.repo import SETTINGS_PATH, RepoSettingsLoader
 from tests.payloads import INSTALLATION_ID, PR_NUMBER
 
@@ -31,39 +30,6 @@ BASE, HEAD, EARLIER = "b" * 40, "c" * 40, "a" * 40
 PERMISSION_CALLS = r"/collaborators/[^/]+/permission$"
 ROLES = {"admin": "admin", "maintainer": "maintain", "writer": "write", "triager": "triage", "reader": "read",
          "nobody": "none", "stranger": "read", "visitor": "read"}
-
-
-# -- permission levels -------------------------------------------------------------------------------
-
-
-def test_only_status_and_help_are_open_to_readers():
-    assert {v for v, need in REQUIRED_PERMISSION_DEFAULTS.items() if need == "read"} == {"status", "help"}
-    assert {need for need in REQUIRED_PERMISSION_DEFAULTS.values()} == {"read", "write"}
-
-
-PERMISSIONS = [
-    ("admin", "write", True),
-    ("maintain", "write", True),
-    ("write", "write", True),
-    ("triage", "write", False),
-    ("read", "write", False),
-    ("none", "write", False),
-    ("triage", "read", True),
-    ("read", "triage", True),
-    ("write", "maintain", True),
-    ("maintain", "admin", False),
-    ("none", "none", True),
-    ("none", "read", False),
-    ("ADMIN", "Write", True),
-    ("owner", "read", False),
-    ("", "read", False),
-    ("admin", "superuser", False),
-]
-
-
-@pytest.mark.parametrize(("have", "need", "allowed"), PERMISSIONS, ids=[f"{h or 'empty'}-for-{n}" for h, n, _ in PERMISSIONS])
-def test_permission_allows_follows_githubs_levels(have, need, allowed):
-    assert allows(have, need) is allowed
 
 
 # -- fixtures ----------------------------------------------------------------------------------------
@@ -318,53 +284,3 @@ async def test_the_bots_environment_manager_is_the_ledger(server, github):
     assert server.bot.environments.find(info).trusted is False
     decision = await policy_for(ctx).ask(info, "approve", "writer", C)
     assert summary(decision) == ("accepted", False, True, W)
-
-
-# -- the permission lookup ------------------------------------------------------------------------------
-
-
-async def test_the_lookup_reads_githubs_permission_field(gh):
-    permissions = Permissions()
-    answers = {login: await permissions.of(gh, OWNER, REPO, login) for login in ROLES}
-    assert answers == {"admin": "admin", "maintainer": "write", "writer": "write", "triager": "read",
-                       "reader": "read", "nobody": "none", "stranger": "read", "visitor": "read"}
-
-
-async def test_an_unknown_user_has_no_permission(gh, github):
-    github.nonexistent_users.add("ghost")
-    assert await Permissions().of(gh, OWNER, REPO, "ghost") == "none"
-
-
-async def test_one_answer_serves_every_ask_for_its_time_to_live(gh, github):
-    clock = Clock()
-    permissions = Permissions(ttl=60, clock=clock)
-    github.reset_calls()
-    assert await permissions.of(gh, OWNER, REPO, "writer") == "write"
-    assert await permissions.of(gh, OWNER.lower(), REPO.upper(), "Writer") == "write"  # case does not matter
-    assert len(github.calls_to("GET", PERMISSION_CALLS)) == 1
-    github.set_permission(OWNER, REPO, "writer", "read")
-    clock.now += 59
-    assert await permissions.of(gh, OWNER, REPO, "writer") == "write"
-    clock.now += 2
-    assert await permissions.of(gh, OWNER, REPO, "writer") == "read"
-    assert len(github.calls_to("GET", PERMISSION_CALLS)) == 2
-
-
-async def test_concurrent_asks_for_one_user_share_one_request(gh, github):
-    permissions = Permissions()
-    github.reset_calls()
-    github.inject("GET", r"/collaborators/writer/permission$", delay=0.2)
-    answers = await asyncio.gather(*(permissions.of(gh, OWNER, REPO, "writer") for _ in range(20)),
-                                   permissions.of(gh, OWNER, REPO, "reader"))
-    assert answers == ["write"] * 20 + ["read"]
-    assert len(github.calls_to("GET", r"/collaborators/writer/permission$")) == 1
-    assert permissions.lookups == 2
-
-
-async def test_a_failed_lookup_is_not_cached(gh, github):
-    permissions = Permissions()
-    github.inject("GET", PERMISSION_CALLS, status=500, times=50)
-    with pytest.raises(GitHubBroken):  # after the client's own retries
-        await permissions.of(gh, OWNER, REPO, "writer")
-    github.faults.clear()
-    assert await permissions.of(gh, OWNER, REPO, "writer") == "write"

@@ -17,7 +17,7 @@ from bot.commands.grammar import VERBS
 from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
-from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 from bot.settings.repo import (
     DOCS_URL,
     MAX_BYTES,

@@ -5,7 +5,7 @@ untrusted pull-request code, so the bot signs people in with GitHub on its own h
 preview host only a host-only cookie of its own.  ``routes`` adds the routes to the bot's app;
 ``forward_auth`` answers the proxy's ``/auth/check``; ``signin`` runs ``/auth/login``,
 ``/auth/callback`` and the handoff to a preview host; ``service`` decides who may open what (from
-GitHub's permission, via :mod:`bot.policy.permissions`); ``sessions`` signs and reads cookies;
+GitHub's permission, via :mod:`bot.github.permissions`); ``sessions`` signs and reads cookies;
 ``hosts`` parses host names and return addresses; ``directory`` says what a workspace id points at;
 ``pages`` renders what is shown instead of a preview; ``preview_proxy`` checks and proxies preview
 hosts itself when no ingress controller does (Cloudflare Tunnel); ``gate`` holds the settings.

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.policy.permissions import LEVELS as PERMISSION_LEVELS
+from bot.github.permissions import LEVELS as PERMISSION_LEVELS
 from bot.settings.config import ConfigError, Settings
 
 __all__ = ["AccessSettings", "derive_secret"]

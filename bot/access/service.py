@@ -7,7 +7,7 @@ repository reaches what the port needs (the IDE ``DEVENV_IDE_PERMISSION``, other
 ``DEVENV_PREVIEW_PERMISSION`` unless ``.github/devenv.yml`` says otherwise); 401 without a valid
 cookie; 403 for no such environment or too little permission; 503 when GitHub does not answer
 (nobody gets in then).  Permissions are asked with the *installation* token through
-:class:`bot.policy.permissions.Permissions` and cached for ``permission_ttl`` seconds on the
+:class:`bot.github.permissions.Permissions` and cached for ``permission_ttl`` seconds on the
 access clock; one lookup per (repo, user) is in flight at a time.
 """
 
@@ -25,7 +25,7 @@ from bot.access.directory import Workspace, WorkspaceDirectory
 from bot.access.gate import AccessSettings
 from bot.access.hosts import IDE_PORT, preview_label, split_label
 from bot.access.sessions import Identity, Sessions
-from bot.policy.permissions import Permissions, allows
+from bot.github.permissions import Permissions, allows
 
 log = logging.getLogger(__name__)
 

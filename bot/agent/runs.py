@@ -41,9 +41,9 @@ from bot.agent.runner import (
 )
 from bot.core import logs
 from bot.devpod import driver as devpod
+from bot.github.permissions import allows as permission_allows
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
-from bot.policy.permissions import allows as permission_allows
 from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
 

@@ -27,7 +27,7 @@ from bot.core.tasks import TaskTracker
 from bot.environments.manager import EnvironmentManager
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
-from bot.policy.permissions import Permissions
+from bot.github.permissions import Permissions
 from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 from bot.settings.repo import RepoSettingsLoader
 

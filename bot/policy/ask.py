@@ -7,7 +7,7 @@ translate their input into ``ask(pr, verb, actor, source)`` and render the answe
 1. loads the repository's settings (``.github/devenv.yml`` from the PR's *base* commit, never the
    untrusted head) and applies them to the PR's record;
 2. checks the actor's permission for the verb: the level ``.github/devenv.yml`` asks for (else
-   :data:`~bot.policy.permissions.REQUIRED_PERMISSION_DEFAULTS`), and at least ``write`` for a
+   :data:`~bot.github.permissions.REQUIRED_PERMISSION_DEFAULTS`), and at least ``write`` for a
    check-run button.  ``help`` is answered to anyone.  A push or an opening is no one's request:
    only an untrusted PR's push asks who pushed (below);
 3. answers :class:`Closed` on a closed PR, except for what may run there (``delete``; from a
@@ -19,7 +19,7 @@ translate their input into ``ask(pr, verb, actor, source)`` and render the answe
 
 The policy remembers nothing itself: trust and the approved commit live on the PR's record,
 kept by the environments (the :class:`Ledger`, which :class:`~bot.environments.manager.EnvironmentManager`
-is).  Permissions are asked of GitHub through one cached :class:`~bot.policy.permissions.Permissions`.
+is).  Permissions are asked of GitHub through one cached :class:`~bot.github.permissions.Permissions`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import logging
 from typing import Any, Literal, Protocol
 
 from bot.core.dispatch import Context
+from bot.github.permissions import LEVELS, Permissions, allows
 from bot.github.pulls import PullRef
-from bot.policy.permissions import LEVELS, Permissions, allows
 from bot.settings.repo import RepoSettings, RepoSettingsLoader
 
 log = logging.getLogger(__name__)

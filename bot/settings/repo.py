@@ -47,8 +47,8 @@ from cachetools import LRUCache
 from bot.commands.grammar import VERBS
 from bot.devpod.driver import ID_MAX_LEN
 from bot.github.client import is_not_found
-from bot.policy.permissions import LEVELS as PERMISSION_LEVELS
-from bot.policy.permissions import REQUIRED_PERMISSION_DEFAULTS
+from bot.github.permissions import LEVELS as PERMISSION_LEVELS
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 from bot.text import markdown
 
 __all__ = [

@@ -1,4 +1,9 @@
-"""GitHub's permission levels, and a user's permission on a repository, asked of GitHub and cached briefly.
+"""Who may do what on GitHub: permission levels, and a user's permission on a repository, asked and cached.
+
+The one permissions module: the levels and :func:`allows` (used by the request policy, the
+repository settings' validation, the preview access gate and agent runs), each verb's default
+level, and the lookup.  It sits with the GitHub adapters, below the repository settings and the
+policy that both need it.
 
 The permission comes from ``GET /repos/{owner}/{repo}/collaborators/{username}/permission``,
 never from a comment's ``author_association`` (which says nothing about organisation team
@@ -6,8 +11,8 @@ grants and is ``NONE`` for many who may push).  Its ``permission`` field folds `
 into ``write`` and ``triage`` into ``read``, so :data:`LEVELS` ranks them alike.
 https://docs.github.com/en/rest/collaborators/collaborators#get-repository-permissions-for-a-user
 
-Design.  One :class:`Permissions` per consumer (the webhook handlers keep one, the preview
-access gate another with its own time-to-live and clock), one implementation: answers are
+Design.  One :class:`Permissions` per consumer (the webhook handlers share one, the preview
+access gate keeps another with its own time-to-live and clock), one implementation: answers are
 cached per (installation, repository, login) for ``ttl`` seconds, and concurrent lookups of
 one key share one request.  The request runs as its own task, so a caller that goes away
 (a browser closing a page) does not cancel it for the others.  Every lookup acts as the
