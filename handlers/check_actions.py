@@ -46,10 +46,10 @@ async def run_check_action(event: sansio.Event, ctx: Context) -> None:
         return
     record = manager.records.get(run.get("external_id") or "")
     verb = pressed_verb(data, record)
-    pulls = run.get("pull_requests") or []
-    number = pulls[0]["number"] if pulls else record.number if record is not None else None
     if verb is None:
         return
+    pulls = run.get("pull_requests") or []
+    number = pulls[0]["number"] if pulls else record.number if record is not None else None
     if number is None:
         log.warning("check run %s belongs to no pull request this bot knows", run.get("id"))
         return

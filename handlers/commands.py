@@ -13,7 +13,7 @@ from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
 from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
 from bot.github.pulls import PullRef, PullRequestAPI
-from bot.policy.ask import Accepted, Closed, Decision, Source, policy_for
+from bot.policy.ask import Accepted, Closed, Refused, Source, policy_for
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
     if verb == "help":
         await reply("help", have=decision.have, **help_lists(decision.have or "none", prefix,
                                                              decision.settings.required_permission))
+    elif isinstance(decision, Refused):
+        await reply("refused", command=command, need=decision.need, have=decision.have)
+        await pr.react(comment["id"], "confused")
     elif verb in AGENT_VERBS:
         await agent_command(ctx, verb, result.prompt, decision, info=info, comment_id=comment["id"], login=login,
                             reply=reply, pr=pr)
@@ -74,17 +77,12 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
                                   reply=reply, pr=pr)
 
 
-async def environment_command(ctx: Context, verb: str, decision: Decision, *, info: PullInfo, comment_id: int,
-                              login: str, reply: Answer, pr: PullRequestAPI) -> None:
-    """Render the policy's answer to an environment verb: refuse, say the PR is closed, or queue it."""
-    command = f"{ctx.bot.settings.command_prefix} {verb}"
-    if not isinstance(decision, Accepted | Closed):
-        await reply("refused", command=command, need=decision.need, have=decision.have)
-        await pr.react(comment_id, "confused")
-        return
+async def environment_command(ctx: Context, verb: str, decision: Accepted | Closed, *, info: PullInfo,
+                              comment_id: int, login: str, reply: Answer, pr: PullRequestAPI) -> None:
+    """Render the policy's yes to an environment verb (👀, then queue it), or say the PR is closed."""
     await pr.react(comment_id, "eyes")
     if isinstance(decision, Closed):
-        await reply("closed", command=command)
+        await reply("closed", command=f"{ctx.bot.settings.command_prefix} {verb}")
         await pr.react(comment_id, "confused")
         return
     manager = ctx.bot.environments
@@ -95,18 +93,15 @@ async def environment_command(ctx: Context, verb: str, decision: Decision, *, in
     manager.request(info, kind, requested_by=login, comment_id=comment_id, approve=decision.approve)
 
 
-async def agent_command(ctx: Context, verb: str, prompt: str | None, decision: Decision, *, info: PullInfo,
-                        comment_id: int, login: str, reply: Answer, pr: PullRequestAPI) -> None:
-    """Render the policy's answer to ``agent run`` / ``agent stop``: refuse, or hand them to the Bot's AgentRuns.
+async def agent_command(ctx: Context, verb: str, prompt: str | None, decision: Accepted | Closed, *,
+                        info: PullInfo, comment_id: int, login: str, reply: Answer, pr: PullRequestAPI) -> None:
+    """Render the policy's yes to ``agent run`` / ``agent stop`` (hand them to the Bot's AgentRuns), or say
+    the PR is closed.
 
     The repository's ``agent.command`` (``.github/devenv.yml`` from the base commit) overrides
     the deployment's agent argv when set.
     """
     command = f"{ctx.bot.settings.command_prefix} {verb}"
-    if not isinstance(decision, Accepted | Closed):
-        await reply("refused", command=command, need=decision.need, have=decision.have)
-        await pr.react(comment_id, "confused")
-        return
     runs = ctx.bot.agent_runs
     if runs is None:
         await reply("not_yet", command=command, verb=verb)
