@@ -20,16 +20,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from bot import devpod
-from bot.access.gate import (
-    Access,
-    AccessSettings,
-    DictDirectory,
-    Identity,
-    Workspace,
-    add_routes,
-    derive_secret,
-    parse_return_url,
-)
+from bot.access.directory import DictDirectory, Workspace
+from bot.access.gate import AccessSettings, derive_secret
+from bot.access.hosts import parse_return_url
+from bot.access.routes import add_routes
+from bot.access.service import Access
+from bot.access.sessions import Identity
 from bot.settings import config
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER

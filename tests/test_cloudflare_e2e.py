@@ -17,8 +17,9 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
-from bot.access.gate import ACCESS_KEY, Identity
 from bot.access.preview_proxy import PREVIEW_PROXY_KEY
+from bot.access.service import ACCESS_KEY
+from bot.access.sessions import Identity
 from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer

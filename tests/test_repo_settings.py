@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS
 from bot.commands.verbs import VERBS
 from bot.core.metrics import Metrics
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.repo_settings.problems import render_problems
 from bot.repo_settings.schema import (

@@ -44,7 +44,9 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from bot.access.gate import Access, check, preview_label
+from bot.access.forward_auth import check
+from bot.access.hosts import preview_label
+from bot.access.service import Access
 from bot.cluster.workspace import CODE_PORT, CODE_PORT_NAME, HANDOFF_PATH
 from bot.text.templating import render
 
@@ -85,9 +87,8 @@ def workspace_upstream(manager: Any, exposure: Any) -> Resolver:
         record = manager.records.get(ws_id) if manager is not None else None
         if record is None:
             return None
-        if port == CODE_PORT_NAME:
-            number = CODE_PORT
-        else:
+        number: Any = CODE_PORT
+        if port != CODE_PORT_NAME:
             number = next((p.get("port") for p in record.ports or [] if p.get("name") == port), None)
         if not isinstance(number, int):
             return None
@@ -176,7 +177,8 @@ class PreviewProxy:
     # ------------------------------------------------------------------ headers
 
     def _own_cookies(self, host: str) -> set[str]:
-        return {self.access.host_cookie(host), self.access.session_cookie, self.access.login_cookie}
+        sessions = self.access.sessions
+        return {sessions.host_cookie(host), sessions.session_cookie, sessions.login_cookie}
 
     def _cookie_header(self, request: web.BaseRequest, host: str) -> str | None:
         """The browser's cookies without the bot's (its proof of identity never reaches PR code)."""

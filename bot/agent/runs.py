@@ -35,12 +35,12 @@ from bot.agent.progress import Progress, render_progress
 from bot.agent.remote import AgentPromptError, stdin_payload
 from bot.agent.run import AgentResult, run_agent
 from bot.agent.runner import AgentSettings
-from bot.commands.grammar import permission_allows
 from bot.core import logs
 from bot.environments.journal import PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.environments.states import State, is_building
+from bot.github.permissions import allows as permission_allows
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
 from bot.text.markdown import escape, fenced, truncate_bytes

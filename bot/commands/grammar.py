@@ -25,7 +25,6 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Final, Literal
 
 from bot.commands.lexer import command_lines, fenced_block, is_blank, split_lines
@@ -33,29 +32,14 @@ from bot.commands.verbs import VERBS, agent_run_examples, code_span, usage_markd
 from bot.text import markdown
 
 __all__ = [
-    "REQUIRED_PERMISSION_DEFAULTS",
-    "PERMISSION_LEVELS",
     "Command",
     "Reply",
     "Ignore",
     "IGNORE",
     "parse",
     "validate_prefix",
-    "permission_allows",
     "escape_markdown",
 ]
-
-#: The least GitHub repository permission needed for each verb unless configured otherwise.
-REQUIRED_PERMISSION_DEFAULTS: Final = MappingProxyType(
-    {v: ("read" if v in ("status", "help") else "write") for v in VERBS}
-)
-
-#: GitHub permission levels, weakest first.  ``triage`` counts as ``read`` and
-#: ``maintain`` as ``write``, as in the ``permission`` field of
-#: ``GET /repos/{owner}/{repo}/collaborators/{username}/permission``.
-PERMISSION_LEVELS: Final = MappingProxyType(
-    {"none": 0, "read": 1, "triage": 1, "write": 2, "maintain": 2, "admin": 3}
-)
 
 ReplyKind = Literal["unknown_verb", "bad_arguments", "empty_prompt", "prompt_too_long", "usage"]
 
@@ -93,18 +77,6 @@ class Ignore:
 
 
 IGNORE: Final = Ignore()
-
-
-def permission_allows(have: str, need: str) -> bool:
-    """Whether a user with GitHub permission ``have`` may run something that needs ``need``.
-
-    Unknown levels (on either side) are refused.
-    """
-    have_rank = PERMISSION_LEVELS.get(str(have).strip().lower())
-    need_rank = PERMISSION_LEVELS.get(str(need).strip().lower())
-    if have_rank is None or need_rank is None:
-        return False
-    return have_rank >= need_rank
 
 
 def validate_prefix(prefix: str) -> str:

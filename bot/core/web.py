@@ -343,7 +343,7 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
             trusted_proxies=_trusted_proxies(settings), store=_credential_store(settings),
             github=lambda: bot.github.anonymous()))
     if settings.access is not None and bot.environments is not None:
-        from bot.access import gate as access
+        from bot.access import routes as access
 
         directory = access.EnvironmentDirectory(bot.environments, ports=bot.environments.port_permission)
         bot.link_activity = directory.activity  # the idle reaper counts link use as activity

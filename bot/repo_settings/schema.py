@@ -21,8 +21,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from bot.commands.grammar import REQUIRED_PERMISSION_DEFAULTS
 from bot.devpod import ID_MAX_LEN
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 
 __all__ = [
     "SETTINGS_PATH",

@@ -16,8 +16,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
-from bot.commands.grammar import PERMISSION_LEVELS, REQUIRED_PERMISSION_DEFAULTS
 from bot.commands.verbs import VERBS
+from bot.github.permissions import LEVELS as PERMISSION_LEVELS
+from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS
 from bot.repo_settings.checks import Checker
 from bot.repo_settings.problems import bool_hint, show, suggest
 from bot.repo_settings.schema import (

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bot import devpod
-from bot.access.gate import DictDirectory, Workspace, add_routes
+from bot.access.directory import DictDirectory, Workspace
+from bot.access.routes import add_routes
 from bot.cluster.links import links_of
 from bot.cluster.workspace import exposed_workspace
 from bot.settings import config

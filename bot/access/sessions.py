@@ -1,0 +1,139 @@
+"""Signed cookies and the sign-in store: who a browser is, proven without a server-side session.
+
+Every cookie value is ``<base64url JSON>.<base64url HMAC-SHA256>`` keyed with
+``DEVENV_SESSION_SECRET`` (:class:`Signer`); the purpose (``host``, ``session``, ``login``) is
+inside the MAC, so a value made for one never passes as another, and each carries its expiry.
+
+* The **host cookie** is host-only (no ``Domain``; ``__Host-`` prefixed under https) and names
+  the preview host it was issued for, so a PR that steals it can replay it only against its own
+  preview.  Its name is a hash of the host.
+* The **session cookie** lives on the bot's own host and lets one GitHub sign-in open other
+  previews without another trip to GitHub.
+* The **login cookie** ties an OAuth ``state`` to the browser that started the sign-in.
+
+One-time handoff codes and pending logins (:attr:`Sessions.codes`, :attr:`Sessions.pending`)
+live in this process's memory with short lives (one bot replica).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from cachetools import TTLCache
+
+from bot.access.gate import AccessSettings
+
+__all__ = ["Identity", "Sessions", "Signer", "b64", "cookie_values"]
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """``<base64url JSON>.<base64url HMAC-SHA256>``; the purpose is inside the MAC, so values don't cross."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the session key is too short")
+        self._key = key
+
+    def _mac(self, purpose: str, body: str) -> str:
+        return b64(hmac.new(self._key, f"{purpose}\0{body}".encode(), hashlib.sha256).digest())
+
+    def dumps(self, purpose: str, data: dict[str, Any]) -> str:
+        body = b64(json.dumps(data, separators=(",", ":")).encode())
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def loads(self, purpose: str, value: str, now: float) -> dict[str, Any] | None:
+        """The data if the value is authentic, of this purpose and not expired (``e``), else None."""
+        body, dot, mac = value.partition(".")
+        if not dot or len(value) > 2048 or not hmac.compare_digest(mac, self._mac(purpose, body)):
+            return None
+        try:
+            data = json.loads(_unb64(body))
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("e"), (int, float)) or data["e"] <= now:
+            return None
+        return data
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a Cookie header (a sibling may toss a same-named one)."""
+    values = []
+    for part in header.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq and key == name:
+            values.append(value.strip().strip('"'))
+    return values
+
+
+class Identity(NamedTuple):
+    user_id: int
+    login: str
+
+
+class Sessions:
+    """The cookies' names and values, and the in-memory codes and pending logins of sign-in."""
+
+    def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.signer = Signer(settings.secret)
+        self.codes: TTLCache[str, tuple[Identity, str]] = TTLCache(maxsize=10_000, ttl=settings.handoff_ttl,
+                                                                    timer=clock)
+        self.pending: TTLCache[str, tuple[str, str, str]] = TTLCache(maxsize=10_000, ttl=settings.login_ttl,
+                                                                      timer=clock)
+        prefix = "__Host-" if settings.secure else ""
+        self._host_cookie_prefix = f"{prefix}devenv-"
+        self.session_cookie = ("__Host-" if settings.bot_secure else "") + "devenv-session"
+        self.login_cookie = ("__Host-" if settings.bot_secure else "") + "devenv-login"
+
+    def host_cookie(self, host: str) -> str:
+        return self._host_cookie_prefix + hashlib.sha256(host.encode()).hexdigest()[:12]
+
+    def host_identity(self, cookie_header: str, host: str) -> Identity | None:
+        now = self.clock()
+        for value in cookie_values(cookie_header, self.host_cookie(host)):
+            data = self.signer.loads("host", value, now)
+            if data is not None and data.get("h") == host:
+                return Identity(int(data["u"]), str(data["l"]))
+        return None
+
+    def session_identity(self, cookie_header: str) -> Identity | None:
+        now = self.clock()
+        for value in cookie_values(cookie_header, self.session_cookie):
+            data = self.signer.loads("session", value, now)
+            if data is not None:
+                return Identity(int(data["u"]), str(data["l"]))
+        return None
+
+    def login_browser(self, cookie_header: str) -> str | None:
+        """The browser id of a sign-in this browser started, if its login cookie is valid."""
+        browser = None
+        for value in cookie_values(cookie_header, self.login_cookie):
+            data = self.signer.loads("login", value, self.clock())
+            if data is not None:
+                browser = str(data["b"])
+        return browser
+
+    def host_cookie_value(self, identity: Identity, host: str) -> str:
+        return self.signer.dumps("host", {"u": identity.user_id, "l": identity.login, "h": host,
+                                          "e": int(self.clock() + self.settings.host_cookie_ttl)})
+
+    def session_cookie_value(self, identity: Identity) -> str:
+        return self.signer.dumps("session", {"u": identity.user_id, "l": identity.login,
+                                             "e": int(self.clock() + self.settings.session_ttl)})
+
+    def login_cookie_value(self, browser: str) -> str:
+        return self.signer.dumps("login", {"b": browser, "e": int(self.clock() + self.settings.login_ttl)})
