@@ -15,6 +15,7 @@ import re
 import statistics
 import time
 from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -149,7 +150,10 @@ class Previews:
 
 
 def access_environ(environ, **extra):
-    return {**environ, "DEVENV_PUBLIC_URL": PUBLIC, "DEVENV_PREVIEW_DOMAIN": DOMAIN,
+    # Links need Kubernetes credentials at start-up; these tests never reach Kubernetes.
+    kubeconfig = Path(environ["DEVENV_STATE_DIR"]).with_name("kubeconfig")
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    return {**environ, "KUBECONFIG": str(kubeconfig), "DEVENV_PUBLIC_URL": PUBLIC, "DEVENV_PREVIEW_DOMAIN": DOMAIN,
             "DEVENV_AUTH_URL": "http://devenv-bot.devpod.svc:3000/auth/check", "DEVENV_BOT_SERVICE": "devenv-bot:3000",
             **extra}
 

@@ -22,6 +22,7 @@ from bot.cluster.exposure import (
     manifests,
 )
 from bot.devpod.driver import workspace_id
+from bot.settings.kube import KubeSettings
 from tests.k8s_fake import FakeKube, validation
 
 NS = "devenv-ws"
@@ -419,7 +420,7 @@ async def test_the_client_is_configured_from_kubeconfig_outside_a_cluster(kube, 
         "users": [{"name": "bot", "user": {"token": "secret-token"}}],
         "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "bot"}}],
     }))
-    exp = Exposure(settings_for(), exposure.kube_api_client({"KUBECONFIG": str(cfg)}), sleep=no_sleep)
+    exp = Exposure(settings_for(), exposure.kube_api_client(KubeSettings(kubeconfig=cfg)), sleep=no_sleep)
     try:
         assert await exp.links(WS) == []
     finally:

@@ -49,7 +49,7 @@ from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns", "progress_interval_from_env"]
+__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns"]
 
 CHECK_NAME = "devenv agent"
 #: How much of the request is quoted in the check run and the final comment (UTF-8 bytes).
@@ -78,16 +78,6 @@ HEADLINES = {
 }
 CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancelled", "timed_out": "timed_out",
                "missing_agent": "action_required"}
-
-
-def progress_interval_from_env(env: dict[str, str], default: float = 5.0) -> float:
-    """``DEVENV_AGENT_PROGRESS_INTERVAL``: seconds between two check-run updates of a run (0: every event)."""
-    raw = (env.get("DEVENV_AGENT_PROGRESS_INTERVAL") or "").strip()
-    if not raw:
-        return default
-    if raw in ("0", "0s", "0.0"):
-        return 0.0
-    return devpod._seconds("DEVENV_AGENT_PROGRESS_INTERVAL", raw)  # noqa: SLF001  (one parser for durations)
 
 
 @dataclasses.dataclass

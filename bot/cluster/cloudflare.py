@@ -40,7 +40,6 @@ never part of an exception or a ``repr``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import re
@@ -52,6 +51,7 @@ import aiohttp
 
 from bot.cluster.exposure import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError, ExposureSettings
 from bot.core import logs
+from bot.settings.cloudflare import CloudflareSettings
 
 log = logging.getLogger(__name__)
 
@@ -107,77 +107,6 @@ class CloudflareError(Exception):
     def __str__(self) -> str:
         status = f"HTTP {self.status}" if self.status is not None else "no response"
         return logs.redactor(f"Cloudflare API {self.method} {self.path}: {status}: {'; '.join(self.messages)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class CloudflareSettings:
-    """Which tunnel, account and zone the bot manages; validated on construction."""
-
-    tunnel_id: str
-    account_id: str
-    zone_id: str
-    api_token: str = dataclasses.field(repr=False)
-    api_url: str = DEFAULT_API_URL
-    #: The bot's authenticating reverse proxy as cloudflared reaches it, e.g.
-    #: ``http://devenv-bot.devenv.svc:3000``. Unset: the IDE is never published.
-    auth_proxy: str | None = None
-    #: Route the app ports through the auth proxy too (else they go straight to the Service).
-    proxy_previews: bool = False
-
-    def __post_init__(self) -> None:
-        if not _UUID.match(self.tunnel_id):
-            raise ValueError(f"DEVENV_CLOUDFLARE_TUNNEL_ID must be the tunnel's UUID, got {self.tunnel_id!r}")
-        for var, value in (("DEVENV_CLOUDFLARE_ACCOUNT_ID", self.account_id),
-                           ("DEVENV_CLOUDFLARE_ZONE_ID", self.zone_id)):
-            if not _TAG.match(value):
-                raise ValueError(f"{var} must be a 32-character hexadecimal id, got {value!r}")
-        if not self.api_token or any(c.isspace() for c in self.api_token):
-            raise ValueError("DEVENV_CLOUDFLARE_API_TOKEN must be an API token without spaces")
-        parts = urlsplit(self.api_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError(f"DEVENV_CLOUDFLARE_API_URL must be an http(s) URL, got {self.api_url!r}")
-        if self.auth_proxy is not None:
-            _check_service("DEVENV_CLOUDFLARE_AUTH_PROXY", self.auth_proxy)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CloudflareSettings | None:
-        """Read the ``DEVENV_CLOUDFLARE_*`` variables; None when ``DEVENV_CLOUDFLARE_TUNNEL_ID`` is unset.
-
-        Required with it: ``DEVENV_CLOUDFLARE_ACCOUNT_ID``, ``DEVENV_CLOUDFLARE_ZONE_ID``,
-        ``DEVENV_CLOUDFLARE_API_TOKEN``. Optional: ``DEVENV_CLOUDFLARE_API_URL``,
-        ``DEVENV_CLOUDFLARE_AUTH_PROXY``, ``DEVENV_CLOUDFLARE_PROXY_PREVIEWS`` (true/false).
-        """
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        tunnel = get("DEVENV_CLOUDFLARE_TUNNEL_ID")
-        if tunnel is None:
-            return None
-        required = {}
-        for var, what in (("DEVENV_CLOUDFLARE_ACCOUNT_ID", "the account that owns the tunnel"),
-                          ("DEVENV_CLOUDFLARE_ZONE_ID", "the zone of DEVENV_PREVIEW_DOMAIN"),
-                          ("DEVENV_CLOUDFLARE_API_TOKEN", "an API token with Account: Cloudflare Tunnel Edit "
-                                                          "and Zone: DNS Edit")):
-            value = get(var)
-            if value is None:
-                raise ValueError(f"{var} must be set when DEVENV_CLOUDFLARE_TUNNEL_ID is: {what}")
-            required[var] = value
-        flag = (get("DEVENV_CLOUDFLARE_PROXY_PREVIEWS") or "false").lower()
-        if flag not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"DEVENV_CLOUDFLARE_PROXY_PREVIEWS must be true or false, got {flag!r}")
-        token = required["DEVENV_CLOUDFLARE_API_TOKEN"]
-        logs.redactor.add(token)
-        return cls(tunnel_id=tunnel.lower(), account_id=required["DEVENV_CLOUDFLARE_ACCOUNT_ID"].lower(),
-                   zone_id=required["DEVENV_CLOUDFLARE_ZONE_ID"].lower(), api_token=token,
-                   api_url=(get("DEVENV_CLOUDFLARE_API_URL") or DEFAULT_API_URL).rstrip("/"),
-                   auth_proxy=_normal_service(get("DEVENV_CLOUDFLARE_AUTH_PROXY")),
-                   proxy_previews=flag in ("true", "1", "yes"))
-
-    @property
-    def cname_target(self) -> str:
-        return f"{self.tunnel_id}.cfargotunnel.com"
 
 
 def _normal_service(url: str | None) -> str | None:

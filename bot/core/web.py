@@ -73,11 +73,11 @@ class Bot:
         self.reaper: Any = None  # bot.reaper.IdleReaper: stops idle environments
         self.link_activity: dict[str, float] = {}  # ws id -> last passed access check of a link
         if self.environments is not None and settings.agent is not None:
-            from bot.agent.runs import AgentRuns, progress_interval_from_env
+            from bot.agent.runs import AgentRuns
 
             self.agent_runs = AgentRuns(
                 manager=self.environments, settings=settings.agent, github_url=settings.github_url,
-                prefix=settings.command_prefix, progress_interval=progress_interval_from_env(settings.environ))
+                prefix=settings.command_prefix, progress_interval=settings.agent.progress_interval)
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
@@ -88,7 +88,7 @@ class Bot:
             from bot.cluster.exposure import Exposure, kube_api_client
 
             try:
-                api = kube_api_client(self.settings.environ)
+                api = kube_api_client(self.settings.kube)
             except ConfigException as exc:
                 raise RuntimeError(
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
@@ -130,6 +130,7 @@ class Bot:
 
         cf = self.settings.cloudflare
         assert self.session is not None
+        assert cf is not None and self.settings.exposure is not None  # start() calls this in tunnel mode only
         tunnel = CloudflareTunnelRoutes(cf, self.settings.exposure, self.session)
         try:
             await tunnel.check()

@@ -828,7 +828,7 @@ class EnvironmentManager:
     def access(self, record: EnvRecord) -> dict[str, Any]:
         dp = self.dp
         label_key = f"{dp.label_prefix}/workspace"
-        preview = self.settings.environ.get("DEVENV_PREVIEW_DOMAIN") if hasattr(self.settings, "environ") else None
+        preview = self.settings.exposure.domain if self.settings.exposure is not None else None
         return {
             "devpod_ssh": f"devpod ssh {record.ws_id}",
             "ssh": f"ssh {record.ws_id}.devpod",
