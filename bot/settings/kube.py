@@ -32,8 +32,9 @@ def read_kube(r: Reader) -> KubeSettings:
     return KubeSettings(kubeconfig=r.get(var.KUBECONFIG), context=r.get(var.KUBE_CONTEXT))
 
 
-def check_credentials(r: Reader, kube: KubeSettings, *, token: Path = SERVICE_ACCOUNT_TOKEN) -> None:
+def check_credentials(r: Reader, kube: KubeSettings) -> None:
     """Report to ``r`` when the bot could not reach Kubernetes: no service account, no kubeconfig file."""
+    token = SERVICE_ACCOUNT_TOKEN
     if token.is_file():
         return  # in a pod: the client uses the service account first
     if kube.kubeconfig is not None:

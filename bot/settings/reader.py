@@ -76,16 +76,19 @@ class Reader:
     def get(self, var: Var[T]) -> T | None:
         """The value, its default when unset or wrong (the problem is kept), None without default."""
         if var.name not in self._values:
-            raw = self.raw(var)
-            value = var.parsed_default()
-            if raw is not None:
-                try:
-                    value = var.kind.parse(var.name, raw)
-                except ValueError as exc:
-                    self._bad.add(var.name)
-                    self.problem(str(exc))
-            self._values[var.name] = value
-        return self._values[var.name]
+            self._values[var.name] = self._parse(var)
+        value: T | None = self._values[var.name]
+        return value
+
+    def _parse(self, var: Var[T]) -> T | None:
+        raw = self.raw(var)
+        if raw is not None:
+            try:
+                return var.kind.parse(var.name, raw)
+            except ValueError as exc:
+                self._bad.add(var.name)
+                self.problem(str(exc))
+        return var.parsed_default()
 
     def value(self, var: Var[T]) -> T:
         """The value of a variable that has a default."""

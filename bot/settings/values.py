@@ -57,12 +57,12 @@ class Text(Kind[str]):
     """Free text, stripped; optionally lower-cased and matched against a pattern."""
 
     def __init__(self, pattern: str | None = None, what: str = "", *, lower: bool = False,
-                 max_len: int | None = None, strip: bool = True) -> None:
+                 max_len: int | None = None) -> None:
         self.pattern = re.compile(pattern) if pattern else None
-        self.what, self.lower, self.max_len, self.strip = what, lower, max_len, strip
+        self.what, self.lower, self.max_len = what, lower, max_len
 
     def parse(self, name: str, raw: str) -> str:
-        value = raw.strip() if self.strip else raw
+        value = raw.strip()
         value = value.lower() if self.lower else value
         if (self.pattern and not self.pattern.fullmatch(value)) or (self.max_len and len(value) > self.max_len):
             raise must(name, self.what, value)

@@ -145,7 +145,7 @@ BOT_SERVICE = Var("DEVENV_BOT_SERVICE", v.NamePort("the bot's Service"), None,
                   shown="— (`devenv-bot:3000` with a Cloudflare Tunnel)")
 ROUTER = Var("DEVENV_ROUTER", v.Choice("ingress-nginx", "traefik", hint="{name} must be one of ingress-nginx, traefik, "
                                        "got {value!r} (a Gateway API backend is not written yet)"), "ingress-nginx",
-             "the ingress controller ([docs/links.md](docs/links.md))")
+             "the ingress controller in front of the previews")
 INGRESS_CLASS = Var("DEVENV_INGRESS_CLASS", v.DnsName("a Kubernetes object name"), None, "the Ingresses' class",
                     shown="per router (`nginx`, `traefik`)")
 TLS_SECRET = Var("DEVENV_TLS_SECRET", v.DnsName("a Kubernetes object name"), None,
@@ -164,7 +164,7 @@ PREVIEW_PERMISSION = Var("DEVENV_PREVIEW_PERMISSION", v.PERMISSION, "read", "who
 SESSION_SECRET = Var("DEVENV_SESSION_SECRET",
                      v.Secret("at least 32 characters; generate one with: python -c 'import secrets; "
                               "print(secrets.token_hex(32))'", min_len=32, strip=False, spaces=True, one_line=False),
-                     None, "the key of sign-in cookies ([docs/access.md](docs/access.md))",
+                     None, "the key that signs sign-in cookies (at least 32 characters)",
                      shown="derived from the webhook secret")
 SESSION_TTL = Var("DEVENV_SESSION_TTL", v.Duration(positive=True), "8h", "the life of the sign-in on the bot's host")
 ACCESS_COOKIE_TTL = Var("DEVENV_ACCESS_COOKIE_TTL", v.Duration(positive=True), "8h", "the life of a preview host's cookie")
@@ -176,7 +176,7 @@ PERMISSION_TTL = Var("DEVENV_PERMISSION_TTL", v.Duration(positive=True), "60",
 _HEX_ID = r"[0-9a-f]{32}"
 TUNNEL_ID = Var("DEVENV_CLOUDFLARE_TUNNEL_ID",
                 v.Text(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "the tunnel's UUID", lower=True),
-                None, "tunnel mode for clusters without an ingress controller ([docs/cloudflare.md](docs/cloudflare.md))")
+                None, "turns on tunnel mode, for clusters without an ingress controller")
 ACCOUNT_ID = Var("DEVENV_CLOUDFLARE_ACCOUNT_ID", v.Text(_HEX_ID, "a 32-character hexadecimal id", lower=True), None,
                  "the account that owns the tunnel")
 ZONE_ID = Var("DEVENV_CLOUDFLARE_ZONE_ID", v.Text(_HEX_ID, "a 32-character hexadecimal id", lower=True), None,
@@ -192,7 +192,7 @@ PROXY_PREVIEWS = Var("DEVENV_CLOUDFLARE_PROXY_PREVIEWS", v.Flag(), "false", "rou
 # --------------------------------------------------------------------------- the coding agent
 
 AGENT_API_KEY = Var("DEVENV_AGENT_API_KEY", v.Secret("one non-empty line", spaces=True), None,
-                    "the agent's API key ([docs/agent.md](docs/agent.md))", shown="`ANTHROPIC_API_KEY`")
+                    "the agent's API key", shown="`ANTHROPIC_API_KEY`")
 ANTHROPIC_API_KEY = Var("ANTHROPIC_API_KEY", v.Secret("one non-empty line", spaces=True), None,
                         "the agent's API key when `DEVENV_AGENT_API_KEY` is unset")
 AGENT_COMMAND = Var("DEVENV_AGENT_COMMAND", kinds.CommandLine(), "claude -p --output-format stream-json --verbose",
