@@ -180,6 +180,15 @@ def test_typed_fields_replace_reading_the_environment_at_run_time(pem, tmp_path)
     assert not hasattr(s, "environ")
 
 
+def test_the_setup_pages_settings_are_typed_and_checked_at_start_up():
+    s = config.load({"DEVENV_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "DEVENV_CREDENTIALS_SECRET": "devenv/creds"})
+    assert [str(n) for n in s.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32"] and s.credentials_secret == "devenv/creds"
+    assert config.load({}).trusted_proxies == () and config.load({}).credentials_secret is None
+    with pytest.raises(config.ConfigError) as err:
+        config.load({"DEVENV_TRUSTED_PROXIES": "10.0.0.0/8, proxy", "DEVENV_CREDENTIALS_SECRET": "Not A Name"})
+    assert "bad entries: proxy" in str(err.value) and "DEVENV_CREDENTIALS_SECRET" in str(err.value)
+
+
 # --------------------------------------------------------------------------- value types
 
 

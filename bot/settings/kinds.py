@@ -25,9 +25,9 @@ PORT_NAME_MAX = 15  # IANA service names, as Kubernetes container port names
 CODE_PORT_NAME = "code"
 
 _RESOURCE_ENTRY = re.compile(r"(requests|limits)\.[A-Za-z0-9./_-]+=[0-9]+(\.[0-9]+)?[A-Za-z]*")
-LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PROGRAM = re.compile(r"[A-Za-z0-9_./+-]+")
 #: Names the agent's environment header may not set: they would change how its shells run.
 RESERVED_ENV = frozenset(
@@ -78,7 +78,7 @@ class NodeSelector(Kind[str]):
         pairs = [p.strip() for p in raw.split(",")]
         for p in pairs:
             k, eq, v = p.partition("=")
-            if not eq or not LABEL_KEY.fullmatch(k) or not _LABEL_VALUE.fullmatch(v):
+            if not eq or not _LABEL_KEY.fullmatch(k) or not _LABEL_VALUE.fullmatch(v):
                 raise ValueError(f"{name} must look like 'k=v,k2=v2'; bad entry {p!r}")
         return ",".join(pairs)
 
@@ -149,7 +149,7 @@ def check_command(command: Sequence[str], api_key: str | None) -> None:
 
 
 def check_env_name(name: str) -> None:
-    if not _ENV_NAME.fullmatch(name) or name in RESERVED_ENV:
+    if not ENV_NAME.fullmatch(name) or name in RESERVED_ENV:
         raise ValueError(f"DEVENV_AGENT_ENV_NAME must be an environment variable name, got {name!r}")
 
 

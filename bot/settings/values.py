@@ -4,7 +4,7 @@ Design. A value type is a small object with ``parse(name, raw) -> value`` that r
 ``ValueError`` with a whole sentence naming the variable and what to set (the reader in
 :mod:`bot.settings.reader` collects those sentences; nothing here raises anything else).
 Types are shared: every duration in the table goes through :class:`Duration`, every GitHub
-permission through :class:`Permission`, every DNS name through :class:`DnsName`, and so on,
+permission through :data:`PERMISSION`, every DNS name through :class:`DnsName`, and so on,
 so one variable is never stricter than another of the same kind by accident.
 
 Types particular to one feature (the preview host template, the agent's command line,
@@ -13,6 +13,7 @@ DevPod's resource lists) are in :mod:`bot.settings.kinds`; this module holds the
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: GitHub's repository roles, weakest first (the collaborator-permission API's ``role_name``).
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
@@ -35,7 +37,7 @@ _DURATIONS = re.compile(r"(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+")
 #: newlines). The bot uses no nginx variables, so ``$`` is refused too.
 UNSAFE_URL_CHARS = re.compile(r"[\s\"'`\\;{}$<>|^]")
 #: One DNS label (RFC 1123): at most 63 lower-case letters, digits and '-', no '-' at either end.
-_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 
 
 class Kind(ABC, Generic[T]):
@@ -56,15 +58,14 @@ def must(name: str, what: str, value: str) -> ValueError:
 class Text(Kind[str]):
     """Free text, stripped; optionally lower-cased and matched against a pattern."""
 
-    def __init__(self, pattern: str | None = None, what: str = "", *, lower: bool = False,
-                 max_len: int | None = None) -> None:
+    def __init__(self, pattern: str | None = None, what: str = "", *, lower: bool = False) -> None:
         self.pattern = re.compile(pattern) if pattern else None
-        self.what, self.lower, self.max_len = what, lower, max_len
+        self.what, self.lower = what, lower
 
     def parse(self, name: str, raw: str) -> str:
         value = raw.strip()
         value = value.lower() if self.lower else value
-        if (self.pattern and not self.pattern.fullmatch(value)) or (self.max_len and len(value) > self.max_len):
+        if self.pattern and not self.pattern.fullmatch(value):
             raise must(name, self.what, value)
         return value
 
@@ -226,7 +227,7 @@ class DnsName(Kind[str]):
 
     def __init__(self, what: str, *, dots: bool = True, max_len: int = 253, min_dots: int = 0,
                  normalise: bool = False) -> None:
-        self.pattern = re.compile(rf"{_LABEL}(?:\.{_LABEL})*" if dots else _LABEL)
+        self.pattern = re.compile(rf"{DNS_LABEL}(?:\.{DNS_LABEL})*" if dots else DNS_LABEL)
         self.what, self.max_len, self.min_dots, self.normalise = what, max_len, min_dots, normalise
 
     def parse(self, name: str, raw: str) -> str:
@@ -269,6 +270,23 @@ class NamePort(Kind[tuple[str, int]]):
         if not 1 <= int(port) <= 65535:
             raise ValueError(f"{name} port must be 1-65535, got {value!r}")
         return service, int(port)
+
+
+class Networks(Kind[tuple[Network, ...]]):
+    """Comma-separated addresses or CIDR networks (``10.0.0.0/8, 127.0.0.1``)."""
+
+    def parse(self, name: str, raw: str) -> tuple[Network, ...]:
+        entries = [e.strip() for e in raw.split(",") if e.strip()]
+        networks, bad = [], []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(f"{name} must list addresses or networks such as 10.0.0.0/8,127.0.0.1; "
+                             f"bad entries: {', '.join(bad)}")
+        return tuple(networks)
 
 
 # --------------------------------------------------------------------------- paths and URLs

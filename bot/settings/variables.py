@@ -55,6 +55,17 @@ ENV_FILE = Var("DEVENV_ENV_FILE", v.FilePath(), ".env",
                "App's credentials there")
 SHUTDOWN_GRACE = Var("DEVENV_SHUTDOWN_GRACE", v.Duration(), "25", "how long work may finish on SIGTERM")
 
+# --------------------------------------------------------------------------- the first run
+
+TRUSTED_PROXIES = Var("DEVENV_TRUSTED_PROXIES", v.Networks(), None,
+                      "proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-Proto` and "
+                      "`X-Forwarded-Host` the setup page believes")
+CREDENTIALS_SECRET = Var("DEVENV_CREDENTIALS_SECRET",
+                         v.Text(rf"(?:{v.DNS_LABEL}/)?{v.DNS_LABEL}(?:\.{v.DNS_LABEL})*",
+                                "a Kubernetes Secret's name, or namespace/name"), None,
+                         "the Kubernetes Secret (`name` or `namespace/name`) the setup flow writes the App's "
+                         "credentials to, instead of `DEVENV_ENV_FILE`", shown="— (the `.env` file)")
+
 # --------------------------------------------------------------------------- GitHub requests
 
 WRITES_PER_MINUTE = Var("DEVENV_WRITES_PER_MINUTE", v.Number(), "60",
@@ -212,6 +223,7 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub App", (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
                     GHE_HOST, GHE_PROTOCOL)),
     ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE)),
+    ("First run (the setup page)", (TRUSTED_PROXIES, CREDENTIALS_SECRET)),
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),
     ("DevPod", (DEVPOD_BIN, DEVPOD_HOME, PROVIDER, DEVPOD_CONTEXT, SSH_CONFIG_DIR, DEVPOD_USER_HOME, PATH, LABEL_PREFIX,
