@@ -143,7 +143,7 @@ def _with_features(r: Reader, core: Settings) -> Settings:
     exposure, cloudflare, kube = read_exposure(r), read_cloudflare(r), read_kube(r)
     check_tunnel_domain(r, cloudflare)
     access = None
-    if core.app is not None:  # in setup mode nobody can sign in yet, and nothing is exposed
+    if core.app is not None:  # setup mode runs no environment: no sign-in, no links to make yet
         access = read_access(r, core.app, github_url=core.github_url, api_url=core.api_url)
         if exposure is not None:
             check_credentials(r, kube)
