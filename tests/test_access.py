@@ -15,18 +15,19 @@ import re
 import statistics
 import time
 from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
 from bot import devpod
 from bot.access.directory import DictDirectory, Workspace
-from bot.access.gate import AccessSettings, derive_secret
 from bot.access.hosts import parse_return_url
 from bot.access.routes import add_routes
 from bot.access.service import Access
 from bot.access.sessions import Identity
 from bot.settings import config
+from bot.settings.access import AccessSettings, derive_secret
 from tests.botserver import BotServer
 from tests.payloads import INSTALLATION_ID, PR_NUMBER
 
@@ -145,7 +146,10 @@ class Previews:
 
 
 def access_environ(environ, **extra):
-    return {**environ, "DEVENV_PUBLIC_URL": PUBLIC, "DEVENV_PREVIEW_DOMAIN": DOMAIN,
+    # Links need Kubernetes credentials at start-up; these tests never reach Kubernetes.
+    kubeconfig = Path(environ["DEVENV_STATE_DIR"]).with_name("kubeconfig")
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    return {**environ, "KUBECONFIG": str(kubeconfig), "DEVENV_PUBLIC_URL": PUBLIC, "DEVENV_PREVIEW_DOMAIN": DOMAIN,
             "DEVENV_AUTH_URL": "http://devenv-bot.devpod.svc:3000/auth/check", "DEVENV_BOT_SERVICE": "devenv-bot:3000",
             **extra}
 

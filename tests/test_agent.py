@@ -21,11 +21,14 @@ from hypothesis import strategies as st
 from bot import devpod
 from bot.agent.progress import Progress, render_progress
 from bot.agent.run import run_agent
-from bot.agent.runner import DEFAULT_AGENT_COMMAND, AgentSettings
 from bot.agent.stream import Denial
 from bot.devpod import DevPodSettings, Masker
+from bot.settings import variables
+from bot.settings.agent import AgentSettings
 from tests.claude_samples import needs_samples
 from tests.standin import DevPodStandIn
+
+DEFAULT_AGENT_COMMAND = list(variables.AGENT_COMMAND.preset())
 
 STANDIN_DIR = Path(__file__).parent / "standin"
 WS = "hello-world-pr1-abcdef"

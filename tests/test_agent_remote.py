@@ -8,8 +8,8 @@ import pytest
 
 from bot import devpod
 from bot.agent.remote import AgentPromptError, parse_marker, remote_script, signal_command, stdin_payload
-from bot.agent.runner import AgentSettings
 from bot.devpod import DevPodSettings
+from bot.settings.agent import AgentSettings
 
 WS = "hello-world-pr1-abcdef"
 KEY = "sk-ant-api03-" + "Zq9xW3vY7tU1sR5pO2nM8lK4jH6gF0dE"

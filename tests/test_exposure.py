@@ -11,6 +11,7 @@ from bot.cluster.exposure import Exposure, ExposureSettings
 from bot.cluster.kube import kube_api_client
 from bot.cluster.links import Link
 from bot.cluster.workspace import ExposureError, exposed_workspace
+from bot.settings.kube import KubeSettings
 from tests.exposure_env import AUTH_URL, ENV, LABELS, NGINX, NS, OTHER, WS, settings_for
 from tests.k8s_fake import FakeKube
 
@@ -230,7 +231,7 @@ async def test_the_client_is_configured_from_kubeconfig_outside_a_cluster(kube, 
         "users": [{"name": "bot", "user": {"token": "secret-token"}}],
         "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "bot"}}],
     }))
-    exp = Exposure(settings_for(), kube_api_client({"KUBECONFIG": str(cfg)}), sleep=no_sleep)
+    exp = Exposure(settings_for(), kube_api_client(KubeSettings(kubeconfig=cfg)), sleep=no_sleep)
     try:
         assert await exp.links(WS) == []
     finally:

@@ -19,10 +19,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.access.directory import STARTING_STATES, STOPPED_STATES, workspace_state
-from bot.access.gate import AccessSettings
 from bot.access.hosts import PreviewTarget, parse_return_url
 from bot.access.pages import error, paused_page, refusal_page
 from bot.access.service import ACCESS_KEY, AccessDecision
+from bot.settings.access import AccessSettings
 
 __all__ = ["check"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from bot.access.gate import AccessSettings
+from bot.settings.access import AccessSettings
 
 __all__ = ["HANDOFF_PATH", "IDE_PORT", "PreviewTarget", "parse_return_url", "preview_label", "safe_path",
            "split_label"]

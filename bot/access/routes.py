@@ -11,10 +11,10 @@ from aiohttp import web
 
 from bot.access.directory import EnvironmentDirectory, WorkspaceDirectory
 from bot.access.forward_auth import check
-from bot.access.gate import AccessSettings
 from bot.access.hosts import HANDOFF_PATH
 from bot.access.service import ACCESS_KEY, Access
 from bot.access.signin import callback, handoff, login
+from bot.settings.access import AccessSettings
 
 __all__ = ["EnvironmentDirectory", "add_routes"]
 

@@ -22,10 +22,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.access.directory import Workspace, WorkspaceDirectory
-from bot.access.gate import AccessSettings
 from bot.access.hosts import IDE_PORT, preview_label, split_label
 from bot.access.sessions import Identity, Sessions
 from bot.github.permissions import Permissions, allows
+from bot.settings.access import AccessSettings
 
 log = logging.getLogger(__name__)
 

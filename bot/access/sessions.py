@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from cachetools import TTLCache
 
-from bot.access.gate import AccessSettings
+from bot.settings.access import AccessSettings
 
 __all__ = ["Identity", "Sessions", "Signer", "b64", "cookie_values"]
 

@@ -1,6 +1,6 @@
 """The coding agent: running Claude Code inside a PR's workspace over ``devpod ssh``, and one run per environment.
 
-Running it: :mod:`~bot.agent.runner` holds :class:`AgentSettings`; :mod:`~bot.agent.remote`
+Running it: :mod:`~bot.settings.agent` holds :class:`AgentSettings`; :mod:`~bot.agent.remote`
 builds the fixed remote script and the stdin that carries the secrets and the prompt;
 :mod:`~bot.agent.stream` parses Claude Code's stream-json; :mod:`~bot.agent.progress`
 keeps and renders a bounded view of it; :mod:`~bot.agent.run` runs and stops the agent

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from typing import Literal
 
 # The stdin header obeys the same variable-name rules the settings check (kept beside AgentSettings).
-from bot.agent.runner import _NAME, _RESERVED_ENV, AgentSettings
+from bot.settings.agent import AgentSettings
+from bot.settings.kinds import ENV_NAME, RESERVED_ENV
 
 __all__ = [
     "MISSING_EXIT_CODE",
@@ -93,7 +94,7 @@ def stdin_payload(prompt: str, settings: AgentSettings, extra_env: Mapping[str, 
     if settings.api_key:
         env[settings.env_name] = settings.api_key
     for name, value in (extra_env or {}).items():
-        if not _NAME.match(name) or name in _RESERVED_ENV or name.startswith("__DEVENV"):
+        if not ENV_NAME.fullmatch(name) or name in RESERVED_ENV or name.startswith("__DEVENV"):
             raise ValueError(f"extra_env may not set {name!r}")
         env[name] = value
     lines = []

@@ -32,8 +32,8 @@ from typing import Any, Literal
 from bot import devpod
 from bot.agent.progress import Progress
 from bot.agent.remote import parse_marker, remote_script, signal_command, stdin_payload
-from bot.agent.runner import AgentSettings
 from bot.agent.stream import Denial, parse_stream_line
+from bot.settings.agent import AgentSettings
 
 __all__ = ["MISSING_AGENT_HELP", "AgentResult", "Outcome", "run_agent"]
 

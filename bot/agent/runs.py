@@ -27,14 +27,13 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from bot import devpod
 from bot.agent.progress import Progress, render_progress
 from bot.agent.remote import AgentPromptError, stdin_payload
 from bot.agent.run import AgentResult, run_agent
-from bot.agent.runner import AgentSettings
 from bot.core import logs
 from bot.environments.journal import PullInfo
 from bot.environments.manager import EnvironmentManager
@@ -43,12 +42,13 @@ from bot.environments.states import State, is_building
 from bot.github.permissions import allows as permission_allows
 from bot.github.publish import Publisher
 from bot.github.pulls import PullRequestAPI, check_output
+from bot.settings.agent import AgentSettings
 from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns", "progress_interval_from_env"]
+__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns"]
 
 CHECK_NAME = "devenv agent"
 #: How much of the request is quoted in the check run and the final comment (UTF-8 bytes).
@@ -75,16 +75,6 @@ HEADLINES = {
 }
 CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancelled", "timed_out": "timed_out",
                "missing_agent": "action_required"}
-
-
-def progress_interval_from_env(env: Mapping[str, str], default: float = 5.0) -> float:
-    """``DEVENV_AGENT_PROGRESS_INTERVAL``: seconds between two check-run updates of a run (0: every event)."""
-    raw = (env.get("DEVENV_AGENT_PROGRESS_INTERVAL") or "").strip()
-    if not raw:
-        return default
-    if raw in ("0", "0s", "0.0"):
-        return 0.0
-    return devpod._seconds("DEVENV_AGENT_PROGRESS_INTERVAL", raw)  # noqa: SLF001  (one parser for durations)
 
 
 @dataclasses.dataclass

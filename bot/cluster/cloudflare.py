@@ -28,108 +28,26 @@ for the configuration, one per hostname and one listing of the workspace's DNS r
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from bot.cluster import tunnel_rules
 from bot.cluster.cloudflare_api import CloudflareApi, CloudflareError
-from bot.cluster.exposure import ExposureSettings
 from bot.cluster.reconcile import subset
 from bot.cluster.tunnel_rules import COMMENT_PREFIX
-from bot.cluster.tunnel_rules import check_service as _check_service
-from bot.cluster.tunnel_rules import normal_service as _normal_service
-from bot.core import logs
+from bot.settings.cloudflare import CloudflareSettings
+from bot.settings.exposure import ExposureSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CloudflareSettings", "CloudflareTunnelRoutes", "DEFAULT_API_URL"]
+__all__ = ["CloudflareSettings", "CloudflareTunnelRoutes"]
 
-DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
 #: Cloudflare error codes for "a record with that name already exists" (a retried POST
 #: whose first attempt went through).
 DNS_EXISTS_CODES = frozenset({81053, 81057, 81058})
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_TAG = re.compile(r"^[0-9a-f]{32}$")  # account and zone ids
-
-
-@dataclasses.dataclass(frozen=True)
-class CloudflareSettings:
-    """Which tunnel, account and zone the bot manages; validated on construction."""
-
-    tunnel_id: str
-    account_id: str
-    zone_id: str
-    api_token: str = dataclasses.field(repr=False)
-    api_url: str = DEFAULT_API_URL
-    #: The bot's authenticating reverse proxy as cloudflared reaches it, e.g.
-    #: ``http://devenv-bot.devenv.svc:3000``. Unset: the IDE is never published.
-    auth_proxy: str | None = None
-    #: Route the app ports through the auth proxy too (else they go straight to the Service).
-    proxy_previews: bool = False
-
-    def __post_init__(self) -> None:
-        if not _UUID.match(self.tunnel_id):
-            raise ValueError(f"DEVENV_CLOUDFLARE_TUNNEL_ID must be the tunnel's UUID, got {self.tunnel_id!r}")
-        for var, value in (("DEVENV_CLOUDFLARE_ACCOUNT_ID", self.account_id),
-                           ("DEVENV_CLOUDFLARE_ZONE_ID", self.zone_id)):
-            if not _TAG.match(value):
-                raise ValueError(f"{var} must be a 32-character hexadecimal id, got {value!r}")
-        if not self.api_token or any(c.isspace() for c in self.api_token):
-            raise ValueError("DEVENV_CLOUDFLARE_API_TOKEN must be an API token without spaces")
-        parts = urlsplit(self.api_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError(f"DEVENV_CLOUDFLARE_API_URL must be an http(s) URL, got {self.api_url!r}")
-        if self.auth_proxy is not None:
-            _check_service("DEVENV_CLOUDFLARE_AUTH_PROXY", self.auth_proxy)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CloudflareSettings | None:
-        """Read the ``DEVENV_CLOUDFLARE_*`` variables; None when ``DEVENV_CLOUDFLARE_TUNNEL_ID`` is unset.
-
-        Required with it: ``DEVENV_CLOUDFLARE_ACCOUNT_ID``, ``DEVENV_CLOUDFLARE_ZONE_ID``,
-        ``DEVENV_CLOUDFLARE_API_TOKEN``. Optional: ``DEVENV_CLOUDFLARE_API_URL``,
-        ``DEVENV_CLOUDFLARE_AUTH_PROXY``, ``DEVENV_CLOUDFLARE_PROXY_PREVIEWS`` (true/false).
-        """
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        tunnel = get("DEVENV_CLOUDFLARE_TUNNEL_ID")
-        if tunnel is None:
-            return None
-        required = {}
-        for var, what in (("DEVENV_CLOUDFLARE_ACCOUNT_ID", "the account that owns the tunnel"),
-                          ("DEVENV_CLOUDFLARE_ZONE_ID", "the zone of DEVENV_PREVIEW_DOMAIN"),
-                          ("DEVENV_CLOUDFLARE_API_TOKEN", "an API token with Account: Cloudflare Tunnel Edit "
-                                                          "and Zone: DNS Edit")):
-            value = get(var)
-            if value is None:
-                raise ValueError(f"{var} must be set when DEVENV_CLOUDFLARE_TUNNEL_ID is: {what}")
-            required[var] = value
-        flag = (get("DEVENV_CLOUDFLARE_PROXY_PREVIEWS") or "false").lower()
-        if flag not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"DEVENV_CLOUDFLARE_PROXY_PREVIEWS must be true or false, got {flag!r}")
-        token = required["DEVENV_CLOUDFLARE_API_TOKEN"]
-        logs.redactor.add(token)
-        return cls(tunnel_id=tunnel.lower(), account_id=required["DEVENV_CLOUDFLARE_ACCOUNT_ID"].lower(),
-                   zone_id=required["DEVENV_CLOUDFLARE_ZONE_ID"].lower(), api_token=token,
-                   api_url=(get("DEVENV_CLOUDFLARE_API_URL") or DEFAULT_API_URL).rstrip("/"),
-                   auth_proxy=_normal_service(get("DEVENV_CLOUDFLARE_AUTH_PROXY")),
-                   proxy_previews=flag in ("true", "1", "yes"))
-
-    @property
-    def cname_target(self) -> str:
-        return f"{self.tunnel_id}.cfargotunnel.com"
-
-
 
 class CloudflareTunnelRoutes:
     """Publishes, updates and withdraws the tunnel routes and DNS records of workspaces.

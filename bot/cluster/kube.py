@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from urllib3.exceptions import HTTPError
+
+from bot.settings.kube import KubeSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class Kind(NamedTuple):
     plural: str
 
 
-def kube_api_client(env: Mapping[str, str]) -> Any:
+def kube_api_client(kube: KubeSettings) -> Any:
     """An ``ApiClient``: in-cluster service account if there is one, else ``KUBECONFIG``
     (``DEVENV_KUBE_CONTEXT`` picks the context). The in-cluster loader re-reads the
     projected token before it expires."""
@@ -48,8 +50,8 @@ def kube_api_client(env: Mapping[str, str]) -> Any:
     try:
         config.load_incluster_config(client_configuration=cfg)
     except config.ConfigException:
-        config.load_kube_config(config_file=env.get("KUBECONFIG") or None,
-                                context=env.get("DEVENV_KUBE_CONTEXT") or None, client_configuration=cfg)
+        config.load_kube_config(config_file=str(kube.kubeconfig) if kube.kubeconfig is not None else None,
+                                context=kube.context, client_configuration=cfg)
     return client.ApiClient(cfg)
 
 

@@ -50,7 +50,7 @@ __all__ = [
 #: Header the auth endpoint returns (GitHub login); the router copies it to the upstream
 #: request, overwriting any value the browser sent.
 USER_HEADER = "X-Devenv-User"
-#: Every header the auth endpoint (bot/access/gate.py ``check``) returns on a 2xx; all are copied
+#: Every header the auth endpoint (bot/access/forward_auth.py ``check``) returns on a 2xx; all are copied
 #: upstream so the PR's app can never be handed a forged one by the browser.
 AUTH_RESPONSE_HEADERS = (USER_HEADER, "X-Devenv-User-Id", "X-Devenv-Permission")
 #: ingress-nginx's default timeout is 60 s; an idle IDE WebSocket must survive longer.

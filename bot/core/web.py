@@ -75,11 +75,11 @@ class Bot:
         self.reaper: Any = None  # bot.reaper.IdleReaper: stops idle environments
         self.link_activity: dict[str, float] = {}  # ws id -> last passed access check of a link
         if self.environments is not None and settings.agent is not None:
-            from bot.agent.runs import AgentRuns, progress_interval_from_env
+            from bot.agent.runs import AgentRuns
 
             self.agent_runs = AgentRuns(
                 manager=self.environments, settings=settings.agent, github_url=settings.github_url,
-                prefix=settings.command_prefix, progress_interval=progress_interval_from_env(settings.environ))
+                prefix=settings.command_prefix, progress_interval=settings.agent.progress_interval)
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
@@ -91,7 +91,7 @@ class Bot:
             from bot.cluster.kube import kube_api_client
 
             try:
-                api = kube_api_client(self.settings.environ)
+                api = kube_api_client(self.settings.kube)
             except ConfigException as exc:
                 raise RuntimeError(
                     "DEVENV_PREVIEW_DOMAIN is set, so devenv-bot must reach Kubernetes to expose links, but it "
@@ -134,6 +134,7 @@ class Bot:
 
         cf = self.settings.cloudflare
         assert self.session is not None
+        assert cf is not None and self.settings.exposure is not None  # start() calls this in tunnel mode only
         tunnel = CloudflareTunnelRoutes(cf, self.settings.exposure, self.session)
         try:
             await tunnel.check()
@@ -306,24 +307,17 @@ async def metrics(request: web.Request) -> web.Response:
     return resp
 
 
-def _trusted_proxies(settings: Settings) -> list[Any]:
-    import ipaddress
-
-    raw = settings.environ.get("DEVENV_TRUSTED_PROXIES", "")
-    return [ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
-
-
 def _credential_store(settings: Settings) -> Any:
     from bot.setup import credentials
 
-    spec = (settings.environ.get("DEVENV_CREDENTIALS_SECRET") or "").strip()
-    if not spec:
+    if not settings.credentials_secret:
         return credentials.DotEnvFile(settings.env_file)
     from bot.cluster.kube import kube_api_client
 
+    kubeconfig = str(settings.kube.kubeconfig) if settings.kube.kubeconfig is not None else None
     namespace, name = credentials.secret_location(
-        spec, context_namespace=credentials.kubeconfig_namespace(settings.environ.get("KUBECONFIG")))
-    return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.environ))
+        settings.credentials_secret, context_namespace=credentials.kubeconfig_namespace(kubeconfig))
+    return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.kube))
 
 
 def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
@@ -340,7 +334,7 @@ def make_app(settings: Settings, *, bot: Bot | None = None) -> web.Application:
 
         setup.add_routes(app, setup.Setup(
             github_url=settings.github_url, webhook_path=settings.webhook_path, public_url=settings.public_url,
-            trusted_proxies=_trusted_proxies(settings), store=_credential_store(settings),
+            trusted_proxies=settings.trusted_proxies, store=_credential_store(settings),
             github=lambda: bot.github.anonymous()))
     if settings.access is not None and bot.environments is not None:
         from bot.access import routes as access

@@ -8,7 +8,7 @@ secret masking (:mod:`~bot.devpod.masking`). The only I/O is :func:`run`
 (:mod:`~bot.devpod.process`), which executes one argv list in a minimal environment and its
 own process group, with a timeout and every line masked; :mod:`~bot.devpod.credentials`
 writes the askpass script that lets DevPod's git fetch a private repository.
-:class:`DevPodSettings` (:mod:`~bot.devpod.driver`) says which binary, state directory,
+:class:`DevPodSettings` (:mod:`~bot.settings.devpod`) says which binary, state directory,
 provider options and time limits to use. This module lists the public names; the
 submodules do not import it.
 """
@@ -32,8 +32,6 @@ from bot.devpod.argv import (
     wrap_with_exit_marker,
 )
 from bot.devpod.credentials import GIT_TOKEN_ENV, git_credential_env, write_askpass
-from bot.devpod.driver import DevPodSettings
-from bot.devpod.driver import _seconds as _seconds  # for bot.agent until the settings table parses durations
 from bot.devpod.ids import ID_MAX_LEN, label_value, pr_source, workspace_id
 from bot.devpod.masking import Masker
 from bot.devpod.parse import (
@@ -49,6 +47,7 @@ from bot.devpod.parse import (
     workspace_missing,
 )
 from bot.devpod.process import RunResult, build_env, prepare_dirs, run
+from bot.settings.devpod import DevPodSettings
 
 __all__ = [
     "DEVPOD_VERSION",

@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.devpod.driver import DevPodSettings
 from bot.devpod.ids import LABEL_KEY, check_id, label_value
+from bot.settings.devpod import DevPodSettings
 
 __all__ = [
     "DEVPOD_VERSION",

@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from bot.devpod.driver import DevPodSettings
 from bot.devpod.masking import Masker
 from bot.devpod.parse import LogLine, meaningful_errors, parse_log_line
+from bot.settings.devpod import DevPodSettings
 
 __all__ = ["RunResult", "build_env", "prepare_dirs", "run"]
 

@@ -90,7 +90,7 @@ class Port:
 @dataclasses.dataclass(frozen=True, slots=True)
 class RepoAgentSettings:
     """The coding agent's section of the file: ``command`` is its argv (run without a shell), None
-    for the bot's default.  (The operator's agent settings are :class:`bot.agent.runner.AgentSettings`.)"""
+    for the bot's default.  (The operator's agent settings are :class:`bot.settings.agent.AgentSettings`.)"""
 
     command: tuple[str, ...] | None = None
 

@@ -6,9 +6,14 @@ Names follow Probot's so operators feel at home (``APP_ID``, ``PRIVATE_KEY``,
 bot alone carry a ``DEVENV_`` prefix.  Nothing here reads ``os.environ`` at
 import time: :func:`load` takes the mapping to read, so tests pass their own.
 
-Every problem is collected and reported at once, each naming the variable and
-what to set, so an operator fixes a bad ``.env`` in one go.  A private key
-that does not parse is caught here, not on the first webhook.
+Every variable is declared once, in :mod:`bot.settings.variables`. :func:`load` reads them
+in one pass (:class:`~bot.settings.reader.Reader`): the core settings below, then each
+feature's section (DevPod, links, sign-in, Cloudflare, the agent), then the rules that span
+sections. Every problem is collected and reported at once, each naming the variable and what
+to set, so an operator fixes a bad ``.env`` in one go.
+
+The core settings (server, GitHub pacing, environments) are fields of :class:`Settings`
+itself; each feature's section is a frozen dataclass of its own, None when the feature is off.
 """
 
 from __future__ import annotations
@@ -17,67 +22,59 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from dotenv import dotenv_values
 
-from bot.devpod.driver import DevPodSettings
+from bot.settings import variables as var
+from bot.settings.access import AccessSettings, read_access
+from bot.settings.agent import AgentSettings, read_agent
+from bot.settings.app import GitHubApp, read_app
+from bot.settings.cloudflare import CloudflareSettings, check_tunnel_domain, read_cloudflare
+from bot.settings.devpod import DevPodSettings, read_devpod
+from bot.settings.exposure import ExposureSettings, read_exposure
+from bot.settings.kube import KubeSettings, check_credentials, read_kube
+from bot.settings.reader import ConfigError, Reader
+from bot.settings.values import Network
+
+__all__ = ["LOG_LEVELS", "MAX_WEBHOOK_BYTES", "ConfigError", "GitHubApp", "Settings", "load"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 
 
-class ConfigError(Exception):
-    """One or more settings are missing or wrong; the message says what to set."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"devenv-bot cannot start, fix its configuration:\n{lines}")
-
-
-@dataclasses.dataclass(frozen=True)
-class GitHubApp:
-    """The registered GitHub App's identity and secrets."""
-
-    app_id: str
-    private_key: str = dataclasses.field(repr=False)
-    webhook_secret: str = dataclasses.field(repr=False)
-    client_id: str | None = None
-    client_secret: str | None = dataclasses.field(default=None, repr=False)
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     app: GitHubApp | None  # None: not registered yet, serve the setup page
-    webhook_path: str = "/api/github/webhooks"
-    host: str = "0.0.0.0"
-    port: int = 3000
+    webhook_path: str = var.WEBHOOK_PATH.preset()
+    host: str = var.HOST.preset()
+    port: int = var.PORT.preset()
     github_url: str = "https://github.com"  # web pages (manifest flow, OAuth)
     api_url: str = "https://api.github.com"  # REST base
-    log_level: str = "info"
-    log_format: str = "human"
-    state_dir: Path = Path("state")
-    env_file: Path = Path(".env")
+    log_level: str = var.LOG_LEVEL.preset()
+    log_format: str = var.LOG_FORMAT.preset()
+    state_dir: Path = var.STATE_DIR.preset()
+    env_file: Path = var.ENV_FILE.preset()
     public_url: str | None = None
-    shutdown_grace: float = 25.0
-    writes_per_minute: float = 60.0  # content-creating requests per installation (GitHub allows ~80)
-    write_burst: int = 10
-    max_retries: int = 4
-    retry_backoff: float = 1.0  # first back-off after a 5xx or connection error, doubled each try
-    max_rate_wait: float = 900.0  # longest wait for a rate limit to reset before giving up
+    shutdown_grace: float = var.SHUTDOWN_GRACE.preset()
+    trusted_proxies: tuple[Network, ...] = ()  # whose forwarded headers the setup page believes
+    credentials_secret: str | None = None  # a Kubernetes Secret the setup flow writes, instead of env_file
+    writes_per_minute: float = var.WRITES_PER_MINUTE.preset()  # content-creating requests per installation
+    write_burst: int = var.WRITE_BURST.preset()
+    max_retries: int = var.MAX_RETRIES.preset()
+    retry_backoff: float = var.RETRY_BACKOFF.preset()  # first back-off after a 5xx or connection error, doubled
+    max_rate_wait: float = var.MAX_RATE_WAIT.preset()  # longest wait for a rate limit to reset before giving up
     delivery_cache_size: int = 10_000
-    command_prefix: str = "/devenv"
-    max_concurrent_ops: int = 4
-    publish_interval: float = 3.0  # least seconds between two edits of one check run or comment
-    sync_debounce: float = 5.0  # quiet seconds after a push before the environment follows it
-    idle_sweep_interval: float = 60.0  # how often idle environments are looked for (0: never)
+    command_prefix: str = var.COMMAND_PREFIX.preset()
+    max_concurrent_ops: int = var.MAX_CONCURRENT_OPS.preset()
+    publish_interval: float = var.PUBLISH_INTERVAL.preset()  # least seconds between two edits of one check run
+    sync_debounce: float = var.SYNC_DEBOUNCE.preset()  # quiet seconds after a push before the environment follows
+    idle_sweep_interval: float = var.IDLE_SWEEP_INTERVAL.preset()  # how often idle environments are looked for
     devpod: DevPodSettings | None = None
-    exposure: Any = None  # bot.exposure.ExposureSettings when DEVENV_PREVIEW_DOMAIN is set
-    access: Any = None  # bot.access.AccessSettings, likewise
-    cloudflare: Any = None  # bot.cloudflare.CloudflareSettings when DEVENV_CLOUDFLARE_TUNNEL_ID is set
-    agent: Any = None  # bot.agent.AgentSettings
-    environ: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    exposure: ExposureSettings | None = None  # when DEVENV_PREVIEW_DOMAIN is set
+    access: AccessSettings | None = None  # likewise, once the App is registered
+    cloudflare: CloudflareSettings | None = None  # when DEVENV_CLOUDFLARE_TUNNEL_ID is set
+    agent: AgentSettings | None = None
+    kube: KubeSettings = KubeSettings()  # the bot's own Kubernetes client (links)
 
     @property
     def setup_mode(self) -> bool:
@@ -89,221 +86,66 @@ class Settings:
         return self.github_url.split("://", 1)[1]
 
 
-def _unescape_pem(text: str) -> str:
-    # Probot accepts keys whose newlines were written as "\n" on one line
-    # (the only way to put them in many secret stores and .env files).
-    text = text.strip().strip('"').strip("'")
-    if "\\n" in text and "\n" not in text:
-        text = text.replace("\\n", "\n")
-    return text + "\n"
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-        if value < 0:
-            raise ValueError
-        return value
-    except ValueError:
-        problems.append(f"{name}={raw!r} is not a number of seconds ≥ 0; set it like {name}={default:g}")
-        return default
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int, problems: list[str], minimum: int = 1) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-        if value < minimum:
-            raise ValueError
-        return value
-    except ValueError:
-        problems.append(f"{name}={raw!r} must be a whole number ≥ {minimum}; for example {name}={default}")
-        return default
-
-
-def _load_app(env: Mapping[str, str], problems: list[str]) -> GitHubApp | None:
-    app_id = env.get("APP_ID", "").strip()
-    key_text = env.get("PRIVATE_KEY", "")
-    key_path = env.get("PRIVATE_KEY_PATH", "").strip()
-    secret = env.get("WEBHOOK_SECRET", "")
-    if not (app_id or key_text or key_path or secret):
-        return None  # first run: nothing configured, the setup page registers the app
-
-    missing = []
-    if not app_id:
-        missing.append("APP_ID (the App ID shown on the GitHub App's settings page)")
-    elif not app_id.isdigit() and not app_id.startswith("Iv"):
-        problems.append(f"APP_ID={app_id!r} is neither a numeric App ID nor a client ID (Iv…)")
-    if not secret:
-        missing.append(
-            "WEBHOOK_SECRET (the secret set on the App's webhook; devenv-bot never accepts unsigned deliveries)"
-        )
-    if key_text and key_path:
-        problems.append("set only one of PRIVATE_KEY and PRIVATE_KEY_PATH, not both")
-    if key_path and not key_text:
-        try:
-            key_text = Path(key_path).expanduser().read_text()
-        except OSError as exc:
-            problems.append(f"PRIVATE_KEY_PATH={key_path!r} cannot be read ({exc.strerror}); point it at the App's .pem file")
-            key_text = ""
-            key_path = "unreadable"
-    if not key_text and not key_path:
-        missing.append("PRIVATE_KEY (the App's PEM private key, '\\n'-escaped is fine) or PRIVATE_KEY_PATH (its file)")
-    for m in missing:
-        problems.append(f"{m} is not set")
-    pem = ""
-    if key_text:
-        pem = _unescape_pem(key_text)
-        try:
-            load_pem_private_key(pem.encode(), password=None)
-        except (ValueError, TypeError):
-            source = "PRIVATE_KEY_PATH" if key_path else "PRIVATE_KEY"
-            problems.append(
-                f"{source} does not hold a PEM private key (it should start with '-----BEGIN RSA PRIVATE KEY-----'); "
-                "download a new key from the GitHub App's settings page"
-            )
-    if problems:
-        return None
-    return GitHubApp(
-        app_id=app_id,
-        private_key=pem,
-        webhook_secret=secret,
-        client_id=env.get("GITHUB_CLIENT_ID") or None,
-        client_secret=env.get("GITHUB_CLIENT_SECRET") or None,
-    )
-
-
 def load(env: Mapping[str, str] | None = None, *, env_file: Path | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment plus ``.env``).
 
     Values already in the environment win over the ``.env`` file, as with Probot.
     Raises :class:`ConfigError` listing every problem found.
     """
-    env_file = env_file or Path(os.environ.get("DEVENV_ENV_FILE", ".env") if env is None else ".env")
-    if env is None:
-        from dotenv import dotenv_values
-
-        merged: dict[str, str] = {}
-        if env_file.is_file():
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        merged.update(os.environ)
-        env = merged
-
-    problems: list[str] = []
-    app = _load_app(env, problems)
-
-    webhook_path = env.get("WEBHOOK_PATH", "/api/github/webhooks") or "/api/github/webhooks"
-    if not webhook_path.startswith("/"):
-        problems.append(f"WEBHOOK_PATH={webhook_path!r} must start with '/', e.g. /api/github/webhooks")
-
-    port = _positive_int(env, "PORT", 3000, problems, minimum=0)
-    if port > 65535:
-        problems.append(f"PORT={port} is not a TCP port; use 1-65535 (0 picks a free one)")
-
-    ghe_host = env.get("GHE_HOST", "").strip().rstrip("/")
-    protocol = (env.get("GHE_PROTOCOL", "https") or "https").strip().lower()
-    if protocol not in ("http", "https"):
-        problems.append(f"GHE_PROTOCOL={protocol!r} must be 'https' (or 'http' for a local test server)")
-    if ghe_host:
-        if "://" in ghe_host or "/" in ghe_host:
-            problems.append(f"GHE_HOST={ghe_host!r} must be a bare host name such as github.example.com (no scheme, no path)")
-        github_url = f"{protocol}://{ghe_host}"
-        api_url = f"{github_url}/api/v3"
-    else:
-        github_url, api_url = "https://github.com", "https://api.github.com"
-
-    log_level = (env.get("LOG_LEVEL", "info") or "info").lower()
-    if log_level == "trace":
-        log_level = "debug"
-    if log_level == "fatal":
-        log_level = "critical"
-    if log_level == "warn":
-        log_level = "warning"
-    if log_level not in LOG_LEVELS:
-        problems.append(f"LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
-    log_format = (env.get("LOG_FORMAT", "human") or "human").lower()
-    if log_format == "pretty":
-        log_format = "human"
-    if log_format not in ("json", "human"):
-        problems.append(f"LOG_FORMAT={log_format!r} must be 'json' or 'human'")
-
-    prefix = env.get("DEVENV_COMMAND_PREFIX", "/devenv") or "/devenv"
-    if not prefix.startswith("/") or any(c.isspace() for c in prefix):
-        problems.append(f"DEVENV_COMMAND_PREFIX={prefix!r} must start with '/' and hold no spaces")
-
-    public_url = (env.get("DEVENV_PUBLIC_URL") or "").rstrip("/") or None
-    if public_url and not public_url.startswith(("http://", "https://")):
-        problems.append(f"DEVENV_PUBLIC_URL={public_url!r} must be an http(s) URL such as https://devenv.example.com")
-
-    state_dir = Path(env.get("DEVENV_STATE_DIR", "state") or "state").absolute()
-    try:
-        devpod_settings = DevPodSettings.from_env(env, state_dir)
-    except ValueError as exc:
-        problems.append(str(exc))
-        devpod_settings = None
-
-    from bot.agent.runner import AgentSettings
-    from bot.cluster.cloudflare import CloudflareSettings
-    from bot.cluster.exposure import ExposureSettings
-
-    exposure = agent = cloudflare = None
-    try:
-        exposure = ExposureSettings.from_env(env)
-    except ValueError as exc:
-        problems.append(str(exc))
-    try:
-        cloudflare = CloudflareSettings.from_env(env)
-    except ValueError as exc:
-        problems.append(str(exc))
-    if cloudflare is not None and not (env.get("DEVENV_PREVIEW_DOMAIN") or "").strip():
-        problems.append("DEVENV_CLOUDFLARE_TUNNEL_ID is set but DEVENV_PREVIEW_DOMAIN is not: set it to the domain "
-                        "the tunnel's preview hosts live under, e.g. preview.example.com (docs/cloudflare.md)")
-    try:
-        agent = AgentSettings.from_env(env)
-    except ValueError as exc:
-        problems.append(str(exc))
-
-    settings = Settings(
-        app=app,
-        webhook_path=webhook_path,
-        host=env.get("HOST", "0.0.0.0") or "0.0.0.0",
-        port=port,
-        github_url=github_url,
-        api_url=api_url,
-        log_level=log_level,
-        log_format=log_format,
-        state_dir=state_dir,
-        env_file=env_file,
-        public_url=public_url,
-        shutdown_grace=_positive_float(env, "DEVENV_SHUTDOWN_GRACE", 25.0, problems),
-        writes_per_minute=_positive_float(env, "DEVENV_WRITES_PER_MINUTE", 60.0, problems),
-        write_burst=_positive_int(env, "DEVENV_WRITE_BURST", 10, problems),
-        max_retries=_positive_int(env, "DEVENV_MAX_RETRIES", 4, problems, minimum=0),
-        retry_backoff=_positive_float(env, "DEVENV_RETRY_BACKOFF", 1.0, problems),
-        max_rate_wait=_positive_float(env, "DEVENV_MAX_RATE_WAIT", 900.0, problems),
-        command_prefix=prefix,
-        max_concurrent_ops=_positive_int(env, "DEVENV_MAX_CONCURRENT_OPS", 4, problems),
-        publish_interval=_positive_float(env, "DEVENV_PUBLISH_INTERVAL", 3.0, problems),
-        sync_debounce=_positive_float(env, "DEVENV_SYNC_DEBOUNCE", 5.0, problems),
-        idle_sweep_interval=_positive_float(env, "DEVENV_IDLE_SWEEP_INTERVAL", 60.0, problems),
-        devpod=devpod_settings,
-        exposure=exposure,
-        cloudflare=cloudflare,
-        agent=agent,
-        environ=dict(env),
-    )
-    if (env.get("DEVENV_PREVIEW_DOMAIN") or "").strip() and app is not None:
-        from bot.access.gate import AccessSettings
-
-        try:
-            settings = dataclasses.replace(settings, access=AccessSettings.from_env(env, settings))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
+    env, env_file = _environment(env, env_file)
+    r = Reader(env)
+    settings = _with_features(r, _core(r, env_file))
+    r.check()
     return settings
+
+
+def _environment(env: Mapping[str, str] | None, env_file: Path | None) -> tuple[Mapping[str, str], Path]:
+    """The mapping to read and the ``.env`` file: the process environment over ``DEVENV_ENV_FILE``."""
+    source = os.environ if env is None else env
+    if env_file is None:
+        raw = source.get(var.ENV_FILE.name, "").strip()
+        env_file = Path(raw) if raw else var.ENV_FILE.preset()
+    if env is not None:
+        return env, env_file
+    merged: dict[str, str] = {}
+    if env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged, env_file
+
+
+def _core(r: Reader, env_file: Path) -> Settings:
+    """The App, the server, GitHub pacing and the environments' queue."""
+    github_url, api_url = _github_urls(r)
+    return Settings(
+        app=read_app(r), webhook_path=r.value(var.WEBHOOK_PATH), host=r.value(var.HOST), port=r.value(var.PORT),
+        github_url=github_url, api_url=api_url, log_level=r.value(var.LOG_LEVEL),
+        log_format=r.value(var.LOG_FORMAT), state_dir=r.value(var.STATE_DIR).absolute(), env_file=env_file,
+        public_url=r.get(var.PUBLIC_URL), shutdown_grace=r.value(var.SHUTDOWN_GRACE),
+        trusted_proxies=r.get(var.TRUSTED_PROXIES) or (), credentials_secret=r.get(var.CREDENTIALS_SECRET),
+        writes_per_minute=r.value(var.WRITES_PER_MINUTE), write_burst=r.value(var.WRITE_BURST),
+        max_retries=r.value(var.MAX_RETRIES), retry_backoff=r.value(var.RETRY_BACKOFF),
+        max_rate_wait=r.value(var.MAX_RATE_WAIT), command_prefix=r.value(var.COMMAND_PREFIX),
+        max_concurrent_ops=r.value(var.MAX_CONCURRENT_OPS), publish_interval=r.value(var.PUBLISH_INTERVAL),
+        sync_debounce=r.value(var.SYNC_DEBOUNCE), idle_sweep_interval=r.value(var.IDLE_SWEEP_INTERVAL))
+
+
+def _github_urls(r: Reader) -> tuple[str, str]:
+    """GitHub's web and REST bases: github.com, or GitHub Enterprise Server at ``GHE_HOST``."""
+    protocol, host = r.value(var.GHE_PROTOCOL), r.get(var.GHE_HOST)
+    if not host:
+        return "https://github.com", "https://api.github.com"
+    return f"{protocol}://{host}", f"{protocol}://{host}/api/v3"
+
+
+def _with_features(r: Reader, core: Settings) -> Settings:
+    """Each feature's section, and the rules between sections."""
+    exposure, cloudflare, kube = read_exposure(r), read_cloudflare(r), read_kube(r)
+    check_tunnel_domain(r, cloudflare)
+    access = None
+    if core.app is not None:  # setup mode runs no environment: no sign-in, no links to make yet
+        access = read_access(r, core.app, github_url=core.github_url, api_url=core.api_url)
+        if exposure is not None:
+            check_credentials(r, kube)
+    return dataclasses.replace(core, devpod=read_devpod(r, core.state_dir), exposure=exposure, access=access,
+                               cloudflare=cloudflare, agent=read_agent(r), kube=kube)

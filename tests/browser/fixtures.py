@@ -171,7 +171,10 @@ async def preview_stack(environ, repo, github, tmp_path) -> AsyncIterator[Previe
                         "(.ci/run installs them)")
         pytest.skip(f"needs {'; '.join(missing)}; CI installs and runs it")
     port = free_port()
-    env = {**environ, "DEVENV_PREVIEW_DOMAIN": DOMAIN, "DEVENV_PUBLIC_URL": f"http://{BOT_HOST}:{port}",
+    kubeconfig = tmp_path / "kubeconfig"  # links need Kubernetes credentials; these tests never reach Kubernetes
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    env = {**environ, "KUBECONFIG": str(kubeconfig), "DEVENV_PREVIEW_DOMAIN": DOMAIN,
+           "DEVENV_PUBLIC_URL": f"http://{BOT_HOST}:{port}",
            "DEVENV_PREVIEW_SCHEME": "http",
            "DEVENV_AUTH_URL": "http://devenv-bot.devpod.svc:3000/auth/check", "DEVENV_BOT_SERVICE": "devenv-bot:3000"}
     loaded = config.load(env)
