@@ -350,13 +350,14 @@ class _FakeApp:
 
 async def records_child(tmp: Path, count: int, mode: str) -> dict:
     """In a fresh process: the bot's services started (no web server), then ``count`` records."""
-    from bot.core.web import Bot
+    from bot.services import build
+    from handlers import ROUTERS
 
     standin = DevPodStandIn(tmp / "devpod-home")
     environ = bot_environ(_FakeApp(), tmp / "state", **standin.env(), LOG_LEVEL="warning")
     gc.collect()
     rss_imported = rss_bytes()
-    bot = Bot(config.load(environ))
+    bot = build(config.load(environ), ROUTERS)
     t0 = time.perf_counter()
     await bot.start()
     start_s = time.perf_counter() - t0

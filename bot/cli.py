@@ -24,7 +24,7 @@ log = logging.getLogger("bot")
 
 async def serve(settings: config.Settings) -> bool:
     """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
-    from bot.core.web import BOT_KEY, make_app
+    from bot.app import BOT_KEY, make_app
     from bot.setup.routes import SETUP_KEY
 
     app = make_app(settings)
@@ -52,7 +52,8 @@ async def serve(settings: config.Settings) -> bool:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    bound = [s.getsockname() for s in site._server.sockets] if site._server else []  # type: ignore[union-attr]
+    server = getattr(site, "_server", None)  # aiohttp keeps the listening server private
+    bound = [s.getsockname() for s in getattr(server, "sockets", None) or []]
     port = bound[0][1] if bound else settings.port
     if settings.setup_mode:
         log.warning("no GitHub App configured: %s", _setup_address(settings, port))
@@ -65,7 +66,7 @@ async def serve(settings: config.Settings) -> bool:
     log.info("shutting down: no new deliveries, draining running work (up to %.0fs)", settings.shutdown_grace)
     bot = app[BOT_KEY]
     bot.tasks.accepting = False
-    bot.ready = False
+    bot.readiness.started = False
     await site.stop()  # stop listening; requests in flight finish
     await runner.cleanup()  # on_cleanup drains background tasks within the grace period
     log.info("stopped cleanly")
@@ -125,9 +126,10 @@ def _with(settings: config.Settings, **changes) -> config.Settings:
 
 
 async def receive(settings: config.Settings, event_name: str, payload: dict, delivery_id: str) -> int:
-    from bot.core.web import Bot
+    from bot.services import build
+    from handlers import ROUTERS
 
-    bot = Bot(settings)
+    bot = build(settings, ROUTERS)
     await bot.start()
     try:
         event = sansio.Event(payload, event=event_name, delivery_id=delivery_id)

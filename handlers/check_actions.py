@@ -11,6 +11,7 @@ from bot.core.dispatch import Context
 from bot.environments.manager import CHECK_NAME, PullInfo
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Source, policy_for
+from bot.services import Bot
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,13 @@ def pressed_verb(data: dict[str, Any], record: Any) -> str | None:
 
 @router.register("check_run", action="requested_action")
 @router.register("check_run", action="rerequested")
-async def run_check_action(event: sansio.Event, ctx: Context) -> None:
+async def run_check_action(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When a user with write access presses Retry/Recreate/Stop/Delete/Wake or re-runs the check, do it."""
     data = event.data
     run, repository, login = data["check_run"], data["repository"], data["sender"]["login"]
     manager, app = ctx.bot.environments, ctx.bot.settings.app
+    if app is None:  # no handler runs before the App is registered (deliveries are refused)
+        return
     ours = str((run.get("app") or {}).get("id")) == app.app_id or (run.get("app") or {}).get("client_id") == app.app_id
     if manager is None or run.get("name") != CHECK_NAME or not ours:
         return

@@ -16,6 +16,7 @@ from bot.environments.states import can_sync
 from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Closed, Refused, Source, policy_for
+from bot.services import Bot
 from bot.text.templating import render
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def is_bot(user: dict[str, Any]) -> bool:
 
 
 @router.register("issue_comment", action="created")
-async def run_command(event: sansio.Event, ctx: Context) -> None:
+async def run_command(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When a person comments a command on a PR, reply, refuse or run it (👀 now, 🚀 or 😕 when done)."""
     data = event.data
     comment, sender, repository = data["comment"], data["sender"], data["repository"]
@@ -79,7 +80,7 @@ async def run_command(event: sansio.Event, ctx: Context) -> None:
                                   reply=reply, pr=pr)
 
 
-async def environment_command(ctx: Context, verb: str, decision: Accepted | Closed, *, info: PullInfo,
+async def environment_command(ctx: Context[Bot], verb: str, decision: Accepted | Closed, *, info: PullInfo,
                               comment_id: int, login: str, reply: Answer, pr: PullRequestAPI) -> None:
     """Render the policy's yes to an environment verb (👀, then queue it), or say the PR is closed."""
     await pr.react(comment_id, "eyes")
@@ -88,6 +89,7 @@ async def environment_command(ctx: Context, verb: str, decision: Accepted | Clos
         await pr.react(comment_id, "confused")
         return
     manager = ctx.bot.environments
+    assert manager is not None  # run_command returns early without one
     kind = verb
     if verb == "approve":
         record = manager.record_for(info)
@@ -95,7 +97,7 @@ async def environment_command(ctx: Context, verb: str, decision: Accepted | Clos
     manager.request(info, kind, requested_by=login, comment_id=comment_id, approve=decision.approve)
 
 
-async def agent_command(ctx: Context, verb: str, prompt: str | None, decision: Accepted | Closed, *,
+async def agent_command(ctx: Context[Bot], verb: str, prompt: str | None, decision: Accepted | Closed, *,
                         info: PullInfo, comment_id: int, login: str, reply: Answer, pr: PullRequestAPI) -> None:
     """Render the policy's yes to ``agent run`` / ``agent stop`` (hand them to the Bot's AgentRuns), or say
     the PR is closed.
@@ -115,7 +117,7 @@ async def agent_command(ctx: Context, verb: str, prompt: str | None, decision: A
     if verb == "agent stop":
         await runs.stop(info, login, comment_id)
         return
-    await runs.start(info, prompt or "", login, comment_id, permission=decision.have,
+    await runs.start(info, prompt or "", login, comment_id, permission=decision.have or "none",
                      command=decision.settings.agent.command)
 
 

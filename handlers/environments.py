@@ -8,6 +8,7 @@ from bot.core.dispatch import Context
 from bot.environments.manager import PullInfo
 from bot.environments.states import accepts_push, is_live, may_exist
 from bot.policy.ask import Accepted, Closed, Source, policy_for
+from bot.services import Bot
 
 router = routing.Router()
 
@@ -20,7 +21,7 @@ def _info(event: sansio.Event) -> PullInfo:
 @router.register("pull_request", action="opened")
 @router.register("pull_request", action="reopened")
 @router.register("pull_request", action="ready_for_review")
-async def create_environment(event: sansio.Event, ctx: Context) -> None:
+async def create_environment(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When a PR opens (or becomes ready), create its environment; untrusted PRs wait for an approval."""
     manager = ctx.bot.environments
     pr = event.data["pull_request"]
@@ -44,7 +45,7 @@ async def create_environment(event: sansio.Event, ctx: Context) -> None:
 
 
 @router.register("pull_request", action="synchronize")
-async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
+async def follow_new_head(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When new commits are pushed, bring a live environment to the new head (rapid pushes coalesce).
 
     What "bring" means comes from ``on_push`` in ``.github/devenv.yml``; for untrusted PRs a push
@@ -77,7 +78,7 @@ async def follow_new_head(event: sansio.Event, ctx: Context) -> None:
 
 
 @router.register("pull_request", action="closed")
-async def delete_environment(event: sansio.Event, ctx: Context) -> None:
+async def delete_environment(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When a PR closes, merged or not, delete its environment (cancelling any build in flight)."""
     manager = ctx.bot.environments
     if manager is None:
@@ -89,7 +90,7 @@ async def delete_environment(event: sansio.Event, ctx: Context) -> None:
 
 
 @router.register("pull_request", action="converted_to_draft")
-async def stop_environment(event: sansio.Event, ctx: Context) -> None:
+async def stop_environment(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When a PR goes back to draft, stop its environment (nothing is lost; it wakes on demand)."""
     manager = ctx.bot.environments
     if manager is None:

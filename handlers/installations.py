@@ -3,13 +3,14 @@
 from gidgethub import routing, sansio
 
 from bot.core.dispatch import Context
+from bot.services import Bot
 
 router = routing.Router()
 
 
 @router.register("installation", action="deleted")
 @router.register("installation", action="suspend")
-async def forget_installation(event: sansio.Event, ctx: Context) -> None:
+async def forget_installation(event: sansio.Event, ctx: Context[Bot]) -> None:
     """When an installation goes away, drop its cached token so it is never used again."""
     installation_id = event.data["installation"]["id"]
     if ctx.bot.auth is not None:

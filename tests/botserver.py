@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.core.web import BOT_KEY, Bot, make_app
+from bot.app import BOT_KEY, make_app
+from bot.services import Bot
 from bot.settings import config
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.cluster.exposure import ExposureSettings
 from bot.devpod import workspace_id
+from bot.settings.exposure import ExposureSettings
 
 NS = "devenv-ws"
 WS = workspace_id("Codertocat", "Hello-World", 12)

@@ -8,11 +8,12 @@ import logging
 import aiohttp
 import pytest
 
-from bot.cluster.cloudflare import CloudflareSettings, CloudflareTunnelRoutes
+from bot.cluster.cloudflare import CloudflareTunnelRoutes
 from bot.cluster.cloudflare_api import CloudflareError
-from bot.cluster.exposure import ExposureSettings
 from bot.cluster.tunnel_rules import CATCH_ALL, tunnel_routes
 from bot.cluster.workspace import ExposureError, exposed_workspace
+from bot.settings.cloudflare import CloudflareSettings
+from bot.settings.exposure import ExposureSettings
 from tests.cloudflare_emulator import CloudflareEmulator
 from tests.cloudflare_emulator.fixtures import cloudflare  # noqa: F401
 

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from bot.cluster.exposure import ExposureSettings
 from bot.cluster.routers import NginxIngressBackend, TraefikBackend, manifests
 from bot.cluster.workspace import CODE_PORT, HANDOFF_PATH, ExposureError, exposed_workspace
+from bot.settings.exposure import ExposureSettings
 from tests.exposure_env import AUTH_URL, LABELS, NGINX, NS, SIGNIN, WS, settings_for
 from tests.k8s_fake import validation
 

@@ -314,11 +314,16 @@ def test_the_secret_example_names_only_settings_the_bot_reads():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_the_settings_with_the_secret_s_keys_are_a_configuration_the_bot_accepts(variant):
+def test_the_settings_with_the_secret_s_keys_are_a_configuration_the_bot_accepts(variant, monkeypatch, tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from bot.settings import config
+    from bot.settings import config, kube
+
+    # In the pod, the ServiceAccount's token is mounted: the links' Kubernetes credentials.
+    token = tmp_path / "token"
+    token.write_text("service-account-token")
+    monkeypatch.setattr(kube, "SERVICE_ACCOUNT_TOKEN", token)
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())

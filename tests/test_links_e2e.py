@@ -151,7 +151,7 @@ async def test_a_start_up_with_the_kubernetes_api_failing_still_starts(links_env
     kube.inject("GET", "/services", 403, "Forbidden")
     srv = await BotServer(config.load(links_environ)).start()
     try:
-        assert srv.bot.ready
+        assert srv.bot.readiness.started
         await opened(srv)
         assert srv.bot.environments.records[WS].links
     finally:

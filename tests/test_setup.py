@@ -132,10 +132,10 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, want: int, timeou
 
 
 @pytest.mark.slow
-async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_webhooks(github, tmp_path):
+async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_webhooks(github, devpod, tmp_path):
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT),
-           **setup_environ(github, tmp_path), "PORT": str(port)}
+           **setup_environ(github, tmp_path), **devpod.env(), "PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

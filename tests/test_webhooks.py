@@ -8,7 +8,7 @@ import time
 
 from gidgethub import routing
 
-from bot.core.web import Bot
+from bot.services import build
 from bot.settings.config import MAX_WEBHOOK_BYTES
 from tests import payloads
 from tests.botserver import BotServer, sign
@@ -32,7 +32,7 @@ def recording_router(seen: list, *, fail: bool = False, gate: asyncio.Event | No
 
 
 async def start(settings, router) -> BotServer:
-    return await BotServer(settings, bot=Bot(settings, [router])).start()
+    return await BotServer(settings, bot=build(settings, [router])).start()
 
 
 async def test_a_signed_delivery_is_accepted_with_202_and_handled_in_the_background(settings, repo):

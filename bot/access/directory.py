@@ -76,10 +76,11 @@ class DictDirectory:
 class EnvironmentDirectory:
     """The directory backed by ``EnvironmentManager.records``; ``ports(ws_id, port)`` gives overrides."""
 
-    def __init__(self, manager: Any, ports: Callable[[str, str], str | None] | None = None) -> None:
+    def __init__(self, manager: Any, ports: Callable[[str, str], str | None] | None = None,
+                 activity: dict[str, float] | None = None) -> None:
         self.manager = manager
         self.ports = ports
-        self.activity: dict[str, float] = {}
+        self.activity: dict[str, float] = {} if activity is None else activity  # the idle reaper reads it
 
     def lookup(self, ws_id: str) -> Workspace | None:
         record = self.manager.records.get(ws_id)

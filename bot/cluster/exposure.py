@@ -54,6 +54,16 @@ class Exposure:
     async def close(self) -> None:
         await self.kube.close()
 
+    async def reachable(self) -> str | None:
+        """Can the bot list its Services (the API answers, the credentials and RBAC hold)? None if so,
+        else a short reason: the readiness check."""
+        try:
+            await self.kube.list(SERVICE_KIND, self._selector())
+        except Exception as exc:  # any failure is the reason shown on /readyz
+            status = getattr(exc, "status", None)
+            return f"listing Services in {self.settings.namespace} got {status}" if status else exc.__class__.__name__
+        return None
+
     def _selector(self, ws_id: str | None = None) -> str:
         sel = f"{MANAGED_BY[0]}={MANAGED_BY[1]}"
         return sel + (f",{self.settings.label_prefix}/workspace={ws_id}" if ws_id else "")

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from bot.cluster.workspace import CODE_PORT_NAME, ExposedWorkspace
 
 if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.cluster.exposure import ExposureSettings
+    from bot.settings.exposure import ExposureSettings
 
 __all__ = ["Link", "link_of", "links_of", "live_links"]
 

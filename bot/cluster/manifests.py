@@ -23,7 +23,7 @@ from bot.cluster.links import link_of
 from bot.cluster.workspace import HANDOFF_PATH, ExposedWorkspace, ExposureError
 
 if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.cluster.exposure import ExposureSettings
+    from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "INGRESS_KIND",

@@ -31,7 +31,7 @@ from bot.cluster.manifests import (
 from bot.cluster.workspace import CODE_PORT_NAME, HANDOFF_PATH, ExposedWorkspace, ExposureError
 
 if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.cluster.exposure import ExposureSettings
+    from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "AUTH_RESPONSE_HEADERS",

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from bot.cluster.workspace import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError
 
 if TYPE_CHECKING:  # only for annotations: the settings modules import this one
-    from bot.cluster.cloudflare import CloudflareSettings
-    from bot.cluster.exposure import ExposureSettings
+    from bot.settings.cloudflare import CloudflareSettings
+    from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "CATCH_ALL",

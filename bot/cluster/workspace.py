@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from bot.devpod import label_value
 
 if TYPE_CHECKING:  # only for annotations: the settings module imports this one
-    from bot.cluster.exposure import ExposureSettings
+    from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "CODE_PORT",

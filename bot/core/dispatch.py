@@ -12,27 +12,30 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gidgethub import routing, sansio
+from gidgethub.abc import GitHubAPI
 
 from bot.core import logs
 from bot.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S", covariant=True)
 
-@dataclasses.dataclass
-class Context:
+
+@dataclasses.dataclass(frozen=True)
+class Context(Generic[S]):
     """What a handler receives besides the event.
 
-    ``gh`` acts as the installation that the delivery came from (``None`` for
-    deliveries without one); ``bot`` is the running bot's services (settings,
-    GitHub client, and the environment manager once there is one).
+    ``gh`` acts as the installation that the delivery came from (``None`` for deliveries without
+    one); ``bot`` is the running bot's services (:class:`bot.services.Bot`, which handlers name as
+    ``Context[Bot]``; core does not know the features).
     """
 
-    gh: Any
-    bot: Any
+    gh: GitHubAPI | None
+    bot: S
     delivery_id: str
 
 
@@ -68,7 +71,7 @@ class Dispatcher:
         """The callbacks that would run for ``event``, in the order :meth:`dispatch` runs them."""
         return sorted(self.router.fetch(event), key=lambda c: c.__qualname__)
 
-    async def dispatch(self, event: sansio.Event, ctx: Context) -> int:
+    async def dispatch(self, event: sansio.Event, ctx: Context[Any]) -> int:
         """Run every matching callback; return how many failed."""
         failures = 0
         repo, number = event_scope(event)

@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 delivery_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("delivery", default=None)
 repo_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("repo", default=None)
@@ -62,8 +63,10 @@ redactor = Redactor()
 def context(*, delivery: str | None = None, repo: str | None = None, pr: int | None = None,
             event: str | None = None) -> Iterator[None]:
     """Set log context for the block (and the tasks it starts)."""
-    tokens = []
-    for var, value in ((delivery_var, delivery), (repo_var, repo), (pr_var, pr), (event_var, event)):
+    tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = []
+    values: tuple[tuple[contextvars.ContextVar[Any], object], ...] = (
+        (delivery_var, delivery), (repo_var, repo), (pr_var, pr), (event_var, event))
+    for var, value in values:
         if value is not None:
             tokens.append((var, var.set(value)))
     try:

@@ -35,13 +35,17 @@ class Readiness:
         self._sleep = sleep
         self._checks: dict[str, _Entry] = {}
         self._task: asyncio.Task[None] | None = None
+        self.started = False  # set once start-up has finished, cleared when shutting down
 
     def add(self, name: str, check: Check) -> None:
         self._checks[name] = _Entry(check)
 
     def problems(self) -> dict[str, str]:
         """What keeps the bot from being ready, by check name (empty: ready)."""
-        return {name: e.problem for name, e in self._checks.items() if e.problem is not None}
+        found = {name: e.problem for name, e in self._checks.items() if e.problem is not None}
+        if not self.started:
+            found["start-up"] = "starting, or shutting down"
+        return found
 
     async def run_once(self) -> dict[str, str]:
         await asyncio.gather(*(self._run(name, entry) for name, entry in self._checks.items()))
@@ -68,7 +72,8 @@ class Readiness:
 
     async def _loop(self) -> None:
         while True:
-            await self._sleep(self.retry if self.problems() else self.recheck)
+            failing = any(e.problem is not None for e in self._checks.values())
+            await self._sleep(self.retry if failing else self.recheck)
             await self.run_once()
 
     async def stop(self) -> None:

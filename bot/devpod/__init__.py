@@ -29,6 +29,7 @@ from bot.devpod.argv import (
     status_argv,
     stop_argv,
     up_argv,
+    version_argv,
     wrap_with_exit_marker,
 )
 from bot.devpod.credentials import GIT_TOKEN_ENV, git_credential_env, write_askpass
@@ -85,6 +86,7 @@ __all__ = [
     "status_argv",
     "stop_argv",
     "up_argv",
+    "version_argv",
     "workspace_id",
     "workspace_missing",
     "wrap_with_exit_marker",

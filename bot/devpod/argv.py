@@ -21,6 +21,7 @@ from bot.settings.devpod import DevPodSettings
 
 __all__ = [
     "DEVPOD_VERSION",
+    "version_argv",
     "HARDENED_CONTEXT_OPTIONS",
     "context_harden_argv",
     "delete_argv",
@@ -170,6 +171,11 @@ def status_argv(settings: DevPodSettings, ws_id: str) -> list[str]:
 def list_argv(settings: DevPodSettings) -> list[str]:
     """argv for ``devpod list --output json`` (local state only; §2.1)."""
     return [settings.binary, "list", "--output", "json", *_common(settings)]
+
+
+def version_argv(settings: DevPodSettings) -> list[str]:
+    """argv for ``devpod version``: prints ``v<version>`` (the readiness check compares it with the pin)."""
+    return [settings.binary, "version"]
 
 
 def provider_list_argv(settings: DevPodSettings) -> list[str]:

@@ -87,6 +87,10 @@ class EnvironmentManager:
     def tunnel(self, tunnel: Any) -> None:
         self.links.tunnel = tunnel
 
+    async def devpod_problem(self) -> str | None:
+        """Why DevPod cannot work now, or None (the readiness check; see :meth:`Operations.problem`)."""
+        return await self.operations.problem()
+
     # ------------------------------------------------------------------ start and stop
     async def start(self) -> None:
         """Prepare DevPod, load the journal, sweep orphaned links, resume unfinished operations."""

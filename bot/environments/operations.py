@@ -109,6 +109,29 @@ class Operations:
             raise RuntimeError("DevPod context hardening failed: " + "; ".join(hardened.errors()))
         self.prepared = True
 
+    async def problem(self) -> str | None:
+        """Why DevPod cannot work now (missing, another version, provider not prepared), or None.
+
+        Preparing is retried here, so fixing the cause (installing DevPod, a reachable cluster) makes
+        the bot ready without a restart.
+        """
+        dp = self.dp
+        result = await self.run(devpod.version_argv(dp), dp.provider_timeout)
+        if not result.ok:
+            why = "; ".join(result.errors()) or f"exit status {result.exit_code}"
+            return (f"DevPod could not be run as {dp.binary!r} ({why}): install DevPod {devpod.DEVPOD_VERSION} "
+                    "(docs/operations.md) or set DEVPOD_BIN")
+        found = result.stdout.strip()
+        if found.lstrip("v") != devpod.DEVPOD_VERSION.lstrip("v"):
+            return (f"{dp.binary} is DevPod {found or 'of an unknown version'}; devenv-bot drives "
+                    f"{devpod.DEVPOD_VERSION} only (docs/operations.md)")
+        if not self.prepared:
+            try:
+                await self.prepare_devpod()
+            except Exception as exc:  # any failure is a reason to show on /readyz
+                return f"DevPod's {dp.provider} provider could not be prepared: {exc}"
+        return None
+
     # ------------------------------------------------------------------ tokens
     async def mint(self, installation_id: int, repo: str, contents: str) -> str | None:
         """A token for ``contents`` (read or write) on this one repository; None without app credentials."""

@@ -29,6 +29,8 @@ import enum
 import logging
 from typing import Any, Literal, Protocol
 
+from gidgethub.abc import GitHubAPI
+
 from bot.core.dispatch import Context
 from bot.github.permissions import LEVELS, Permissions, allows
 from bot.github.pulls import PullRef
@@ -137,7 +139,8 @@ def stronger(a: str, b: str) -> str:
 class Policy:
     """Asks GitHub (as the installation ``gh``) and the ledger whether a request may go ahead."""
 
-    def __init__(self, gh: Any, *, loader: RepoSettingsLoader, permissions: Permissions, ledger: Ledger) -> None:
+    def __init__(self, gh: GitHubAPI | None, *, loader: RepoSettingsLoader, permissions: Permissions,
+                 ledger: Ledger) -> None:
         self.gh = gh
         self.loader = loader
         self.permissions = permissions
@@ -200,8 +203,22 @@ class Policy:
         return trusted
 
 
-def policy_for(ctx: Context) -> Policy:
+class Services(Protocol):
+    """What :func:`policy_for` needs of the running bot (:class:`bot.services.Bot` has it)."""
+
+    @property
+    def repo_settings(self) -> RepoSettingsLoader: ...
+
+    @property
+    def permissions(self) -> Permissions: ...
+
+    @property
+    def environments(self) -> Ledger | None: ...
+
+
+def policy_for(ctx: Context[Services]) -> Policy:
     """The policy for one delivery: its installation's API, the bot's settings loader, permission cache
-    and environment records."""
+    and environment records (handlers run only when the bot has environments)."""
     bot = ctx.bot
+    assert bot.environments is not None, "handlers that ask run only when the bot has an environment manager"
     return Policy(ctx.gh, loader=bot.repo_settings, permissions=bot.permissions, ledger=bot.environments)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
@@ -20,8 +20,22 @@ from bot.settings import variables as var
 from bot.settings.app import GitHubApp
 from bot.settings.reader import Reader
 
-if TYPE_CHECKING:  # only for the annotation of from_env; config imports this module
-    from bot.settings.config import Settings
+
+class _Where(Protocol):
+    """What :meth:`AccessSettings.from_env` reads of the whole settings (config imports this module)."""
+
+    @property
+    def app(self) -> GitHubApp | None: ...
+
+    @property
+    def github_url(self) -> str: ...
+
+    @property
+    def api_url(self) -> str: ...
+
+    @property
+    def public_url(self) -> str | None: ...
+
 
 _ORIGIN = re.compile(r"https?://[^/@?#\s]+")
 
@@ -63,7 +77,7 @@ class AccessSettings:
         return self.public_url.startswith("https://")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], settings: Settings) -> AccessSettings | None:
+    def from_env(cls, env: Mapping[str, str], settings: _Where) -> AccessSettings | None:
         """The access section alone; ``None`` when ``DEVENV_PREVIEW_DOMAIN`` is unset (nothing exposed).
 
         Raises :class:`~bot.settings.reader.ConfigError` listing every problem.

@@ -129,5 +129,7 @@ class KubernetesSecret:
                 raise
             # Registered again: replace the Secret at the version read, never a blind overwrite.
             current = api.read_namespaced_secret(self.name, self.namespace)
-            body.metadata.resource_version = current.metadata.resource_version
+            meta = client.V1ObjectMeta(name=self.name, labels={"app.kubernetes.io/name": "devenv-bot"},
+                                       resource_version=current.metadata.resource_version if current.metadata else None)
+            body.metadata = meta
             api.replace_namespaced_secret(self.name, self.namespace, body)

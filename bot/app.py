@@ -1,0 +1,78 @@
+"""The web application: the bot's services (:mod:`bot.services`) behind aiohttp, each feature's routes added.
+
+``make_app(settings)`` is what ``devenv-bot serve`` runs and what the tests start: the webhook,
+health, readiness and metrics endpoints (:mod:`bot.core.web`); the setup pages while no App is
+registered (:mod:`bot.setup`); the sign-in and forward-auth routes when preview links are on
+(:mod:`bot.access`), and the preview proxy in Cloudflare Tunnel mode. Start-up and shutdown run
+the services' :meth:`~bot.services.Bot.start` and :meth:`~bot.services.Bot.stop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+from gidgethub import routing
+
+from bot import setup
+from bot.access import preview_proxy
+from bot.access import routes as access
+from bot.cluster.kube import kube_api_client
+from bot.core import web as endpoints
+from bot.services import Bot, build
+from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
+from bot.setup import credentials
+from handlers import ROUTERS
+
+BOT_KEY: web.AppKey[Bot] = web.AppKey("bot", Bot)
+
+
+def credential_store(settings: Settings) -> credentials.CredentialStore:
+    """Where the setup flow keeps the App's credentials: a Kubernetes Secret if configured, else ``.env``."""
+    if not settings.credentials_secret:
+        return credentials.DotEnvFile(settings.env_file)
+    kubeconfig = str(settings.kube.kubeconfig) if settings.kube.kubeconfig is not None else None
+    namespace, name = credentials.secret_location(
+        settings.credentials_secret, context_namespace=credentials.kubeconfig_namespace(kubeconfig))
+    return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.kube))
+
+
+def _add_setup(app: web.Application, bot: Bot) -> None:
+    settings = bot.settings
+    setup.add_routes(app, setup.Setup(
+        github_url=settings.github_url, webhook_path=settings.webhook_path, public_url=settings.public_url,
+        trusted_proxies=settings.trusted_proxies, store=credential_store(settings), github=bot.github.anonymous))
+
+
+def _add_access(app: web.Application, bot: Bot) -> None:
+    settings, manager = bot.settings, bot.environments
+    if settings.access is None or manager is None:
+        return
+    directory = access.EnvironmentDirectory(manager, ports=manager.port_permission, activity=bot.link_activity)
+    parse_host = settings.exposure.parse_host if settings.exposure is not None else None
+    checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host)
+    if settings.cloudflare is not None and settings.exposure is not None:
+        # No ingress controller: the tunnel sends preview hosts to the bot, which checks and proxies.
+        preview_proxy.install(app, checker, preview_proxy.workspace_upstream(manager, settings.exposure))
+
+
+def make_app(settings: Settings, *, bot: Bot | None = None,
+             routers: Iterable[routing.Router] = ROUTERS) -> web.Application:
+    """The aiohttp application; builds the services unless given (needs a running event loop)."""
+    bot = bot or build(settings, routers)
+    app = web.Application(client_max_size=MAX_WEBHOOK_BYTES + 1)
+    app[BOT_KEY] = bot
+    endpoints.add_routes(app, bot.endpoints)
+    if settings.app is None:
+        _add_setup(app, bot)
+    _add_access(app, bot)
+
+    async def on_startup(_app: web.Application) -> None:
+        await bot.start()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await bot.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

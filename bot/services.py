@@ -1,0 +1,175 @@
+"""The running bot's services, built once from the settings: the typed composition root.
+
+:func:`build` makes every collaborator from :class:`~bot.settings.config.Settings` and hands each
+the others it needs through its constructor; nothing is assigned afterwards and no collaborator is
+typed ``Any``. :meth:`Bot.start` then does the start-up I/O (DevPod's provider, the journal, the
+Cloudflare check, the readiness checks) and :meth:`Bot.stop` drains and closes, in reverse.
+
+Handlers receive the :class:`Bot` as ``ctx.bot``; the web side (:mod:`bot.app`) adds each
+feature's routes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import aiohttp
+from gidgethub import routing, sansio
+
+from bot.agent.runs import AgentRuns
+from bot.cluster.cloudflare import CloudflareTunnelRoutes
+from bot.cluster.exposure import Exposure
+from bot.cluster.kube import kube_api_client
+from bot.cluster.routers import ServiceOnlyBackend
+from bot.core import logs
+from bot.core.deliveries import SeenDeliveries
+from bot.core.dispatch import Context, Dispatcher
+from bot.core.metrics import Metrics
+from bot.core.readiness import Readiness
+from bot.core.tasks import TaskTracker
+from bot.core.web import Endpoints
+from bot.environments.manager import EnvironmentManager
+from bot.environments.reaper import IdleReaper
+from bot.github.auth import AppAuth
+from bot.github.client import GitHubClient
+from bot.github.permissions import Permissions
+from bot.health import add_checks, check_tunnel
+from bot.repo_settings.loader import RepoSettingsLoader
+from bot.settings.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Bot:
+    """Every collaborator of the running bot; built by :func:`build`, shared by the web side and handlers."""
+
+    settings: Settings
+    metrics: Metrics
+    dispatcher: Dispatcher
+    tasks: TaskTracker
+    seen_deliveries: SeenDeliveries
+    readiness: Readiness
+    session: aiohttp.ClientSession
+    github: GitHubClient
+    auth: AppAuth | None
+    repo_settings: RepoSettingsLoader
+    permissions: Permissions
+    exposure: Exposure | None
+    tunnel: CloudflareTunnelRoutes | None
+    environments: EnvironmentManager | None
+    agent_runs: AgentRuns | None
+    reaper: IdleReaper | None
+    link_activity: dict[str, float]  # ws id -> last passed access check of a link (the reaper reads it)
+    endpoints: Endpoints = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoints", Endpoints(
+            settings=self.settings, metrics=self.metrics, tasks=self.tasks, seen=self.seen_deliveries,
+            dispatcher=self.dispatcher, readiness=self.readiness, handle=self.handle))
+
+    async def start(self) -> None:
+        """Start-up I/O, in order; the readiness checks run last, so /readyz tells the truth at once."""
+        try:
+            if self.tunnel is not None:
+                await check_tunnel(self.tunnel, self.settings)
+        except BaseException:  # the start fails: leave nothing open behind (no cleanup will run)
+            await self._close()
+            raise
+        if self.environments is not None:
+            await self.environments.start()
+        if self.reaper is not None:
+            self.reaper.start()
+        self.readiness.started = True
+        await self.readiness.run_once()
+        self.readiness.start()
+
+    async def stop(self) -> None:
+        self.readiness.started = False
+        await self.readiness.stop()
+        if self.reaper is not None:
+            await self.reaper.stop()
+        await self.tasks.drain(self.settings.shutdown_grace)
+        if self.agent_runs is not None:
+            await self.agent_runs.drain(self.settings.shutdown_grace)
+        if self.environments is not None:
+            await self.environments.drain(self.settings.shutdown_grace)
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.exposure is not None:
+            await self.exposure.close()
+        await self.session.close()
+        self.seen_deliveries.close()
+
+    def context_for(self, event: sansio.Event) -> Context[Bot]:
+        installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
+        gh = self.github.installation(installation) if isinstance(installation, int) else None
+        return Context(gh=gh, bot=self, delivery_id=event.delivery_id or "")
+
+    async def handle(self, event: sansio.Event) -> int:
+        """Run the handlers for one event (in the current task); returns how many failed."""
+        return await self.dispatcher.dispatch(event, self.context_for(event))
+
+
+def _exposure(settings: Settings) -> Exposure | None:
+    """The applier of the links' Services and routes, when preview links are on (no I/O yet)."""
+    if settings.exposure is None:
+        return None
+    api = kube_api_client(settings.kube)
+    if settings.cloudflare is not None:  # no ingress controller: the Service only, the tunnel routes the hosts
+        return Exposure(settings.exposure, api, backend=ServiceOnlyBackend(settings.exposure))
+    return Exposure(settings.exposure, api)
+
+
+def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
+                  tunnel: CloudflareTunnelRoutes | None) -> EnvironmentManager | None:
+    if settings.app is None or settings.devpod is None:
+        return None
+    return EnvironmentManager(
+        settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
+        max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
+        sync_debounce=settings.sync_debounce)
+
+
+def build(settings: Settings, routers: Iterable[routing.Router], *,
+          clock: Callable[[], float] = time.time) -> Bot:
+    """Every collaborator, wired once. Needs a running event loop (for the HTTP session); no I/O."""
+    metrics = Metrics()
+    auth = None
+    if settings.app is not None:
+        auth = AppAuth(settings.app.app_id, settings.app.private_key, clock=clock)
+        logs.redactor.add(settings.app.webhook_secret)
+        logs.redactor.add(settings.app.client_secret)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
+    github = GitHubClient(settings, auth, session, metrics)
+    exposure = _exposure(settings)
+    tunnel = None
+    if settings.cloudflare is not None and settings.exposure is not None:
+        tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session)
+    environments = _environments(settings, github, auth, exposure, tunnel)
+    agent_runs = None
+    if environments is not None and settings.agent is not None:
+        agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
+                               prefix=settings.command_prefix, progress_interval=settings.agent.progress_interval)
+    link_activity: dict[str, float] = {}
+    reaper = None
+    if environments is not None and settings.idle_sweep_interval > 0:
+        runs = agent_runs
+        reaper = IdleReaper(environments, activity=link_activity.get,
+                            busy=lambda record: runs is not None and record.ws_id in runs.runs,
+                            interval=settings.idle_sweep_interval)
+    readiness = Readiness()
+    add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
+    tasks = TaskTracker(on_change=metrics.background_tasks.set)
+    return Bot(settings=settings, metrics=metrics, dispatcher=Dispatcher(routers, metrics), tasks=tasks,
+               seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
+               session=session, github=github, auth=auth, repo_settings=RepoSettingsLoader(),
+               permissions=Permissions(), exposure=exposure, tunnel=tunnel, environments=environments,
+               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity)
+
+
+__all__ = ["Bot", "build"]
