@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
-from gidgethub import routing
 
 from bot import setup
 from bot.access import preview_proxy
 from bot.access import routes as access
 from bot.cluster.kube import kube_api_client
 from bot.core import web as endpoints
+from bot.core.dispatch import Router
 from bot.services import Bot, build
 from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 from bot.setup import credentials
@@ -57,7 +57,7 @@ def _add_access(app: web.Application, bot: Bot) -> None:
 
 
 def make_app(settings: Settings, *, bot: Bot | None = None,
-             routers: Iterable[routing.Router] = ROUTERS) -> web.Application:
+             routers: Iterable[Router] = ROUTERS) -> web.Application:
     """The aiohttp application; builds the services unless given (needs a running event loop)."""
     bot = bot or build(settings, routers)
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES + 1)

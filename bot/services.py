@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import aiohttp
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
@@ -26,7 +26,7 @@ from bot.cluster.kube import kube_api_client
 from bot.cluster.routers import ServiceOnlyBackend
 from bot.core import logs
 from bot.core.deliveries import SeenDeliveries
-from bot.core.dispatch import Context, Dispatcher
+from bot.core.dispatch import Context, Dispatcher, Router
 from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
 from bot.core.tasks import TaskTracker
@@ -135,7 +135,7 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         sync_debounce=settings.sync_debounce)
 
 
-def build(settings: Settings, routers: Iterable[routing.Router], *,
+def build(settings: Settings, routers: Iterable[Router], *,
           clock: Callable[[], float] = time.time) -> Bot:
     """Every collaborator, wired once. Needs a running event loop (for the HTTP session); no I/O."""
     metrics = Metrics()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
-from bot.core.dispatch import Context
+from bot.core.dispatch import Context, Router
 from bot.environments.manager import CHECK_NAME, PullInfo
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Source, policy_for
@@ -15,7 +15,7 @@ from bot.services import Bot
 
 log = logging.getLogger(__name__)
 
-router = routing.Router()
+router = Router()
 
 RETRYABLE = ("up", "recreate", "reset", "sync", "stop", "delete", "status")  # what "retry" may repeat
 BUTTONS = {"recreate": "recreate", "stop": "stop", "delete": "delete", "wake": "up"}  # identifier -> operation

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
 from bot.commands.grammar import Ignore, Reply, parse
 from bot.commands.verbs import VERBS, usage_markdown
-from bot.core.dispatch import Context
+from bot.core.dispatch import Context, Router
 from bot.environments.manager import PullInfo
 from bot.environments.states import can_sync
 from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
@@ -21,7 +21,7 @@ from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-router = routing.Router()
+router = Router()
 
 NOT_YET: tuple[str, ...] = ()  # verbs the parser knows but this version cannot run yet
 AGENT_VERBS = ("agent run", "agent stop")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
-from bot.core.dispatch import Context
+from bot.core.dispatch import Context, Router
 from bot.environments.manager import PullInfo
 from bot.environments.states import accepts_push, is_live, may_exist
 from bot.policy.ask import Accepted, Closed, Source, policy_for
 from bot.services import Bot
 
-router = routing.Router()
+router = Router()
 
 
 def _info(event: sansio.Event) -> PullInfo:

@@ -1,11 +1,11 @@
 """When the app is uninstalled or suspended, forget that installation's cached token."""
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
-from bot.core.dispatch import Context
+from bot.core.dispatch import Context, Router
 from bot.services import Bot
 
-router = routing.Router()
+router = Router()
 
 
 @router.register("installation", action="deleted")

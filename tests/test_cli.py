@@ -63,3 +63,16 @@ async def test_a_port_in_use_gives_one_clear_line_and_no_traceback(repo, github,
     assert status == 2
     assert f"devenv-bot cannot listen on 127.0.0.1:{port}: the address is already in use" in out
     assert "Traceback" not in out and "Unclosed" not in out
+
+
+async def test_an_ec_key_is_refused_at_start_up_with_one_clear_line(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    env = {"APP_ID": "1", "PRIVATE_KEY": pem, "WEBHOOK_SECRET": "x" * 32, "PORT": "0"}
+    status, out = await run(env, tmp_path, "serve")
+    assert status == 2
+    assert "PRIVATE_KEY holds a key of type EC, but GitHub Apps sign with RSA keys (RS256)" in out
+    assert "Traceback" not in out and "BEGIN" not in out

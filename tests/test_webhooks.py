@@ -6,16 +6,15 @@ import asyncio
 import json
 import time
 
-from gidgethub import routing
-
+from bot.core.dispatch import Router
 from bot.services import build
 from bot.settings.config import MAX_WEBHOOK_BYTES
 from tests import payloads
 from tests.botserver import BotServer, sign
 
 
-def recording_router(seen: list, *, fail: bool = False, gate: asyncio.Event | None = None) -> routing.Router:
-    router = routing.Router()
+def recording_router(seen: list, *, fail: bool = False, gate: asyncio.Event | None = None) -> Router:
+    router = Router()
 
     @router.register("pull_request")
     async def record(event, ctx):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bot.settings import variables as var
@@ -74,8 +75,14 @@ def _private_key(r: Reader) -> str:
         return ""
     pem = unescape_pem(key_text or "")
     try:
-        load_pem_private_key(pem.encode(), password=None)
+        key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):
         r.problem(f"{source} does not hold a PEM private key (it should start with "
                   "'-----BEGIN RSA PRIVATE KEY-----'); download a new key from the GitHub App's settings page")
+        return pem
+    if not isinstance(key, rsa.RSAPrivateKey):
+        # GitHub signs App JWTs with RS256 only; another key type would fail on the first request.
+        kind = type(key).__name__.removeprefix("_").removesuffix("PrivateKey")
+        r.problem(f"{source} holds a key of type {kind}, but GitHub Apps sign with RSA keys (RS256): download "
+                  "the App's key from its settings page ('Generate a private key')")
     return pem
