@@ -24,7 +24,7 @@ serve: install
 	$(BIN)/devenv-bot serve
 
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: install-test
 	$(BIN)/ruff check bot handlers tests bench
