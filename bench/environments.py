@@ -391,7 +391,7 @@ async def records_child(tmp: Path, count: int, mode: str) -> dict:
             return {"python_alloc_mb": round(traced / 2**20, 2),
                     "python_alloc_per_record_kb": round(traced / count / 1024, 2)}
         rss1 = rss_bytes()
-        files = list(manager.journal.dir.glob("*.json"))
+        files = list(manager.store.journal.dir.glob("*.json"))
         size = sum(f.stat().st_size for f in files)
         out.update({
             "records": len(manager.records), "rss_after_mb": round(rss1 / 2**20, 1),

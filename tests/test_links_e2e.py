@@ -225,13 +225,13 @@ async def test_waking_the_environment_opens_the_link_again(bot, github):
 
 def test_the_ide_link_opens_the_folder_devpod_reports(tmp_path):
     m = manager(tmp_path)
-    assert m._workspace_folder(WS) is None  # no result file yet: the exposure's default is used
+    assert m.links.workspace_folder(WS) is None  # no result file yet: the exposure's default is used
     result = tmp_path / "dp" / "contexts" / "default" / "workspaces" / WS / "workspace_result.json"
     result.parent.mkdir(parents=True)
     result.write_text(json.dumps({"SubstitutionContext": {"ContainerWorkspaceFolder": "/src/app (v2)"}}))
-    assert m._workspace_folder(WS) == "/src/app (v2)"
+    assert m.links.workspace_folder(WS) == "/src/app (v2)"
     result.write_text("{not json")
-    assert m._workspace_folder(WS) is None
+    assert m.links.workspace_folder(WS) is None
 
 
 def test_the_comment_with_links_matches_its_golden_file(tmp_path):

@@ -141,11 +141,6 @@ class EnvironmentManager:
         """Is an operation of this environment running or waiting?"""
         return self.queue.busy(ws_id)
 
-    @property
-    def slots(self) -> Mapping[str, Any]:
-        """The queue's busy slots by workspace id; prefer :meth:`busy` (kept for callers not moved to it yet)."""
-        return types.MappingProxyType(self.queue.slots)
-
     def port_permission(self, ws_id: str, port: str) -> str | None:
         """The permission ``.github/devenv.yml`` asks for a preview port (None: the default)."""
         record = self.store.get(ws_id)
@@ -259,11 +254,3 @@ class EnvironmentManager:
 
     async def execute(self, ws_id: str, op: Op) -> None:
         await self.executor.execute(ws_id, op)
-
-    # ------------------------------------------------------------------ kept for callers not moved yet
-    @property
-    def journal(self) -> Journal:
-        return self.store.journal
-
-    def _workspace_folder(self, ws_id: str) -> str | None:  # tests/test_links_e2e.py calls it
-        return self.links.workspace_folder(ws_id)
