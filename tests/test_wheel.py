@@ -20,7 +20,8 @@ import pytest
 from tests import payloads
 from tests.botserver import bot_environ
 from tests.eventually import eventually
-from tests.observe import devenv_runs, sticky
+from tests.observe import OWNER, REPO, devenv_runs, sticky
+from tests.payloads import PR_NUMBER
 from tests.test_process import post
 from tests.test_setup import form_of, free_port, setup_environ, wait_ready
 
@@ -103,6 +104,9 @@ async def test_a_pr_opened_gets_its_check_run_and_sticky_comment_from_the_instal
                               payloads.pull_request("opened")) == 202
             await eventually(lambda: devenv_runs(github) and devenv_runs(github)[0]["status"] == "completed",
                              timeout=30, what="the devenv check run to conclude")
+            # The sticky comment is written by its own publisher, possibly just after the check run.
+            await eventually(lambda: any("🟢 Running" in c["body"] for c in github.comments(OWNER, REPO, PR_NUMBER)),
+                             timeout=30, what="the sticky comment to say Running")
     finally:
         out = stop(proc)
     [run] = devenv_runs(github)
