@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +147,27 @@ class Journal:
 
 
 class Records:
-    """The records the bot tracks, in memory and in the journal."""
+    """The records the bot tracks, in memory and in the journal.
 
-    def __init__(self, journal: Journal, clock: Callable[[], float]) -> None:
+    ``on_change`` is told every record whenever one is added, saved (every state change is saved)
+    or forgotten: the environments-by-state gauge follows it.
+    """
+
+    def __init__(self, journal: Journal, clock: Callable[[], float],
+                 on_change: Callable[[Iterable[EnvRecord]], None] | None = None) -> None:
         self.journal = journal
         self.clock = clock
+        self.on_change = on_change
         self.by_id: dict[str, EnvRecord] = {}
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.by_id.values())
 
     def load(self) -> None:
         for record in self.journal.load_all():
             self.by_id[record.ws_id] = record
+        self._changed()
 
     def get(self, ws_id: str) -> EnvRecord | None:
         return self.by_id.get(ws_id)
@@ -166,15 +177,18 @@ class Records:
 
     def add(self, record: EnvRecord) -> EnvRecord:
         self.by_id[record.ws_id] = record
+        self._changed()
         return record
 
     def save(self, record: EnvRecord) -> None:
         record.updated_at = self.clock()
         self.journal.save(record)
+        self._changed()
 
     def forget(self, ws_id: str) -> None:
         self.journal.forget(ws_id)
         self.by_id.pop(ws_id, None)
+        self._changed()
 
 
 @dataclasses.dataclass(frozen=True)

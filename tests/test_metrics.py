@@ -1,0 +1,111 @@
+"""The metrics operators need, read from ``GET /metrics`` of the real bot after real work.
+
+The environments by state, DevPod operations by kind and outcome with their durations, the DevPod
+queue, agent runs and link checks: each test drives the bot end to end (the GitHub emulator, the
+stand-in devpod, the stand-in agent, a browser signing in) and then reads the exposition text as
+Prometheus would, asserting exact sample lines.
+"""
+
+from __future__ import annotations
+
+from bot.settings import config
+from tests import payloads
+from tests.botserver import BotServer
+from tests.eventually import eventually
+
+OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
+STATES = ("none", "queued", "creating", "updating", "running", "stopping", "stopped", "deleting", "deleted", "failed")
+
+
+async def scrape(server: BotServer) -> list[str]:
+    """The sample lines of ``/metrics`` (no comments)."""
+    status, text = await server.get("/metrics")
+    assert status == 200
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def environments(lines: list[str], **expected: int) -> None:
+    """Every state has its sample; those not named are 0."""
+    for state in STATES:
+        assert f'devenv_environments{{state="{state}"}} {float(expected.get(state, 0))}' in lines, state
+
+
+# -- environments and DevPod operations ------------------------------------------------------------
+
+
+async def test_an_opened_pr_counts_one_successful_up_and_one_running_environment(server):
+    assert 'devenv_environments{state="running"} 0.0' in await scrape(server)  # present before any PR
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    lines = await scrape(server)
+    environments(lines, running=1)
+    assert 'devenv_devpod_operations_total{kind="up",outcome="success"} 1.0' in lines
+    assert 'devenv_devpod_operations_total{kind="up",outcome="failure"} 0.0' in lines
+    assert 'devenv_devpod_operation_seconds_count{kind="up"} 1.0' in lines
+    assert 'devenv_devpod_operation_seconds_count{kind="delete"} 0.0' in lines
+    assert "devenv_queue_depth 0.0" in lines
+    assert "devenv_queue_wait_seconds_count 1.0" in lines  # a free slot: waited 0 s, still counted
+    assert 'devenv_queue_wait_seconds_bucket{le="0.01"} 1.0' in lines
+
+    await server.deliver("pull_request", payloads.pull_request("converted_to_draft"))
+    await server.settle()
+    lines = await scrape(server)
+    environments(lines, stopped=1)
+    assert 'devenv_devpod_operations_total{kind="stop",outcome="success"} 1.0' in lines
+
+    await server.deliver("pull_request", payloads.pull_request("closed"))
+    await server.settle()
+    lines = await scrape(server)
+    environments(lines)  # deleted, then forgotten: no environment left in any state
+    assert 'devenv_devpod_operations_total{kind="delete",outcome="success"} 1.0' in lines
+    assert 'devenv_devpod_operation_seconds_count{kind="delete"} 1.0' in lines
+
+
+async def test_a_failed_up_counts_as_a_failure_and_a_failed_environment(server, devpod):
+    devpod.inject(command="up", exit=1, message="pods is forbidden")
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    lines = await scrape(server)
+    environments(lines, failed=1)
+    assert 'devenv_devpod_operations_total{kind="up",outcome="failure"} 1.0' in lines
+    assert 'devenv_devpod_operations_total{kind="up",outcome="success"} 0.0' in lines
+    assert 'devenv_devpod_operation_seconds_count{kind="up"} 1.0' in lines
+
+
+async def test_an_up_cancelled_by_a_delete_counts_as_cancelled(server, devpod):
+    devpod.inject(command="up", hang=True)
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await eventually(lambda: devpod.calls("up"), what="the up to start")
+    await server.deliver("pull_request", payloads.pull_request("closed"))
+    await server.settle()
+    lines = await scrape(server)
+    assert 'devenv_devpod_operations_total{kind="up",outcome="cancelled"} 1.0' in lines
+    assert 'devenv_devpod_operations_total{kind="delete",outcome="success"} 1.0' in lines
+    environments(lines)
+
+
+async def test_an_operation_waiting_for_a_busy_slot_shows_in_the_queue_depth_and_wait(environ, repo, github, devpod):
+    github.add_pull(OWNER, REPO, 3, head_sha="c" * 40)
+    server = await BotServer(config.load({**environ, "DEVENV_MAX_CONCURRENT_OPS": "1"})).start()
+    try:
+        devpod.inject(command="up", sleep=1.0, times=1)
+        await server.deliver("pull_request", payloads.pull_request("opened", number=3, head_sha="c" * 40))
+        await eventually(lambda: devpod.calls("up"), what="the first up to hold the only slot")
+        await server.deliver("pull_request", payloads.pull_request("opened"))
+
+        async def waiting() -> bool:
+            return "devenv_queue_depth 1.0" in await scrape(server)
+
+        await eventually(waiting, what="the second up to wait for the slot")
+        lines = await scrape(server)
+        environments(lines, creating=1, queued=1)
+        await server.settle()
+        lines = await scrape(server)
+    finally:
+        await server.stop()
+    assert "devenv_queue_depth 0.0" in lines
+    assert "devenv_queue_wait_seconds_count 2.0" in lines
+    assert 'devenv_queue_wait_seconds_bucket{le="0.1"} 1.0' in lines  # the first got the slot at once
+    assert 'devenv_queue_wait_seconds_bucket{le="5.0"} 2.0' in lines  # the second waited for the 1 s up
+    assert 'devenv_devpod_operations_total{kind="up",outcome="success"} 2.0' in lines
+    environments(lines, running=2)
