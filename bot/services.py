@@ -154,7 +154,8 @@ def build(settings: Settings, routers: Iterable[routing.Router], *,
     agent_runs = None
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
-                               prefix=settings.command_prefix, progress_interval=settings.agent.progress_interval)
+                               metrics=metrics, prefix=settings.command_prefix,
+                               progress_interval=settings.agent.progress_interval)
     link_activity: dict[str, float] = {}
     reaper = None
     if environments is not None and settings.idle_sweep_interval > 0:

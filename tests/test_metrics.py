@@ -8,10 +8,13 @@ Prometheus would, asserting exact sample lines.
 
 from __future__ import annotations
 
+import pytest
+
 from bot.settings import config
 from tests import payloads
-from tests.botserver import BotServer
+from tests.botserver import BotServer, bot_environ
 from tests.eventually import eventually
+from tests.test_agent_e2e import KEY, SAMPLES, STANDIN_DIR, command, finish, open_pr
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 STATES = ("none", "queued", "creating", "updating", "running", "stopping", "stopped", "deleting", "deleted", "failed")
@@ -109,3 +112,33 @@ async def test_an_operation_waiting_for_a_busy_slot_shows_in_the_queue_depth_and
     assert 'devenv_queue_wait_seconds_bucket{le="5.0"} 2.0' in lines  # the second waited for the 1 s up
     assert 'devenv_devpod_operations_total{kind="up",outcome="success"} 2.0' in lines
     environments(lines, running=2)
+
+
+# -- agent runs ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def agent_server(github, repo, tmp_path, devpod):
+    env = devpod.env()
+    env["PATH"] = f"{STANDIN_DIR}:{env['PATH']}"  # the stand-in claude is found inside the "container"
+    server = await BotServer(config.load(bot_environ(github, tmp_path / "state", **env, DEVENV_AGENT_API_KEY=KEY,
+                                                     DEVENV_AGENT_PROGRESS_INTERVAL="0"))).start()
+    yield server
+    await server.stop()
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no Claude Code stream samples at {SAMPLES}")
+async def test_agent_runs_are_counted_by_how_they_ended(agent_server, github):
+    await open_pr(agent_server, github)
+    assert 'devenv_agent_runs_total{outcome="success"} 0.0' in await scrape(agent_server)
+    await agent_server.deliver("issue_comment", command(github, '/devenv agent run "Say hello"'))
+    await finish(agent_server)
+    await agent_server.deliver("issue_comment", command(github, '/devenv agent run "#scenario:crash"'))
+    await finish(agent_server)
+    await agent_server.deliver("issue_comment", command(github, "/devenv agent stop"))  # nothing runs: no run
+    await finish(agent_server)
+    lines = await scrape(agent_server)
+    assert 'devenv_agent_runs_total{outcome="success"} 1.0' in lines
+    assert 'devenv_agent_runs_total{outcome="failure"} 1.0' in lines
+    for outcome in ("cancelled", "timed_out", "missing_agent", "error"):
+        assert f'devenv_agent_runs_total{{outcome="{outcome}"}} 0.0' in lines
