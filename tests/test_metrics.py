@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import pytest
 
+from bot.access.service import ACCESS_KEY
+from bot.access.sessions import Identity
 from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer, bot_environ
 from tests.eventually import eventually
+from tests.test_access import DOMAIN, Browser
 from tests.test_agent_e2e import KEY, SAMPLES, STANDIN_DIR, command, finish, open_pr
+from tests.test_links_e2e import IDE, WEB, WS, links_environ  # noqa: F401  (the fixture)
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 STATES = ("none", "queued", "creating", "updating", "running", "stopping", "stopped", "deleting", "deleted", "failed")
@@ -142,3 +146,50 @@ async def test_agent_runs_are_counted_by_how_they_ended(agent_server, github):
     assert 'devenv_agent_runs_total{outcome="failure"} 1.0' in lines
     for outcome in ("cancelled", "timed_out", "missing_agent", "error"):
         assert f'devenv_agent_runs_total{{outcome="{outcome}"}} 0.0' in lines
+
+
+# -- link checks ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def links_server(links_environ):  # noqa: F811
+    server = await BotServer(config.load(links_environ)).start()
+    yield server
+    await server.stop()
+
+
+def link_checks(lines: list[str], **expected: int) -> None:
+    for decision in ("allowed", "sign_in", "forbidden", "unavailable", "stopped", "starting", "unknown"):
+        assert f'devenv_link_checks_total{{decision="{decision}"}} {float(expected.get(decision, 0))}' in lines, \
+            decision
+
+
+async def test_link_checks_are_counted_by_decision(links_server, github):
+    await links_server.deliver("pull_request", payloads.pull_request("opened"))
+    await links_server.settle()
+    link_checks(await scrape(links_server))  # every decision present, none made yet
+    github.set_permission(OWNER, REPO, "octo-writer", "write")
+    github.oauth_login = "octo-writer"
+    writer = Browser(links_server, github)
+    assert (await writer.sign_in(IDE))[:2] == (200, IDE)  # sign-in is not a check
+    assert (await writer.check(f"{IDE}static/main.js"))[0] == 200
+    assert (await writer.check(WEB, style="traefik"))[0] == 302  # no cookie for that host yet: sign in
+    assert (await Browser(links_server, github).check(IDE))[0] == 401  # not signed in
+    assert (await writer.check(f"https://code-{WS}.elsewhere.test/"))[0] == 403  # not a preview
+    # A reader holding a valid cookie for the IDE (needs write): refused, nginx gets a 401.
+    github.set_permission(OWNER, REPO, "octo-reader", "read")
+    access = links_server.app[ACCESS_KEY]
+    host = f"code-{WS}.{DOMAIN}"
+    cookie = f"{access.host_cookie(host)}={access.host_cookie_value(Identity(78, 'octo-reader'), host)}"
+    assert (await writer.check(IDE, cookie=cookie))[0] == 401
+    link_checks(await scrape(links_server), allowed=1, sign_in=2, forbidden=1, unknown=1)
+
+    await links_server.deliver("pull_request", payloads.pull_request("converted_to_draft"))
+    await links_server.settle()
+    assert (await writer.check(IDE, style="traefik"))[0] == 503  # the page saying it is stopped
+    link_checks(await scrape(links_server), allowed=1, sign_in=2, forbidden=1, unknown=1, stopped=1)
+
+    await links_server.deliver("pull_request", payloads.pull_request("closed"))
+    await links_server.settle()
+    assert (await writer.check(IDE))[0] == 401  # signed in, but there is no such environment any more
+    link_checks(await scrape(links_server), allowed=1, sign_in=2, forbidden=1, unknown=2, stopped=1)
