@@ -8,10 +8,17 @@ Prometheus would, asserting exact sample lines.
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from bot.access.service import ACCESS_KEY
+import pytest
+from prometheus_client.metrics import MetricWrapperBase
+
+from bot.access.service import ACCESS_KEY, DECISIONS
 from bot.access.sessions import Identity
+from bot.agent.runs import OUTCOMES as AGENT_OUTCOMES
+from bot.core.metrics import Metrics
+from bot.environments import telemetry
+from bot.environments.states import State
 from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer, bot_environ
@@ -22,6 +29,7 @@ from tests.test_links_e2e import IDE, WEB, WS, links_environ  # noqa: F401  (the
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 STATES = ("none", "queued", "creating", "updating", "running", "stopping", "stopped", "deleting", "deleted", "failed")
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 
 
 async def scrape(server: BotServer) -> list[str]:
@@ -35,6 +43,22 @@ def environments(lines: list[str], **expected: int) -> None:
     """Every state has its sample; those not named are 0."""
     for state in STATES:
         assert f'devenv_environments{{state="{state}"}} {float(expected.get(state, 0))}' in lines, state
+
+
+def test_the_operations_guide_lists_every_family_with_its_labels_and_their_values():
+    rows = {line.split("`")[1]: line for line in GUIDE.read_text().splitlines() if line.startswith("| `devenv_")}
+    families = [m for m in vars(Metrics()).values() if isinstance(m, MetricWrapperBase)]
+    assert len(families) == 14
+    for family in families:
+        name = family._name + ("_total" if family._type == "counter" else "")
+        assert name in rows, f"{name} is not in docs/operations.md"
+        for label in family._labelnames:
+            assert f"`{label}`" in rows[name], (name, label)
+    assert set(STATES) == {s.value for s in State}
+    values = {"devenv_environments": STATES, "devenv_devpod_operations_total": telemetry.KINDS + telemetry.OUTCOMES,
+              "devenv_agent_runs_total": AGENT_OUTCOMES, "devenv_link_checks_total": DECISIONS}
+    for name, fixed in values.items():
+        assert all(f"`{value}`" in rows[name] for value in fixed), name
 
 
 # -- environments and DevPod operations ------------------------------------------------------------
