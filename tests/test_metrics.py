@@ -18,6 +18,7 @@ from bot.access.sessions import Identity
 from bot.agent.runs import OUTCOMES as AGENT_OUTCOMES
 from bot.core.metrics import Metrics
 from bot.environments import telemetry
+from bot.environments.journal import EnvRecord, Journal, Records
 from bot.environments.states import State
 from bot.settings import config
 from tests import payloads
@@ -59,6 +60,24 @@ def test_the_operations_guide_lists_every_family_with_its_labels_and_their_value
               "devenv_agent_runs_total": AGENT_OUTCOMES, "devenv_link_checks_total": DECISIONS}
     for name, fixed in values.items():
         assert all(f"`{value}`" in rows[name] for value in fixed), name
+
+
+def test_the_records_keep_their_counts_by_state_as_they_change(tmp_path):
+    heard: list[dict[str, int]] = []
+    records = Records(Journal(tmp_path), clock=lambda: 0.0,
+                      on_change=lambda counts: heard.append({s.value: n for s, n in counts.items() if n}))
+    a = records.add(EnvRecord(ws_id="a", installation_id=1, owner="o", repo="r", number=1, head_sha="1" * 40))
+    b = records.add(EnvRecord(ws_id="b", installation_id=1, owner="o", repo="r", number=2, head_sha="2" * 40))
+    a.state = State.RUNNING
+    records.save(a)
+    records.save(a)  # no change of state: nothing to tell
+    b.state = State.FAILED
+    records.save(b)
+    records.forget("a")
+    assert heard == [{"none": 1}, {"none": 2}, {"none": 1, "running": 1}, {"running": 1, "failed": 1}, {"failed": 1}]
+    again = Records(Journal(tmp_path), clock=lambda: 0.0)
+    again.load()  # start-up counts what the journal holds
+    assert dict(+again.counts) == {State.FAILED: 1}
 
 
 # -- environments and DevPod operations ------------------------------------------------------------

@@ -9,11 +9,9 @@ every call does nothing.
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from bot.core.metrics import Metrics
-from bot.environments.journal import EnvRecord
 from bot.environments.states import State
 
 __all__ = ["KINDS", "OUTCOMES", "EnvironmentMetrics"]
@@ -48,13 +46,13 @@ class EnvironmentMetrics:
                 metrics.devpod_operations.labels(kind, outcome)
         metrics.queue_depth.set(0)
 
-    def states(self, records: Iterable[EnvRecord]) -> None:
-        """Set the gauge of every state from the records (called whenever one is added, saved or forgotten)."""
+    def states(self, counts: Mapping[State, int]) -> None:
+        """Set the gauge of every state from the records' counts (whenever a record's state changes,
+        or one is added or forgotten: :class:`~bot.environments.journal.Records`)."""
         if self.metrics is None:
             return
-        counts = collections.Counter(State(record.state) for record in records)
         for state in State:
-            self.metrics.environments.labels(state.value).set(counts[state])
+            self.metrics.environments.labels(state.value).set(counts.get(state, 0))
 
     def operation(self, kind: str, outcome: str, seconds: float | None) -> None:
         """An operation ended; ``seconds`` is how long DevPod ran (None: it never started)."""
