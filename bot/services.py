@@ -126,13 +126,13 @@ def _exposure(settings: Settings) -> Exposure | None:
 
 
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
-                  tunnel: CloudflareTunnelRoutes | None) -> EnvironmentManager | None:
+                  tunnel: CloudflareTunnelRoutes | None, metrics: Metrics) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
-        sync_debounce=settings.sync_debounce)
+        sync_debounce=settings.sync_debounce, metrics=metrics)
 
 
 def build(settings: Settings, routers: Iterable[Router], *,
@@ -150,11 +150,12 @@ def build(settings: Settings, routers: Iterable[Router], *,
     tunnel = None
     if settings.cloudflare is not None and settings.exposure is not None:
         tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session)
-    environments = _environments(settings, github, auth, exposure, tunnel)
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics)
     agent_runs = None
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
-                               prefix=settings.command_prefix, progress_interval=settings.agent.progress_interval)
+                               metrics=metrics, prefix=settings.command_prefix,
+                               progress_interval=settings.agent.progress_interval)
     link_activity: dict[str, float] = {}
     reaper = None
     if environments is not None and settings.idle_sweep_interval > 0:

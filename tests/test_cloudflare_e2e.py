@@ -301,6 +301,8 @@ async def test_a_writer_is_proxied_and_the_upstream_never_sees_the_devenv_cookie
     # The bot's own routes are still the bot's on its own host.
     status, _, _ = await request(bot, "GET", "bot.test", "/healthz")
     assert status == 200 and len(upstream.seen) == 1
+    # The proxy's check is /auth/check's: one proxied request, one allowed check.
+    assert 'devenv_link_checks_total{decision="allowed"} 1.0' in (await bot.get("/metrics"))[1]
 
 
 async def test_a_websocket_is_bridged_both_ways_and_closes_through(bot, github, upstream):
@@ -347,6 +349,9 @@ async def test_a_reader_gets_the_page_saying_why_for_the_ide(bot, github, upstre
     status, headers, page = await request(bot, "GET", IDE_HOST, "/", cookie=cookie)
     assert status == 403 and "You need write access" in page
     assert upstream.seen == []
+    metrics = (await bot.get("/metrics"))[1]
+    assert 'devenv_link_checks_total{decision="forbidden"} 1.0' in metrics
+    assert 'devenv_link_checks_total{decision="allowed"} 0.0' in metrics
 
 
 async def test_a_stopped_environment_shows_the_stopped_page(bot, github, upstream):

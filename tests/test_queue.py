@@ -205,3 +205,22 @@ async def test_a_waiter_cancelled_in_line_gives_up_its_place():
     limiter.release()
     await second
     assert limiter.running == 1
+
+
+async def test_the_fair_limiter_reports_how_many_wait_and_how_long_each_waited():
+    now = [100.0]
+    depths: list[int] = []
+    waits: list[float] = []
+    limiter = FairLimiter(1, on_depth=depths.append, on_wait=waits.append, timer=lambda: now[0])
+    await limiter.acquire(lambda n: None)  # a free slot: waited 0
+    first = asyncio.create_task(limiter.acquire(lambda n: None))
+    second = asyncio.create_task(limiter.acquire(lambda n: None))
+    await asyncio.sleep(0)
+    assert depths == [1, 2]
+    second.cancel()  # gives up its place: not a wait that ended in a slot
+    await asyncio.gather(second, return_exceptions=True)
+    now[0] += 7.5
+    limiter.release()
+    await first
+    assert depths == [1, 2, 1, 0]
+    assert waits == [0.0, 7.5]

@@ -21,7 +21,7 @@ from aiohttp import web
 from bot.access.directory import STARTING_STATES, STOPPED_STATES, workspace_state
 from bot.access.hosts import PreviewTarget, parse_return_url
 from bot.access.pages import error, paused_page, refusal_page
-from bot.access.service import ACCESS_KEY, AccessDecision
+from bot.access.service import ACCESS_KEY, Access, AccessDecision
 from bot.settings.access import AccessSettings
 
 __all__ = ["check"]
@@ -54,34 +54,54 @@ def _allowed(decision: AccessDecision) -> web.Response:
 
 
 async def check(request: web.Request) -> web.Response:
-    """When a proxy asks whether a preview request may pass, answer 200, 401 (or 302) or 403."""
+    """When a proxy asks whether a preview request may pass, answer 200, 401 (or 302) or 403.
+
+    Every answer is counted by its decision (:data:`~bot.access.service.DECISIONS`): the preview
+    proxy of tunnel mode asks through here too, so each request it checks is counted once.
+    """
     access = request.app[ACCESS_KEY]
+    decision, response = await _answer(request, access)
+    access.count(decision)
+    return response
+
+
+async def _answer(request: web.Request, access: Access) -> tuple[str, web.Response]:
+    """The decision's name and the answer to the proxy."""
     target, traefik = _original(request, access.settings)
     split = access.port_and_workspace(target.host) if target is not None else None
     if target is None or split is None:
-        return error(403, "Not a preview", "This address is not a preview of this devenv-bot.")
+        return "unknown", error(403, "Not a preview", "This address is not a preview of this devenv-bot.")
     port, ws_id = split
     decision = await access.decide(request.headers.get("Cookie", ""), target.host, port, ws_id)
     if decision.status == 401:
         return_url = f"{target.scheme}://{target.netloc}{target.path}"
         if traefik:  # Traefik returns our answer as is and has no sign-in hook: redirect ourselves
-            return web.Response(status=302, headers={"Location": access.login_url(return_url),
-                                                     "Cache-Control": "no-store"})
-        return _unauthorized("sign in at /auth/login\n")
-    if decision.status == 200 and workspace_state(access.directory, ws_id) in STOPPED_STATES | STARTING_STATES:
+            return "sign_in", web.Response(status=302, headers={"Location": access.login_url(return_url),
+                                                                "Cache-Control": "no-store"})
+        return "sign_in", _unauthorized("sign in at /auth/login\n")
+    state = workspace_state(access.directory, ws_id)
+    if decision.status == 200 and state in STOPPED_STATES | STARTING_STATES:
         # The pod is not there: without this the proxy would show a bare 502.  Traefik shows our
         # answer as is.  ingress-nginx shows only its own page for a 403 (the auth response's body
         # is dropped) and a 500 for anything but 401/403, so it gets a 401: it sends the browser to
         # /auth/login, which finds the bot-host sign-in and shows the same page there.
+        name = "stopped" if state in STOPPED_STATES else "starting"
         if traefik:
-            return paused_page(access, ws_id, port)
-        return _unauthorized("the environment is not running; see /auth/login\n")
+            return name, paused_page(access, ws_id, port)
+        return name, _unauthorized("the environment is not running; see /auth/login\n")
     if decision.status == 200:
         access.directory.record_activity(ws_id, access.clock())
-        return _allowed(decision)
+        return "allowed", _allowed(decision)
     # Signed in but refused (403) or undecided (503).  Traefik shows our answer as is.  ingress-nginx
     # would show its own bare "403 Forbidden" (or a 500 for the 503): a 401 sends the browser to
     # /auth/login instead, which knows it by the bot-host session and shows this page there.
+    name = _refusal(decision)
     if traefik:
-        return refusal_page(access, decision, port, ws_id, target.host)
-    return _unauthorized("not allowed; see /auth/login\n")
+        return name, refusal_page(access, decision, port, ws_id, target.host)
+    return name, _unauthorized("not allowed; see /auth/login\n")
+
+
+def _refusal(decision: AccessDecision) -> str:
+    if decision.status == 503:
+        return "unavailable"
+    return "unknown" if decision.permission is None else "forbidden"  # no such environment: no permission asked

@@ -24,12 +24,18 @@ from aiohttp import web
 from bot.access.directory import Workspace, WorkspaceDirectory
 from bot.access.hosts import IDE_PORT, preview_label, split_label
 from bot.access.sessions import Identity, Sessions
+from bot.core.metrics import Metrics
 from bot.github.permissions import Permissions, allows
 from bot.settings.access import AccessSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACCESS_KEY", "Access", "AccessDecision"]
+__all__ = ["ACCESS_KEY", "DECISIONS", "Access", "AccessDecision"]
+
+#: What a link check decides, as ``devenv_link_checks_total`` counts it: let through; not signed in
+#: (sent to sign in); signed in without the permission; GitHub did not answer; the environment is
+#: stopped or starting (a page says so); not a preview, or no such environment.
+DECISIONS = ("allowed", "sign_in", "forbidden", "unavailable", "stopped", "starting", "unknown")
 
 
 class AccessDecision(NamedTuple):
@@ -45,14 +51,24 @@ class Access:
 
     def __init__(self, bot: Any, settings: AccessSettings, directory: WorkspaceDirectory, *,
                  clock: Callable[[], float] = time.time,
-                 parse_host: Callable[[str], tuple[str, str] | None] | None = None) -> None:
+                 parse_host: Callable[[str], tuple[str, str] | None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.bot = bot
+        self.metrics = metrics  # None: checks are counted nowhere (tests that add the routes alone)
+        if metrics is not None:
+            for decision in DECISIONS:
+                metrics.link_checks.labels(decision)  # every decision present from the start
         self.parse_host = parse_host
         self.settings = settings
         self.directory = directory
         self.clock = clock
         self.sessions = Sessions(settings, clock)
         self.permissions = Permissions(ttl=settings.permission_ttl, maxsize=20_000, clock=clock)
+
+    def count(self, decision: str) -> None:
+        """One link check decided (one of :data:`DECISIONS`)."""
+        if self.metrics is not None:
+            self.metrics.link_checks.labels(decision).inc()
 
     # -- names and parsing --
     def port_and_workspace(self, host: str) -> tuple[str, str] | None:

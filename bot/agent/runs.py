@@ -11,7 +11,7 @@ Design (user-facing rules in ``docs/agent.md``):
   run on the PR head, brings the environment up if needed (through the environment
   manager, waiting for its slot to go idle), mints a push token when allowed, calls
   :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that
-  quotes the request, 🚀 or 😕 on the command comment.
+  quotes the request, 🚀 or 😕 on the command comment, one count by outcome in the metrics.
 * Progress goes through a :class:`~bot.publish.Publisher`: each stream event only marks
   the check run dirty; it is re-rendered from the newest state at most once per
   ``progress_interval`` seconds, and the final state is flushed at once.
@@ -35,6 +35,7 @@ from bot.agent.progress import Progress, render_progress
 from bot.agent.remote import AgentPromptError, stdin_payload
 from bot.agent.run import AgentResult, run_agent
 from bot.core import logs
+from bot.core.metrics import Metrics
 from bot.environments.journal import PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
@@ -75,6 +76,8 @@ HEADLINES = {
 }
 CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancelled", "timed_out": "timed_out",
                "missing_agent": "action_required"}
+#: How a run ends, as ``devenv_agent_runs_total`` counts it (``error``: a bug in the bot ended it).
+OUTCOMES = (*CONCLUSIONS, "error")
 
 
 @dataclasses.dataclass
@@ -99,14 +102,19 @@ class AgentRun:
     status: str = "Waiting for the environment"
     note: str | None = None
     started_at: float = dataclasses.field(default_factory=time.time)
+    outcome: str | None = None  # one of OUTCOMES once it has ended
 
 
 class AgentRuns:
     """The Bot's agent runs; one at a time per environment."""
 
-    def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, prefix: str = "/devenv",
-                 progress_interval: float = 5.0, poll_interval: float = 0.1, up_timeout: float | None = None) -> None:
+    def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, metrics: Metrics,
+                 prefix: str = "/devenv", progress_interval: float = 5.0, poll_interval: float = 0.1,
+                 up_timeout: float | None = None) -> None:
         self.manager = manager
+        self.metrics = metrics
+        for outcome in OUTCOMES:  # every outcome present from the start, 0 until it happens
+            metrics.agent_runs.labels(outcome)
         self.settings = settings
         self.github_url = github_url.rstrip("/")
         self.prefix = prefix
@@ -214,9 +222,12 @@ class AgentRuns:
                 with contextlib.suppress(Exception):
                     await self._conclude_early(run, pr, "failure", f"devenv-bot hit an internal error "
                                                f"({exc.__class__.__name__}); this is a bug, the log has the details.")
+                run.outcome = "error"
             finally:
                 if self.runs.get(run.ws_id) is run:
                     del self.runs[run.ws_id]
+                if run.outcome is not None:  # counted once, however it ended
+                    self.metrics.agent_runs.labels(run.outcome).inc()
 
     async def _run_inner(self, run: AgentRun, pr: PullRequestAPI) -> None:
         if run.comment_id is not None:
@@ -314,7 +325,7 @@ class AgentRuns:
 
     async def _finish(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str, tail: str) -> None:
         conclusion = CONCLUSIONS[outcome]
-        run.status = TITLES[outcome]
+        run.outcome, run.status = outcome, TITLES[outcome]
         if run.check_run_id is not None:
             self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
             await self.checks.flush(run.ws_id, run.check_run_id)

@@ -7,13 +7,15 @@ operation's DevPod step runs (:mod:`bot.environments.operations`, which returns 
 publishes nothing), the outcome moves the state again through the table, links follow a build or a
 delete (:mod:`bot.environments.links`), the record is journalled, and :mod:`bot.environments.publishing`
 shows it.  A cancel (a delete superseding the operation, or a shutdown) and a bug are concluded
-visibly too: no check run stays in progress.
+visibly too: no check run stays in progress.  Each end is counted once, by kind and outcome, with
+how long the DevPod step ran (:mod:`bot.environments.telemetry`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from bot import devpod
@@ -25,6 +27,7 @@ from bot.environments.operations import BUILD_OPS, Operations, Outcome
 from bot.environments.publishing import Publishing
 from bot.environments.queue import WorkspaceQueue
 from bot.environments.states import STARTS, Event, transition
+from bot.environments.telemetry import EnvironmentMetrics, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ class OperationExecutor:
     """Runs the operations the queue hands over (the queue's :class:`~bot.environments.queue.Executor`)."""
 
     def __init__(self, *, records: Records, queue: WorkspaceQueue, operations: Operations, links: Links,
-                 publishing: Publishing, where: report.Where, clock: Callable[[], float]) -> None:
+                 publishing: Publishing, where: report.Where, clock: Callable[[], float],
+                 metrics: EnvironmentMetrics | None = None, timer: Callable[[], float] = time.monotonic) -> None:
         self.records = records
         self.queue = queue
         self.ops = operations
@@ -41,6 +45,10 @@ class OperationExecutor:
         self.publishing = publishing
         self.where = where
         self.clock = clock
+        self.metrics = metrics if metrics is not None else EnvironmentMetrics(None)
+        self.timer = timer  # durations of DevPod runs, for the metrics
+        #: ws id -> when its operation's DevPod step started (None: not yet); present until it is counted
+        self._began: dict[str, float | None] = {}
 
     # ------------------------------------------------------------------ the queue's calls
     def taken(self, ws_id: str, op: Op, pending: list[Op]) -> None:
@@ -49,6 +57,7 @@ class OperationExecutor:
         self.records.save(record)
 
     def dropped(self, ws_id: str, op: Op, why: str) -> None:
+        self.metrics.operation(op.kind, "cancelled", None)
         record = self.records.by_id[ws_id]
         self.publishing.react(record, op, "confused")
         self.publishing.check(record, op, status="completed", conclusion="cancelled",
@@ -56,6 +65,7 @@ class OperationExecutor:
 
     async def execute(self, ws_id: str, op: Op) -> None:
         record = self.records.by_id[ws_id]
+        self._began[ws_id] = None
         with logs.context(repo=record.full_name, pr=record.number):
             try:
                 await self._prepare(record, op)
@@ -88,6 +98,7 @@ class OperationExecutor:
 
     async def _run(self, record: EnvRecord, op: Op) -> None:
         """Holding a DevPod slot: start, run the step, conclude."""
+        self._began[record.ws_id] = self.timer()
         if op.kind in STARTS:
             record.state = transition(record.state, STARTS[op.kind])
         record.phase = report.starting_phase()
@@ -123,6 +134,7 @@ class OperationExecutor:
         return Outcome("action_required", event, "waiting for approval", head_sha=head)
 
     async def _conclude(self, record: EnvRecord, op: Op, outcome: Outcome) -> None:
+        ended = self.timer()  # links and publishing below are not DevPod's time
         record.phase, record.op = None, None
         if outcome.head_sha is not None:
             record.head_sha = outcome.head_sha
@@ -147,11 +159,13 @@ class OperationExecutor:
         await self.publishing.flush(record, op)
         if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
             self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
+        self._count(record.ws_id, op, outcome_of(outcome.conclusion), ended)
 
     # ------------------------------------------------------------------ ends that are not the step's
     def _cancelled(self, record: EnvRecord, op: Op) -> None:
         if self.queue.shutting_down:
-            # Stopped by a shutdown: the journal keeps the op, the next start resumes it.
+            # Stopped by a shutdown: the journal keeps the op, the next start resumes it (and counts it then).
+            self._began.pop(record.ws_id, None)
             self.publishing.check(record, op, status="in_progress", title=report.fixed_title("paused"), urgent=True)
             return
         # Cancelled by a delete: say so, never leave it in progress.
@@ -164,6 +178,7 @@ class OperationExecutor:
         self.publishing.check(record, op, status="completed", conclusion="cancelled", urgent=True,
                               title=report.fixed_title("cancelled"), summary=report.cancelled_summary())
         self.publishing.comment(record, urgent=True)
+        self._count(record.ws_id, op, "cancelled")
 
     def _internal_error(self, record: EnvRecord, op: Op, exc: Exception) -> None:
         record.phase, record.op = None, None
@@ -174,6 +189,15 @@ class OperationExecutor:
         self.publishing.check(record, op, status="completed", conclusion="failure",
                               title=report.fixed_title("internal_error"), urgent=True)
         self.publishing.comment(record, urgent=True)
+        self._count(record.ws_id, op, "error")
+
+    def _count(self, ws_id: str, op: Op, outcome: str, ended: float | None = None) -> None:
+        """Count the operation's end once (a conclusion that fails half-way ends again as an error)."""
+        if ws_id not in self._began:
+            return
+        began = self._began.pop(ws_id)
+        seconds = None if began is None else (self.timer() if ended is None else ended) - began
+        self.metrics.operation(op.kind, outcome, seconds)
 
     def _finish_action(self, record: EnvRecord, op: Op, verdict: str) -> None:
         record.last_action = Action(verb=op.kind, by=op.requested_by, at=self.clock(), outcome=verdict)

@@ -13,11 +13,12 @@ environment service reads and saves them through it (stamping ``updated_at``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +148,37 @@ class Journal:
 
 
 class Records:
-    """The records the bot tracks, in memory and in the journal."""
+    """The records the bot tracks, in memory and in the journal.
 
-    def __init__(self, journal: Journal, clock: Callable[[], float]) -> None:
+    :attr:`counts` is how many records are in each state, kept as records are added, saved (every
+    state change is saved) and forgotten; ``on_change`` hears it whenever it changes (the
+    environments-by-state gauge follows it), at a constant cost however many records there are.
+    """
+
+    def __init__(self, journal: Journal, clock: Callable[[], float],
+                 on_change: Callable[[Mapping[State, int]], None] | None = None) -> None:
         self.journal = journal
         self.clock = clock
+        self.on_change = on_change
         self.by_id: dict[str, EnvRecord] = {}
+        self.counts: collections.Counter[State] = collections.Counter()
+        self._counted: dict[str, State] = {}  # ws id -> the state it is counted in
+
+    def _count(self, ws_id: str, state: State | None) -> None:
+        """Count ``ws_id`` in ``state`` (None: no longer tracked) instead of where it was."""
+        was = self._counted.pop(ws_id, None)
+        if was is not None:
+            self.counts[was] -= 1
+        if state is not None:
+            self._counted[ws_id] = state
+            self.counts[state] += 1
+        if was != state and self.on_change is not None:
+            self.on_change(self.counts)
 
     def load(self) -> None:
         for record in self.journal.load_all():
             self.by_id[record.ws_id] = record
+            self._count(record.ws_id, record.state)
 
     def get(self, ws_id: str) -> EnvRecord | None:
         return self.by_id.get(ws_id)
@@ -166,15 +188,19 @@ class Records:
 
     def add(self, record: EnvRecord) -> EnvRecord:
         self.by_id[record.ws_id] = record
+        self._count(record.ws_id, record.state)
         return record
 
     def save(self, record: EnvRecord) -> None:
         record.updated_at = self.clock()
         self.journal.save(record)
+        if self.by_id.get(record.ws_id) is record:
+            self._count(record.ws_id, record.state)
 
     def forget(self, ws_id: str) -> None:
         self.journal.forget(ws_id)
         self.by_id.pop(ws_id, None)
+        self._count(ws_id, None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bot import devpod
+from bot.core.metrics import Metrics
 from bot.environments import report
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Journal, Op, PullInfo, Records
@@ -35,6 +36,7 @@ from bot.environments.operations import BUILD_OPS, Operations
 from bot.environments.publishing import CHECK_NAME, Publishing
 from bot.environments.queue import WorkspaceQueue
 from bot.environments.states import Event, State, shows_queued, transition
+from bot.environments.telemetry import EnvironmentMetrics
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.repo_settings.problems import render_problems
 
@@ -49,18 +51,20 @@ class EnvironmentManager:
     def __init__(self, *, settings: Any, dp: devpod.DevPodSettings, github: Any = None, auth: Any = None,
                  exposure: Any = None, tunnel: Any = None, max_concurrent: int = 4, publish_interval: float = 3.0,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.where = report.Where.of(settings, dp)
-        self.store = Records(Journal(settings.state_dir), clock)
+        self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
+        self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github)
         self.queue = WorkspaceQueue(self, max_concurrent=max_concurrent, sync_debounce=sync_debounce,
-                                    clock=clock, sleep=sleep)
+                                    clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
-                                          links=self.links, publishing=self.publishing, where=self.where, clock=clock)
+                                          links=self.links, publishing=self.publishing, where=self.where, clock=clock,
+                                          metrics=self.metrics)
 
     # ------------------------------------------------------------------ collaborators the Bot wires in at start
     @property

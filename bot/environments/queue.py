@@ -10,7 +10,8 @@ taken, on an injected clock and sleeper, so pushes in a burst are built once, at
 
 The :class:`FairLimiter` caps concurrent DevPod processes over all workspaces
 (``DEVENV_MAX_CONCURRENT_OPS``); the executor holds it while DevPod runs, and waiters are served
-first come, first served, each told how many wait before it ("queued, 3 ahead").
+first come, first served, each told how many wait before it ("queued, 3 ahead").  How many wait
+and how long each waited go to the metrics (``devenv_queue_depth``, ``devenv_queue_wait_seconds``).
 """
 
 from __future__ import annotations
@@ -25,24 +26,37 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.environments.journal import Op
+from bot.environments.telemetry import EnvironmentMetrics
 
 log = logging.getLogger(__name__)
 
 
 class FairLimiter:
-    """A FIFO semaphore that tells each waiter how many are ahead of it."""
+    """A FIFO semaphore that tells each waiter how many are ahead of it.
 
-    def __init__(self, limit: int) -> None:
+    ``on_depth`` hears how many wait whenever that changes; ``on_wait`` how long each acquirer
+    waited, from asking to getting a slot (0 when one was free), on the monotonic ``timer``.
+    """
+
+    def __init__(self, limit: int, *, on_depth: Callable[[int], None] | None = None,
+                 on_wait: Callable[[float], None] | None = None,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.running = 0
+        self.on_depth = on_depth
+        self.on_wait = on_wait
+        self.timer = timer
         self._waiters: collections.deque[tuple[asyncio.Future[None], Callable[[int], None]]] = collections.deque()
 
     async def acquire(self, on_position: Callable[[int], None]) -> None:
+        asked = self.timer()
         if self.running < self.limit and not self._waiters:
             self.running += 1
+            self._waited(asked)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((fut, on_position))
+        self._depth()
         on_position(len(self._waiters) - 1)  # how many wait before it (0: next in line)
         try:
             await fut
@@ -52,6 +66,15 @@ class FairLimiter:
             else:
                 self._remove(fut)
             raise
+        self._waited(asked)
+
+    def _waited(self, asked: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(self.timer() - asked)
+
+    def _depth(self) -> None:
+        if self.on_depth is not None:
+            self.on_depth(len(self._waiters))
 
     @contextlib.asynccontextmanager
     async def hold(self, on_position: Callable[[int], None]) -> AsyncIterator[None]:
@@ -75,6 +98,7 @@ class FairLimiter:
         self._announce()
 
     def _announce(self) -> None:
+        self._depth()
         for i, (_, cb) in enumerate(self._waiters):
             cb(i)
 
@@ -109,9 +133,11 @@ class WorkspaceQueue:
 
     def __init__(self, executor: Executor, *, max_concurrent: int = 4, sync_debounce: float = 5.0,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 metrics: EnvironmentMetrics | None = None) -> None:
         self.executor = executor
-        self.limiter = FairLimiter(max_concurrent)
+        self.limiter = FairLimiter(max_concurrent, on_depth=metrics.queue_depth if metrics else None,
+                                   on_wait=metrics.queue_waited if metrics else None)
         self.sync_debounce = sync_debounce
         self.clock = clock
         self.sleep = sleep
