@@ -330,6 +330,28 @@ async def test_a_websocket_is_bridged_both_ways_and_closes_through(bot, github, 
     assert [s["code"] for s in upstream.seen if s["method"] == "WS closed"] == [4001, 4002]
 
 
+async def test_a_sibling_previews_page_cannot_open_the_ides_websocket_or_post_to_it(bot, github, upstream):
+    # Issue 11 item 1: the IDE host's cookie rides along on a socket another preview's page opens.
+    await opened(bot)
+    browser = await signed_in(bot, github)
+    headers = {"Host": IDE_HOST, "Cookie": browser.cookie_header(IDE_HOST)}
+    sibling = f"https://web-other-pr99-abcdef.{DOMAIN}"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await bot.session.ws_connect(bot.url + "/ws", headers=headers, origin=sibling)
+    assert refused.value.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await bot.session.ws_connect(bot.url + "/ws", headers={**headers, "Sec-Fetch-Site": "same-site"})
+    assert refused.value.status == 403
+    status, _, page = await request(bot, "POST", IDE_HOST, "/api/run", cookie=headers["Cookie"], data=b"x",
+                                    headers={"Origin": sibling})
+    assert status == 403 and "may only come from its own pages" in page
+    assert upstream.seen == []
+    # The IDE's own page still opens its socket.
+    async with bot.session.ws_connect(bot.url + "/ws", headers=headers, origin=f"https://{IDE_HOST}") as ws:
+        await ws.send_str("mine")
+        assert (await ws.receive()).data == "echo:mine"
+
+
 async def test_a_websocket_without_a_cookie_is_not_upgraded(bot, upstream):
     await opened(bot)
     status, headers, _ = await request(bot, "GET", IDE_HOST, "/ws", headers={
