@@ -114,7 +114,8 @@ class AgentRuns:
         self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
         self.publisher = Publisher(min_interval=progress_interval)
         self.checks = CheckRuns(self.publisher, "agent-check")
-        self.runs: dict[str, AgentRun] = {}
+        self.runs: dict[str, AgentRun] = {}  # the runs going on, one slot per environment
+        self._tasks: set[asyncio.Task[None]] = set()  # every run's task, until it has said its last word
         logs.redactor.add(settings.api_key)
 
     # ------------------------------------------------------------------ requests
@@ -153,6 +154,8 @@ class AgentRuns:
                        and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
         run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
+        self._tasks.add(run.task)
+        run.task.add_done_callback(self._tasks.discard)
         return run
 
     async def stop(self, info: PullInfo, requested_by: str, comment_id: int | None = None) -> bool:
@@ -178,7 +181,7 @@ class AgentRuns:
     async def idle(self) -> None:
         """Wait until no run is going and every check-run update is written (tests)."""
         while True:
-            tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+            tasks = [t for t in self._tasks if not t.done()]
             tasks += self.publisher.tasks()
             if not tasks:
                 return
@@ -186,7 +189,7 @@ class AgentRuns:
 
     async def drain(self, grace: float) -> None:
         """On shutdown: interrupt every run (each concludes as cancelled), wait ``grace``, then cancel."""
-        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        tasks = [t for t in self._tasks if not t.done()]
         for run in self.runs.values():
             run.shutting_down = True
             run.cancel.set()
@@ -215,8 +218,12 @@ class AgentRuns:
                     await self._conclude_early(run, pr, "failure", f"devenv-bot hit an internal error "
                                                f"({exc.__class__.__name__}); this is a bug, the log has the details.")
             finally:
-                if self.runs.get(run.ws_id) is run:
-                    del self.runs[run.ws_id]
+                self._release(run)
+
+    def _release(self, run: AgentRun) -> None:
+        """Free the environment's slot: a new run may be asked for from here on."""
+        if self.runs.get(run.ws_id) is run:
+            del self.runs[run.ws_id]
 
     async def _run_inner(self, run: AgentRun, pr: PullRequestAPI) -> None:
         if run.comment_id is not None:
@@ -315,6 +322,9 @@ class AgentRuns:
     async def _finish(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str, tail: str) -> None:
         conclusion = CONCLUSIONS[outcome]
         run.status = TITLES[outcome]
+        # Released before anyone can see the run end: once the check run says "completed", a new
+        # `agent run` must be accepted, not told that one is "already going".
+        self._release(run)
         if run.check_run_id is not None:
             self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
             await self.checks.flush(run.ws_id, run.check_run_id)
