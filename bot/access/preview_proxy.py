@@ -14,7 +14,8 @@ goes to the bot's routes as before. For a preview host:
   called, as Traefik's ForwardAuth would call it (``X-Forwarded-Host/Uri/Proto`` set by the
   bot, the client's own copies dropped): not signed in → 302 to the login with ``rd``; signed
   in without the permission → the page saying why (403); stopped or starting → the page saying
-  so (503). Only a 200 goes on;
+  so (503); a WebSocket or an unsafe method from another origin (a sibling preview's page) →
+  403 (:mod:`bot.access.origin`). Only a 200 goes on;
 * then the request is proxied to the workspace Service, ``http://devenv-<id>.<ns>.svc:<port>``
   (the resolver is injectable, for tests): any method, bodies streamed both ways and never
   decompressed, hop-by-hop headers dropped, ``X-Forwarded-*`` and the ``X-Devenv-User*``
