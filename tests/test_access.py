@@ -401,6 +401,48 @@ async def test_a_websocket_handshake_is_checked_once_like_any_request(previews, 
         assert resp.status == 403
 
 
+async def _raw_check(b, headers: dict[str, str]) -> tuple[int, str]:
+    async with b.server.session.get(b.server.url + "/auth/check", allow_redirects=False,
+                                    headers={"Cookie": b.cookie_header(IDE), **headers}) as resp:
+        return resp.status, await resp.text()
+
+
+@pytest.mark.parametrize("style", ["nginx", "traefik"])
+async def test_a_sibling_preview_cannot_open_the_ides_websocket_with_the_maintainers_cookie(previews, style):
+    # Issue 11 item 1: every preview is one site, so the IDE's SameSite=Lax cookie rides along on a
+    # socket that PR 99's page opens to PR 2's IDE.  nginx passes the handshake's headers (not
+    # Upgrade, a hop-by-hop header: Sec-WebSocket-Key tells) to its auth call; Traefik passes all.
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    sibling = f"https://web-other-pr99-abcdef.{DOMAIN}"
+    socket = {"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+    if style == "nginx":
+        where = {"X-Original-URL": f"https://{IDE}/stable/socket", "X-Original-Method": "GET"}
+    else:
+        where = {"X-Forwarded-Host": IDE, "X-Forwarded-Proto": "https", "X-Forwarded-Uri": "/stable/socket",
+                 "X-Forwarded-Method": "GET", "Upgrade": "websocket", "Connection": "Upgrade"}
+    assert (await _raw_check(b, {**where, **socket, "Origin": f"https://{IDE}"}))[0] == 200
+    assert (await _raw_check(b, {**where, **socket}))[0] == 200  # no Origin: not a browser's cross-site call
+    for foreign in ({"Origin": sibling}, {"Origin": "null"}, {"Origin": f"http://{IDE}"},
+                    {"Origin": f"https://{IDE}:8443"}, {"Origin": f"https://{IDE}.evil.test"},
+                    {"Origin": f"https://{IDE}", "Sec-Fetch-Site": "same-site"},
+                    {"Sec-Fetch-Site": "cross-site"}):
+        status, page = await _raw_check(b, {**where, **socket, **foreign})
+        assert status == 403, foreign
+        assert "may only come from its own pages" in page
+
+
+async def test_an_unsafe_method_from_another_site_is_refused_but_a_cross_site_link_still_opens(previews):
+    b = await previews.signed_in("octo-writer", "write", f"https://{IDE}/")
+    where = {"X-Original-URL": f"https://{IDE}/api/run"}
+    sibling = {"Origin": f"https://web-other-pr99-abcdef.{DOMAIN}", "Sec-Fetch-Site": "same-site"}
+    assert (await _raw_check(b, {**where, "X-Original-Method": "POST", **sibling}))[0] == 403
+    assert (await _raw_check(b, {**where, "X-Original-Method": "PUT", "Sec-Fetch-Site": "cross-site"}))[0] == 403
+    assert (await _raw_check(b, {**where, "X-Original-Method": "POST", "Origin": f"https://{IDE}",
+                                 "Sec-Fetch-Site": "same-origin"}))[0] == 200
+    # A link followed from GitHub (a cross-site GET navigation) opens the preview as before.
+    assert (await _raw_check(b, {**where, "X-Original-Method": "GET", "Sec-Fetch-Site": "cross-site"}))[0] == 200
+
+
 async def test_any_github_user_may_open_a_read_port_of_a_public_repository(previews):
     # GitHub reports "read" for everyone on a public repository (documented in docs/access.md).
     b = await previews.signed_in("a-stranger", None, f"https://{APP}/")

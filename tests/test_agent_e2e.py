@@ -225,6 +225,25 @@ async def test_a_second_request_while_one_runs_is_refused_with_how_to_stop_it(se
     assert [c["conclusion"] for c in agent_checks(github)] == ["cancelled"]
 
 
+async def test_a_run_asked_for_as_soon_as_the_last_check_run_completes_is_accepted(server, github, devpod):
+    # Issue 11 item 13: the slot was freed only after the final comment and reactions, so a request
+    # made as soon as the check run said "completed" was refused as "already going".
+    await open_pr(server, github)
+    github.set_permission(OWNER, REPO, "hubot", "write")
+    github.inject("POST", r"/issues/\d+/comments$", delay=1.5)  # the first run's final comment is slow
+    await server.deliver("issue_comment", command(github, '/devenv agent run "Say hello"'))
+    await eventually(lambda: [c["status"] for c in agent_checks(github)] == ["completed"],
+                     what="the first agent check run to complete")
+
+    second = command(github, '/devenv agent run "Say hello again"', user="hubot")
+    await server.deliver("issue_comment", second)
+    await finish(server)
+
+    assert [c["conclusion"] for c in agent_checks(github)] == ["success", "success"]
+    assert not any("already going" in r for r in replies(github))
+    assert reactions(github, second) == ["eyes", "rocket"]
+
+
 async def test_a_fork_pr_gets_no_agent_and_never_a_push_token(server, github, devpod):
     github.set_permission(OWNER, REPO, "octocat", "write")
     github.add_pull(OWNER, REPO, 7, head_repo="stranger/Hello-World", user="stranger")

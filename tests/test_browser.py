@@ -167,3 +167,29 @@ async def test_sign_in_refuses_a_return_address_outside_the_preview_domain(previ
             assert urlsplit(tab.page.url).hostname == "devenv.preview-bot.test"
             assert not any("evil" in (urlsplit(url).hostname or "") for url in tab.chain(since)), tab.chain(since)
         assert stack.github.calls_to("GET", AUTHORIZE) == []
+
+
+async def test_a_page_of_another_preview_cannot_open_the_ides_websocket(preview_stack: PreviewStack, request):
+    # Issue 11 item 1: all previews are one site, so the IDE host's SameSite=Lax cookie rides along on
+    # a WebSocket that the PR's app page (or another PR's) opens to the IDE of a maintainer who has
+    # visited both. The check refuses a handshake whose Origin is not the IDE's own.
+    stack = preview_stack
+    stack.login_as("octo-writer", "write")
+    tab = await stack.tab()
+    async with stack.artifacts(request.node.name):
+        assert (await tab.page.goto(stack.links["code"])).status == 200
+        await tab.page.locator("#echo").filter(has_text="echo:").wait_for()  # its own page's socket works
+        assert (await tab.page.goto(stack.links["web"])).status == 200
+        assert await tab.page.title() == "App preview stand-in"
+        opened_before = len(stack.ide.requests)
+
+        outcome = await tab.page.evaluate("""(url) => new Promise((resolve) => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => ws.send("stolen");
+            ws.onmessage = (event) => resolve("read: " + event.data);
+            ws.onerror = () => resolve("refused");
+            setTimeout(() => resolve("timeout"), 10000);
+        })""", f"ws://{stack.ide_host}:{stack.port}/ws")
+
+        assert outcome == "refused"
+        assert len(stack.ide.requests) == opened_before  # the IDE never saw the handshake

@@ -81,6 +81,9 @@ class Upstream:
                 if msg.data == "bye":
                     await ws.close(code=4001, message=b"bye")
                     break
+                if msg.data.startswith("big:"):  # the PR's app sending one huge message
+                    await ws.send_bytes(b"x" * int(msg.data[4:]))
+                    continue
                 await ws.send_str("echo:" + msg.data)
             elif msg.type is aiohttp.WSMsgType.BINARY:
                 await ws.send_bytes(msg.data[::-1])
@@ -330,6 +333,51 @@ async def test_a_websocket_is_bridged_both_ways_and_closes_through(bot, github, 
     await eventually(lambda: len([s for s in upstream.seen if s["method"] == "WS closed"]) == 2,
                      what="both WebSocket closes to reach the upstream")
     assert [s["code"] for s in upstream.seen if s["method"] == "WS closed"] == [4001, 4002]
+
+
+async def test_a_sibling_previews_page_cannot_open_the_ides_websocket_or_post_to_it(bot, github, upstream):
+    # Issue 11 item 1: the IDE host's cookie rides along on a socket another preview's page opens.
+    await opened(bot)
+    browser = await signed_in(bot, github)
+    headers = {"Host": IDE_HOST, "Cookie": browser.cookie_header(IDE_HOST)}
+    sibling = f"https://web-other-pr99-abcdef.{DOMAIN}"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await bot.session.ws_connect(bot.url + "/ws", headers=headers, origin=sibling)
+    assert refused.value.status == 403
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await bot.session.ws_connect(bot.url + "/ws", headers={**headers, "Sec-Fetch-Site": "same-site"})
+    assert refused.value.status == 403
+    status, _, page = await request(bot, "POST", IDE_HOST, "/api/run", cookie=headers["Cookie"], data=b"x",
+                                    headers={"Origin": sibling})
+    assert status == 403 and "may only come from its own pages" in page
+    assert upstream.seen == []
+    # The IDE's own page still opens its socket.
+    async with bot.session.ws_connect(bot.url + "/ws", headers=headers, origin=f"https://{IDE_HOST}") as ws:
+        await ws.send_str("mine")
+        assert (await ws.receive()).data == "echo:mine"
+
+
+async def test_a_websocket_message_over_the_cap_closes_both_sides_with_1009_either_way(bot, github, upstream):
+    # Issue 11 item 5: messages were reassembled whatever their size (one 400 MB message: +780 MB).
+    await opened(bot)
+    proxy = bot.app[PREVIEW_PROXY_KEY]
+    assert proxy.ws_max_message == 16 * 1024 * 1024
+    proxy.ws_max_message = 64 * 1024  # the same check, with less to send
+    browser = await signed_in(bot, github)
+    headers = {"Host": IDE_HOST, "Cookie": browser.cookie_header(IDE_HOST)}
+    async with bot.session.ws_connect(bot.url + "/ws", headers=headers, max_msg_size=0) as ws:
+        await ws.send_bytes(b"y" * (64 * 1024))  # at the cap: passes
+        assert len((await ws.receive()).data) == 64 * 1024
+        await ws.send_bytes(b"y" * (64 * 1024 + 1))  # from the browser, over the cap
+        msg = await ws.receive()
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    async with bot.session.ws_connect(bot.url + "/ws", headers=headers, max_msg_size=0) as ws:
+        await ws.send_str(f"big:{64 * 1024 + 1}")  # from the PR's app, over the cap
+        msg = await ws.receive()
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    await eventually(lambda: len([s for s in upstream.seen if s["method"] == "WS closed"]) == 2,
+                     what="both WebSockets to close upstream")
+    assert [s["code"] for s in upstream.seen if s["method"] == "WS closed"] == [1009, 1009]
 
 
 async def test_a_websocket_without_a_cookie_is_not_upgraded(bot, upstream):

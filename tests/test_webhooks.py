@@ -142,6 +142,44 @@ async def test_a_redelivered_delivery_is_not_acted_on_twice(settings, repo):
     assert len(seen) == 1
 
 
+async def test_a_delivery_whose_handler_raised_is_handled_again_when_redelivered(settings, repo):
+    # Issue 11 item 11: it used to be marked seen before the handlers ran, so a failed delivery
+    # could never be redelivered.
+    seen: list = []
+    srv = await start(settings, recording_router(seen, fail=True))
+    try:
+        payload = payloads.pull_request("opened")
+        first, _ = await srv.deliver("pull_request", payload, delivery="d-retry")
+        await srv.settle()
+        again, answer = await srv.deliver("pull_request", payload, delivery="d-retry")
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert (first, again) == (202, 202) and answer["message"] == "accepted"
+    assert [d for _, _, d in seen] == ["d-retry", "d-retry"]
+
+
+async def test_a_duplicate_while_the_first_is_in_flight_gets_200_and_a_handled_one_is_remembered(settings, repo):
+    seen: list = []
+    gate = asyncio.Event()
+    srv = await start(settings, recording_router(seen, gate=gate))
+    try:
+        payload = payloads.pull_request("opened")
+        first, _ = await srv.deliver("pull_request", payload, delivery="d-slow")
+        during, answer = await srv.deliver("pull_request", payload, delivery="d-slow")
+        assert (first, during) == (202, 200) and "duplicate" in answer["message"]
+        assert "d-slow" not in (srv.bot.seen_deliveries.path.read_text()
+                                if srv.bot.seen_deliveries.path.exists() else "")  # not handled yet
+        gate.set()
+        await srv.settle()
+        after, _ = await srv.deliver("pull_request", payload, delivery="d-slow")
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert after == 200 and len(seen) == 1
+    assert "d-slow" in srv.bot.seen_deliveries.path.read_text().split()
+
+
 async def test_a_failing_handler_does_not_stop_the_others(settings, repo, caplog):
     seen: list = []
     srv = await start(settings, recording_router(seen, fail=True))

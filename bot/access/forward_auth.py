@@ -12,6 +12,9 @@ how to wake it, instead of the proxy's 502.  Traefik gets these pages from ``/au
 itself.  ingress-nginx shows its own bare page for a 403 and drops the auth answer's body, so it
 gets a 401 instead: it sends the browser to ``/auth/login``, which knows the browser by its
 bot-host session, decides again and shows the page there (:mod:`bot.access.signin`).
+
+A WebSocket handshake or an unsafe method from another origin (a sibling preview's page) is refused
+with 403 before any cookie is read, for every proxy (:mod:`bot.access.origin`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from aiohttp import web
 
 from bot.access.directory import STARTING_STATES, STOPPED_STATES, workspace_state
 from bot.access.hosts import PreviewTarget, parse_return_url
+from bot.access.origin import cross_site_refusal
 from bot.access.pages import error, paused_page, refusal_page
 from bot.access.service import ACCESS_KEY, Access, AccessDecision
 from bot.settings.access import AccessSettings
@@ -72,6 +76,9 @@ async def _answer(request: web.Request, access: Access) -> tuple[str, web.Respon
     if target is None or split is None:
         return "unknown", error(403, "Not a preview", "This address is not a preview of this devenv-bot.")
     port, ws_id = split
+    refusal = cross_site_refusal(request.headers, request.method, target)
+    if refusal is not None:  # a sibling preview's page opening this one's socket: no cookie may count
+        return "cross_site", error(403, "Not from another site", refusal)
     decision = await access.decide(request.headers.get("Cookie", ""), target.host, port, ws_id)
     if decision.status == 401:
         return_url = f"{target.scheme}://{target.netloc}{target.path}"

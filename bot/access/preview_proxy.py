@@ -14,7 +14,8 @@ goes to the bot's routes as before. For a preview host:
   called, as Traefik's ForwardAuth would call it (``X-Forwarded-Host/Uri/Proto`` set by the
   bot, the client's own copies dropped): not signed in → 302 to the login with ``rd``; signed
   in without the permission → the page saying why (403); stopped or starting → the page saying
-  so (503). Only a 200 goes on;
+  so (503); a WebSocket or an unsafe method from another origin (a sibling preview's page) →
+  403 (:mod:`bot.access.origin`). Only a 200 goes on;
 * then the request is proxied to the workspace Service, ``http://devenv-<id>.<ns>.svc:<port>``
   (the resolver is injectable, for tests): any method, bodies streamed both ways and never
   decompressed, hop-by-hop headers dropped, ``X-Forwarded-*`` and the ``X-Devenv-User*``
@@ -23,7 +24,8 @@ goes to the bot's routes as before. For a preview host:
   identity; an upstream ``Set-Cookie`` for that name is dropped too;
 * a WebSocket handshake is checked the same way once, then bridged: ``ClientSession.ws_connect``
   upstream, :class:`aiohttp.web.WebSocketResponse` to the browser, text and binary messages
-  both ways, and a close on either side closes the other with the same code.
+  both ways (each at most ``WS_MAX_MESSAGE``, 16 MiB: a bigger one closes both sides with 1009),
+  and a close on either side closes the other with the same code.
 
 Revoking access does not close open WebSockets (as with ingress-nginx); stopping the workspace
 does. The proxy's client session keeps no cookies (:class:`aiohttp.DummyCookieJar`), so one
@@ -71,6 +73,12 @@ DECISION_HEADERS = ("X-Devenv-User", "X-Devenv-User-Id", "X-Devenv-Permission")
 #: Close codes that may be sent in a close frame (RFC 6455 §7.4); others become 1000.
 _SENDABLE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
 _MAX_CHECKED_URI = 2048
+#: The largest WebSocket message bridged either way; a bigger one closes both sides with 1009
+#: (message too big). aiohttp reassembles a whole message before passing it on, so without a
+#: cap one message from the PR's app (or a browser) could take as much of the bot's memory as it
+#: liked. VS Code's own messages stay far below this. (aiohttp refuses a message of exactly its
+#: ``max_msg_size``, hence the + 1 where it is passed.)
+WS_MAX_MESSAGE = 16 * 1024 * 1024
 
 PREVIEW_PROXY_KEY: web.AppKey[PreviewProxy] = web.AppKey("preview_proxy")
 
@@ -101,8 +109,9 @@ class PreviewProxy:
     """Checks and proxies requests for preview hosts; ``resolve`` may be replaced (tests)."""
 
     def __init__(self, access: Access, resolve: Resolver, *, connect_timeout: float = 10.0,
-                 ws_close_timeout: float = 10.0) -> None:
+                 ws_close_timeout: float = 10.0, ws_max_message: int = WS_MAX_MESSAGE) -> None:
         self.access = access
+        self.ws_max_message = ws_max_message
         self.resolve = resolve
         self.connect_timeout = connect_timeout
         self.ws_close_timeout = ws_close_timeout
@@ -265,7 +274,8 @@ class PreviewProxy:
         url = URL(base.rstrip("/") + request.raw_path, encoded=True)
         try:
             upstream = await session.ws_connect(
-                url, headers=headers, protocols=protocols, autoclose=False, autoping=True, max_msg_size=0,
+                url, headers=headers, protocols=protocols, autoclose=False, autoping=True,
+                max_msg_size=self.ws_max_message + 1,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.ws_close_timeout))
         except aiohttp.WSServerHandshakeError as exc:
             log.info("preview %s: the WebSocket was refused upstream (%s)", host, exc.status)
@@ -275,7 +285,7 @@ class PreviewProxy:
             log.info("preview %s: upstream %s did not answer: %s", host, base, exc.__class__.__name__)
             return _unreachable(host)
         browser = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
-                                        autoclose=False, autoping=True, max_msg_size=0,
+                                        autoclose=False, autoping=True, max_msg_size=self.ws_max_message + 1,
                                         timeout=self.ws_close_timeout)
         try:
             await browser.prepare(request)
@@ -315,6 +325,8 @@ async def _pump(src: Any, dst: Any) -> tuple[int, str]:
             return int(msg.data or 1000), str(msg.extra or "")
         elif msg.type in (WSMsgType.PING, WSMsgType.PONG):
             continue
+        elif msg.type is WSMsgType.ERROR and isinstance(getattr(msg.data, "code", None), int):
+            return msg.data.code, ""  # a protocol error, e.g. 1009 for a message over the cap
         else:  # CLOSING, CLOSED, ERROR: gone without a close frame
             return (src.close_code or 1006), ""
 

@@ -34,8 +34,9 @@ __all__ = ["ACCESS_KEY", "DECISIONS", "Access", "AccessDecision"]
 
 #: What a link check decides, as ``devenv_link_checks_total`` counts it: let through; not signed in
 #: (sent to sign in); signed in without the permission; GitHub did not answer; the environment is
-#: stopped or starting (a page says so); not a preview, or no such environment.
-DECISIONS = ("allowed", "sign_in", "forbidden", "unavailable", "stopped", "starting", "unknown")
+#: stopped or starting (a page says so); not a preview, or no such environment; a socket or unsafe
+#: request sent from another site (another preview's page), refused before any cookie counts.
+DECISIONS = ("allowed", "sign_in", "forbidden", "unavailable", "stopped", "starting", "unknown", "cross_site")
 
 
 class AccessDecision(NamedTuple):

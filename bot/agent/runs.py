@@ -12,9 +12,8 @@ Design (user-facing rules in ``docs/agent.md``):
   manager, waiting for its slot to go idle), mints a push token when allowed, calls
   :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that
   quotes the request, 🚀 or 😕 on the command comment, one count by outcome in the metrics.
-* Progress goes through a :class:`~bot.publish.Publisher`: each stream event only marks
-  the check run dirty; it is re-rendered from the newest state at most once per
-  ``progress_interval`` seconds, and the final state is flushed at once.
+* Progress goes through a :class:`~bot.github.publish.Publisher`: each stream event marks the
+  check run dirty; it is re-rendered at most once per ``progress_interval`` s, the end at once.
 * Secrets: the API key and the push token are masked in every text (``run_agent`` masks
   the stream; the final texts are masked again here) and added to the log redactor. No
   token is ever minted for a fork PR or for an untrusted PR (untrusted PRs get no run).
@@ -96,8 +95,7 @@ class AgentRun:
     check_run_id: int | None = None
     stopped_by: str | None = None
     shutting_down: bool = False
-    #: ``agent stop`` comments to answer with 🚀 once the run has ended.
-    stop_comments: list[int] = dataclasses.field(default_factory=list)
+    stop_comments: list[int] = dataclasses.field(default_factory=list)  # `agent stop`s to answer with 🚀
     progress: Progress | None = None
     status: str = "Waiting for the environment"
     note: str | None = None
@@ -122,7 +120,8 @@ class AgentRuns:
         self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
         self.publisher = Publisher(min_interval=progress_interval)
         self.checks = CheckRuns(self.publisher, "agent-check")
-        self.runs: dict[str, AgentRun] = {}
+        self.runs: dict[str, AgentRun] = {}  # the runs going on, one slot per environment
+        self._tasks: set[asyncio.Task[None]] = set()  # every run's task, until it has said its last word
         logs.redactor.add(settings.api_key)
 
     # ------------------------------------------------------------------ requests
@@ -161,6 +160,8 @@ class AgentRuns:
                        and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
         run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
+        self._tasks.add(run.task)
+        run.task.add_done_callback(self._tasks.discard)
         return run
 
     async def stop(self, info: PullInfo, requested_by: str, comment_id: int | None = None) -> bool:
@@ -186,7 +187,7 @@ class AgentRuns:
     async def idle(self) -> None:
         """Wait until no run is going and every check-run update is written (tests)."""
         while True:
-            tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+            tasks = [t for t in self._tasks if not t.done()]
             tasks += self.publisher.tasks()
             if not tasks:
                 return
@@ -194,7 +195,7 @@ class AgentRuns:
 
     async def drain(self, grace: float) -> None:
         """On shutdown: interrupt every run (each concludes as cancelled), wait ``grace``, then cancel."""
-        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        tasks = [t for t in self._tasks if not t.done()]
         for run in self.runs.values():
             run.shutting_down = True
             run.cancel.set()
@@ -224,10 +225,14 @@ class AgentRuns:
                                                f"({exc.__class__.__name__}); this is a bug, the log has the details.")
                 run.outcome = "error"
             finally:
-                if self.runs.get(run.ws_id) is run:
-                    del self.runs[run.ws_id]
+                self._release(run)
                 if run.outcome is not None:  # counted once, however it ended
                     self.metrics.agent_runs.labels(run.outcome).inc()
+
+    def _release(self, run: AgentRun) -> None:
+        """Free the environment's slot: a new run may be asked for from here on."""
+        if self.runs.get(run.ws_id) is run:
+            del self.runs[run.ws_id]
 
     async def _run_inner(self, run: AgentRun, pr: PullRequestAPI) -> None:
         if run.comment_id is not None:
@@ -326,6 +331,9 @@ class AgentRuns:
     async def _finish(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str, tail: str) -> None:
         conclusion = CONCLUSIONS[outcome]
         run.outcome, run.status = outcome, TITLES[outcome]
+        # Released before anyone can see the run end: once the check run says "completed", a new
+        # `agent run` must be accepted, not told that one is "already going".
+        self._release(run)
         if run.check_run_id is not None:
             self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
             await self.checks.flush(run.ws_id, run.check_run_id)

@@ -1,9 +1,13 @@
 """Which deliveries were already acted on, remembered across restarts.
 
 GitHub never redelivers on its own, but an operator can redeliver any delivery by hand
-(it keeps its ``X-GitHub-Delivery``), often just after a restart.  The last
-``capacity`` ids live in memory and in an append-only file in the state directory,
-rewritten with only the newest ids when it grows to twice that.
+(it keeps its ``X-GitHub-Delivery``), often just after a restart -- or after a failure.  So a
+delivery is remembered as handled only once its handlers have all run without an exception
+(:meth:`SeenDeliveries.finish`); until then it is *in flight* (in memory only), and a duplicate
+arriving meanwhile is not acted on twice.  One whose handlers failed, or that a restart cut
+short, is forgotten, so redelivering it acts on it again.  The last ``capacity`` handled ids
+live in memory and in an append-only file in the state directory, rewritten with only the
+newest ids when it grows to twice that.
 """
 
 from __future__ import annotations
@@ -18,11 +22,17 @@ from cachetools import LRUCache
 log = logging.getLogger(__name__)
 
 
+def _key(delivery_id: str) -> str:
+    # Ids are GitHub's GUIDs; anything else is made one line so the file stays parseable.
+    return delivery_id.replace("\n", " ").replace("\r", " ")[:200]
+
+
 class SeenDeliveries:
     def __init__(self, state_dir: Path, capacity: int = 10_000) -> None:
         self.path = state_dir / "deliveries.log"
         self.capacity = capacity
         self._ids: LRUCache[str, None] = LRUCache(maxsize=capacity)
+        self._in_flight: set[str] = set()  # handed to the handlers, not finished yet
         self._lines = 0
         state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -39,11 +49,23 @@ class SeenDeliveries:
         self._file: TextIO | None = None  # opened on the first delivery, kept open for appends
 
     def __contains__(self, delivery_id: str) -> bool:
-        return delivery_id in self._ids
+        """Whether the delivery was handled, or is being handled right now."""
+        key = _key(delivery_id)
+        return key in self._ids or key in self._in_flight
+
+    def begin(self, delivery_id: str) -> None:
+        """The delivery goes to its handlers: a duplicate is refused until :meth:`finish`."""
+        self._in_flight.add(_key(delivery_id))
+
+    def finish(self, delivery_id: str, *, handled: bool) -> None:
+        """Its handlers are done: remember it if they all succeeded, else let a redelivery through."""
+        self._in_flight.discard(_key(delivery_id))
+        if handled:
+            self.add(delivery_id)
 
     def add(self, delivery_id: str) -> None:
-        # Ids are GitHub's GUIDs; anything else is made one line so the file stays parseable.
-        delivery_id = delivery_id.replace("\n", " ").replace("\r", " ")[:200]
+        """Remember the delivery as handled (in memory and in the file)."""
+        delivery_id = _key(delivery_id)
         self._ids[delivery_id] = None
         if self._file is None:
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115

@@ -3,7 +3,9 @@
 Acknowledge first, work later: a delivery is verified (HMAC over the raw
 body), parsed, de-duplicated by ``X-GitHub-Delivery``, handed to a tracked
 background task and answered with 202 within milliseconds.  Nothing slow
-(GitHub calls, DevPod) ever runs inside the request.
+(GitHub calls, DevPod) ever runs inside the request.  It is remembered as
+handled only once every handler ran without an exception, so a delivery
+whose handling failed can be redelivered (:mod:`bot.core.deliveries`).
 """
 
 from __future__ import annotations
@@ -129,13 +131,26 @@ def _hand_over(bot: Endpoints, event: sansio.Event, event_label: str) -> web.Res
         bot.metrics.deliveries.labels(event_label, action, "duplicate").inc()
         log.info("delivery %s was already received; not acting on it twice", delivery_id[:64])
         return _answer(200, "duplicate delivery, already handled", delivery=delivery_id)
-    bot.seen.add(delivery_id)
     if not bot.dispatcher.handles(event):
+        bot.seen.add(delivery_id)
         bot.metrics.deliveries.labels(event_label, action, "ignored").inc()
         return _answer(202, "no handler for this event", delivery=delivery_id)
     bot.metrics.deliveries.labels(event_label, action, "accepted").inc()
-    bot.tasks.spawn(bot.handle(event), name=f"delivery-{delivery_id[:40]}")
+    bot.seen.begin(delivery_id)  # a duplicate arriving while it runs is still answered "already handled"
+    bot.tasks.spawn(_handle(bot, event), name=f"delivery-{delivery_id[:40]}")
     return _answer(202, "accepted", delivery=delivery_id)
+
+
+async def _handle(bot: Endpoints, event: sansio.Event) -> None:
+    """Run the handlers; only a delivery they all handled is remembered, so a failed one can be redelivered."""
+    delivery_id = event.delivery_id or ""
+    handled = False
+    try:
+        handled = await bot.handle(event) == 0
+    finally:
+        bot.seen.finish(delivery_id, handled=handled)
+        if not handled:
+            log.warning("delivery %s was not fully handled; redelivering it will act on it again", delivery_id[:64])
 
 
 async def webhook(request: web.Request) -> web.Response:
