@@ -204,9 +204,10 @@ async def test_a_narrowed_token_only_reaches_its_repositories_and_permissions(re
     repo.set_file("Codertocat", "Hello-World", ".devcontainer/devcontainer.json", '{"image": "x"}')
     file = await gh.getitem("/repos/Codertocat/Hello-World/contents/.devcontainer/devcontainer.json?ref=main")
     assert base64.b64decode(file["content"]) == b'{"image": "x"}'
-    with pytest.raises(gidgethub.BadRequest) as forbidden:
+    with pytest.raises(gidgethub.BadRequest) as forbidden:  # contents:write only: no pull_requests
         await gh.post("/repos/Codertocat/Hello-World/issues/2/comments", data={"body": "no"})
     assert forbidden.value.status_code == 403
+    assert "pull_requests=write" in repo.permission_denials.pop()
     with pytest.raises(gidgethub.BadRequest) as hidden:
         await gh.getitem("/repos/Codertocat/Other")
     assert hidden.value.status_code == 404

@@ -102,12 +102,3 @@ def verify_app_jwt(token: str, public_key, app_id: int, client_id: str, now: flo
 ROLE_TO_PERMISSION = {"admin": "admin", "maintain": "write", "write": "write",
                       "triage": "read", "read": "read", "none": "none"}
 """``collaborators/{u}/permission``: role_name -> permission (maintain ⊂ write, triage ⊂ read)."""
-
-LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
-
-
-def grants(granted: dict[str, str], needed: tuple[tuple[str, str], ...]) -> bool:
-    """Whether App permissions ``granted`` satisfy one of the ``needed`` (name, level)."""
-    if not needed:
-        return True
-    return any(LEVELS.get(granted.get(name, "none"), 0) >= LEVELS[level] for name, level in needed)

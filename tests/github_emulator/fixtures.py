@@ -4,7 +4,8 @@
 
 It starts a fresh emulator per test and, at teardown, closes it and fails the
 test if any request the bot sent (or any response the emulator served) did not
-match GitHub's OpenAPI description.
+match GitHub's OpenAPI description, or needed an App permission its installation
+token lacked (installations hold app.yml's permissions).
 """
 
 from __future__ import annotations

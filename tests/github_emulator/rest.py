@@ -1,8 +1,9 @@
 """The emulated REST endpoints (paths as in GitHub's description, served under /api/v3).
 
-Each handler gets the emulator and an :class:`ApiRequest` whose authentication and
-repository were already checked by the pipeline in ``server.py`` (from the route's
-``auth`` and ``needs``); it returns a :class:`Reply` or raises :class:`ApiError`.
+Each handler gets the emulator and an :class:`ApiRequest` whose authentication,
+repository and App permissions were already checked by the pipeline in ``server.py``
+(``access.py``: the route's ``auth``, the operation's entry in ``permissions.NEEDS``);
+it returns a :class:`Reply` or raises :class:`ApiError`.
 Rules GitHub enforces beyond its schema are enforced here and documented on the
 handler.
 """
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from .auth import DOCS, LEVELS, ROLE_TO_PERMISSION, random_token
+from .auth import DOCS, ROLE_TO_PERMISSION, random_token
 from .builders import iso
+from .permissions import LEVELS, with_metadata
 from .state import Repo, Token
 
 if TYPE_CHECKING:
@@ -26,12 +28,13 @@ class ApiError(Exception):
     """An error answer: ``{"message", "documentation_url"[, "errors"]}``."""
 
     def __init__(self, status: int, message: str, *, errors: list | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, documentation_url: str | None = None):
         super().__init__(message)
         self.status, self.message, self.errors, self.headers = status, message, errors, headers or {}
+        self.documentation_url = documentation_url or DOCS
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message, "documentation_url": DOCS}
+        body: dict[str, Any] = {"message": self.message, "documentation_url": self.documentation_url}
         if self.errors is not None:
             body["errors"] = self.errors
         return body
@@ -83,21 +86,17 @@ class Route:
     template: str
     handler: Handler
     auth: str  # "jwt" | "repo" | "user" | "any" | "none"
-    needs: tuple[tuple[str, str], ...] = ()  # App permissions, any one suffices
 
 
 ROUTES: list[Route] = []
 
 
-def route(method: str, template: str, *, auth: str = "repo", needs: tuple[tuple[str, str], ...] = ()):
+def route(method: str, template: str, *, auth: str = "repo"):
+    """Register a handler; the App permissions it needs are in ``permissions.NEEDS``."""
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, template, handler, auth, needs))
+        ROUTES.append(Route(method, template, handler, auth))
         return handler
     return register
-
-
-READ_ISSUES = (("issues", "read"), ("pull_requests", "read"))
-WRITE_ISSUES = (("issues", "write"), ("pull_requests", "write"))
 
 
 def paginate(emu: GitHubEmulator, req: ApiRequest, items: list) -> tuple[list, dict[str, str]]:
@@ -139,8 +138,10 @@ async def list_installations(emu, req):
 async def create_installation_token(emu, req):
     """Mint ``ghs_…`` valid ``emu.token_ttl`` seconds, optionally narrowed.
 
-    GitHub answers 422 when a requested repository is not in the installation or a
-    requested permission exceeds what the installation was granted.
+    The token holds the installation's permissions (the App's: app.yml), or exactly the
+    ``permissions`` asked for; ``access.py`` checks each request made with it.  GitHub
+    answers 422 when a requested repository is not in the installation or a requested
+    permission exceeds what the installation was granted (an App mints only what it holds).
     """
     installation_id = int(req.params["installation_id"])
     installation = emu.state.installations.get(installation_id)
@@ -168,7 +169,7 @@ async def create_installation_token(emu, req):
     permissions = dict(granted)
     if "permissions" in body:
         for name, level in body["permissions"].items():
-            if LEVELS.get(granted.get(name, "none"), 0) < LEVELS.get(level, 0):
+            if LEVELS.get(with_metadata(granted).get(name, "none"), 0) < LEVELS.get(level, 0):
                 raise ApiError(422, "The permissions requested are not granted to this installation.")
         permissions = dict(body["permissions"])
     token = Token(token=random_token("ghs_"), kind="installation", expires_at=emu.now() + emu.token_ttl,
@@ -239,7 +240,7 @@ async def get_repo(emu, req):
     return Reply(200, emu.repository_object(req.repo, full=True))
 
 
-@route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", needs=(("pull_requests", "read"),))
+@route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}")
 async def get_pull(emu, req):
     pull = req.repo.pulls.get(int(req.params["pull_number"]))
     if pull is None:
@@ -267,7 +268,7 @@ async def get_permission(emu, req):
     return Reply(200, {"permission": permission, "role_name": role, "user": user})
 
 
-@route("GET", "/repos/{owner}/{repo}/contents/{path}", needs=(("contents", "read"),))
+@route("GET", "/repos/{owner}/{repo}/contents/{path}")
 async def get_content(emu, req):
     """A file as base64 (``ref`` defaults to the default branch); 404 if absent."""
     ref = req.query.get("ref") or req.repo.default_branch
@@ -306,7 +307,7 @@ def _check_comment_body(body: str) -> None:
         raise invalid("IssueComment", "body", f"body is too long (maximum is {MAX_COMMENT} characters)")
 
 
-@route("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments", needs=READ_ISSUES)
+@route("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
 async def list_comments(emu, req):
     number = _issue(req)
     since = req.query.get("since")
@@ -316,7 +317,7 @@ async def list_comments(emu, req):
     return Reply(200, chunk, headers)
 
 
-@route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", needs=WRITE_ISSUES)
+@route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
 async def create_comment(emu, req):
     number = _issue(req)
     _check_comment_body(req.json["body"])
@@ -325,12 +326,12 @@ async def create_comment(emu, req):
     return Reply(201, comment, {"Location": comment["url"]})
 
 
-@route("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", needs=READ_ISSUES)
+@route("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
 async def get_comment(emu, req):
     return Reply(200, _comment(emu, req))
 
 
-@route("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}", needs=WRITE_ISSUES)
+@route("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
 async def update_comment(emu, req):
     comment = _comment(emu, req)
     _check_comment_body(req.json["body"])
@@ -338,7 +339,7 @@ async def update_comment(emu, req):
     return Reply(200, comment)
 
 
-@route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}", needs=WRITE_ISSUES)
+@route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
 async def delete_comment(emu, req):
     comment = _comment(emu, req)
     del emu.state.comments[comment["id"]]
@@ -350,7 +351,7 @@ async def delete_comment(emu, req):
 # -- reactions ---------------------------------------------------------------------------------
 
 
-@route("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", needs=READ_ISSUES)
+@route("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions")
 async def list_reactions(emu, req):
     comment = _comment(emu, req)
     content = req.query.get("content")
@@ -359,15 +360,14 @@ async def list_reactions(emu, req):
     return Reply(200, chunk, headers)
 
 
-@route("POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", needs=WRITE_ISSUES)
+@route("POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions")
 async def create_reaction(emu, req):
     """201 for a new reaction; 200 with the existing one if this user already reacted so."""
     comment = _comment(emu, req)
     return emu.react(comment["id"], req.json["content"], req.auth.login)
 
 
-@route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}",
-       needs=WRITE_ISSUES)
+@route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions/{reaction_id}")
 async def delete_reaction(emu, req):
     comment = _comment(emu, req)
     reactions = emu.state.reactions.get(comment["id"], [])
@@ -425,7 +425,7 @@ def _apply_check_run_fields(emu, fields: dict[str, Any], body: dict[str, Any]) -
         fields["started_at"] = iso(emu.now())
 
 
-@route("POST", "/repos/{owner}/{repo}/check-runs", needs=(("checks", "write"),))
+@route("POST", "/repos/{owner}/{repo}/check-runs")
 async def create_check_run(emu, req):
     fields: dict[str, Any] = {"status": "queued", "started_at": iso(emu.now())}
     _apply_check_run_fields(emu, fields, req.json)
@@ -441,13 +441,13 @@ def _check_run(emu, req) -> dict[str, Any]:
     return extras
 
 
-@route("GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}", needs=(("checks", "read"),))
+@route("GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
 async def get_check_run(emu, req):
     extras = _check_run(emu, req)
     return Reply(200, emu.state.check_runs[extras["id"]])
 
 
-@route("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}", needs=(("checks", "write"),))
+@route("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
 async def update_check_run(emu, req):
     """Only the App that created a run may update it (all runs here are the App's)."""
     extras = _check_run(emu, req)
@@ -457,7 +457,7 @@ async def update_check_run(emu, req):
     return Reply(200, emu.store_check_run(req.repo, extras["id"], fields))
 
 
-@route("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs", needs=(("checks", "read"),))
+@route("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs")
 async def list_check_runs_for_ref(emu, req):
     """``ref`` is a SHA or a branch; ``filter=latest`` (default) keeps the newest run per name."""
     ref = req.params["ref"]

@@ -8,13 +8,19 @@ root (``web.py``).  Every API request goes through :meth:`GitHubEmulator._serve_
    body); unknown query parameters are recorded too (but answered normally, as
    GitHub ignores them), since a misspelt ``check_name`` would go unnoticed;
 3. a fault scripted with :meth:`inject` answers instead, if one matches;
-4. authenticated (``auth.py``) and rate limited (``x-ratelimit-*`` headers, per
+4. authenticated and authorized (``access.py``): the credential, the repositories it
+   may see and, for installation tokens, the App permissions GitHub asks for the
+   operation (``permissions.py``); then rate limited (``x-ratelimit-*`` headers, per
    installation as on GitHub);
 5. answered 422 if step 2 found problems, else by the handler (``rest.py``);
 6. the answer is validated against the operation's response schema.
 
-Problems found in steps 2 and 6 go to ``emu.validation_errors``;
-:meth:`assert_valid` (called by the ``github`` fixture at teardown) fails the test.
+Problems found in steps 2 and 6 go to ``emu.validation_errors``, 403s for a missing
+App permission to ``emu.permission_denials``; :meth:`assert_valid` (called by the
+``github`` fixture at teardown) fails the test on either.
+
+Installations get the App's permissions, read from ``app.yml`` (``default_permissions``
+plus ``metadata: read``), unless ``add_installation(permissions=…)`` says otherwise.
 """
 
 from __future__ import annotations
@@ -31,25 +37,14 @@ from typing import Any
 from aiohttp import web
 
 from . import web as web_pages
-from .auth import (
-    BAD_CREDENTIALS,
-    DOCS,
-    LEVELS,
-    ROLE_TO_PERMISSION,
-    grants,
-    looks_like_jwt,
-    new_private_key_pem,
-    parse_authorization,
-    public_key_of,
-    verify_app_jwt,
-)
+from .access import authenticate, classify
+from .auth import DOCS, ROLE_TO_PERMISSION, new_private_key_pem, parse_authorization, public_key_of
 from .builders import Builders, stable_id
 from .openapi import SERVER_PREFIX, Validator, load_description, operation, operation_id
-from .rest import ROUTES, ApiError, ApiRequest, Auth, Reply, Route, not_found
+from .permissions import app_permissions, with_metadata
+from .rest import ROUTES, ApiError, ApiRequest, Auth, Reply, Route
 from .state import Call, Fault, Repo, State, matches_path
 
-DEFAULT_PERMISSIONS = {"checks": "write", "contents": "write", "issues": "write", "metadata": "read",
-                       "members": "read", "pull_requests": "write"}
 DEFAULT_EVENTS = ["check_run", "issue_comment", "pull_request"]
 SECONDARY_RATE_LIMIT = (
     "You have exceeded a secondary rate limit and have been temporarily blocked from content "
@@ -72,11 +67,11 @@ class GitHubEmulator:
         self.app_name = app_slug
         self.app_owner = app_owner
         self.private_key_pem = private_key_pem or new_private_key_pem()
-        self._public_key = public_key_of(self.private_key_pem)
+        self.public_key = public_key_of(self.private_key_pem)
         self.webhook_secret = secrets.token_hex(20)
         self.client_id = "Iv1." + secrets.token_hex(8)
         self.client_secret = secrets.token_hex(20)
-        self.app_permissions = dict(DEFAULT_PERMISSIONS)
+        self.app_permissions = app_permissions()  # app.yml's, as GitHub grants them
         self.app_events = list(DEFAULT_EVENTS)
         self.app_external_url = "https://devenv-bot.example.invalid"
         self.oauth_login = "Codertocat"  # who approves /login/oauth/authorize
@@ -90,6 +85,7 @@ class GitHubEmulator:
         self.token_requests: list[dict[str, Any]] = []  # bodies of access_tokens requests
         self.calls: list[Call] = []
         self.validation_errors: list[str] = []
+        self.permission_denials: list[str] = []  # 403s for a permission the installation token lacks
         self.faults: list[Fault] = []
         self.manifest_conversions: list[str] = []
         self.manifests: list[dict[str, Any]] = []
@@ -306,10 +302,16 @@ class GitHubEmulator:
         self.calls.clear()
 
     def assert_valid(self) -> None:
+        problems = []
         if self.validation_errors:
-            listing = "\n\n".join(self.validation_errors)
-            raise AssertionError(f"{len(self.validation_errors)} request(s)/response(s) did not match "
-                                 f"GitHub's OpenAPI description:\n\n{listing}")
+            problems.append(f"{len(self.validation_errors)} request(s)/response(s) did not match GitHub's "
+                            "OpenAPI description:\n\n" + "\n\n".join(self.validation_errors))
+        if self.permission_denials:
+            problems.append(f"{len(self.permission_denials)} request(s) needed an App permission the "
+                            "installation token lacks (app.yml, or the token request's permissions):\n\n"
+                            + "\n\n".join(self.permission_denials))
+        if problems:
+            raise AssertionError("\n\n".join(problems))
 
     def comments(self, owner: str, repo: str, issue_number: int) -> list[dict[str, Any]]:
         key = (owner.lower(), repo.lower())
@@ -397,7 +399,7 @@ class GitHubEmulator:
         self.app_name = manifest["name"]
         self.app_slug = re.sub(r"[^a-z0-9]+", "-", manifest["name"].lower()).strip("-")
         self.app_external_url = manifest["url"]
-        self.app_permissions = {**manifest.get("default_permissions", {}), "metadata": "read"}
+        self.app_permissions = with_metadata(manifest.get("default_permissions") or {})
         self.app_events = list(manifest.get("default_events", []))
         callbacks = manifest.get("callback_urls") or []
         self.oauth_callback_url = callbacks[0] if callbacks else manifest.get("redirect_url")
@@ -434,84 +436,6 @@ class GitHubEmulator:
             raise ApiError(403, f"API rate limit exceeded for {who}.")
         self.state.rate[bucket]["used"] += 1
 
-    # -- authentication -------------------------------------------------------------------------------------
-
-    def _classify(self, token: str | None) -> str:
-        if token is None:
-            return "none"
-        known = self.state.tokens.get(token)
-        if known is not None:
-            return known.kind
-        if looks_like_jwt(token):
-            return "jwt"
-        return "user" if token.startswith(("ghu_", "gho_")) else "installation"
-
-    def _authenticate(self, route: Route, token: str | None, method: str, params: dict[str, str]
-                      ) -> tuple[Auth, Repo | None]:
-        kind = self._classify(token)
-        if route.auth == "none":
-            return Auth(kind, token), None
-        if route.auth == "jwt" or (route.auth == "any" and kind == "jwt"):
-            if token is None:
-                raise ApiError(401, "Requires authentication")
-            problem = verify_app_jwt(token, self._public_key, self.app_id, self.client_id, self.now())
-            if problem:
-                raise ApiError(401, problem)
-            return Auth("jwt", token), None
-        auth = Auth("none", None)
-        if token is not None:
-            known = self.state.tokens.get(token)
-            if known is None or known.revoked or known.expires_at <= self.now():
-                raise ApiError(401, BAD_CREDENTIALS)
-            auth = Auth(known.kind, token, known, known.login)
-        if route.auth == "any":
-            return auth, None
-        if route.auth == "user":
-            if auth.kind == "none":
-                raise ApiError(401, "Requires authentication")
-            if auth.kind != "user":
-                raise ApiError(403, "Resource not accessible by integration")
-            return auth, None
-        return auth, self._authorize_repo(route, auth, method, params)
-
-    def _authorize_repo(self, route: Route, auth: Auth, method: str, params: dict[str, str]) -> Repo:
-        """404 for what the caller may not see (private), 403 for what it may not change."""
-        repo = self.state.repo(params["owner"], params["repo"])
-        if repo is None:
-            raise not_found()
-        reading = method == "GET"
-        if auth.kind == "none":
-            if repo.private:
-                raise not_found()
-            if not reading:
-                raise ApiError(401, "Requires authentication")
-            return repo
-        if auth.kind == "user":
-            role = repo.permissions.get(auth.login.lower()) or ("none" if repo.private else "read")
-            if ROLE_TO_PERMISSION[role] == "none":
-                raise not_found()
-            if not reading and "check-runs" in route.template:
-                raise ApiError(403, "You must authenticate via a GitHub App.")
-            if not reading and route.template.endswith("{comment_id}") and LEVELS[ROLE_TO_PERMISSION[role]] < 2:
-                comment = self.state.comments.get(int(params["comment_id"]))
-                if comment and comment["user"]["login"].lower() != auth.login.lower():
-                    raise ApiError(403, "Must have admin rights to Repository.")
-            return repo
-        token = auth.state
-        in_scope = (repo.installation_id == token.installation_id
-                    and (token.repositories is None or repo.name in token.repositories))
-        if not in_scope:
-            if repo.private:
-                raise not_found()
-            if not reading:
-                raise ApiError(403, "Resource not accessible by integration")
-            return repo
-        if not grants({**token.permissions, "metadata": "read"}, route.needs):
-            accepted = "; ".join(f"{name}={level}" for name, level in route.needs)
-            raise ApiError(403, "Resource not accessible by integration",
-                           headers={"x-accepted-github-permissions": accepted})
-        return repo
-
     # -- the request pipeline ----------------------------------------------------------------------------------
 
     def _api_handler(self, route: Route):
@@ -527,7 +451,7 @@ class GitHubEmulator:
         token = parse_authorization(request.headers.get("Authorization"))
         body, problems = _parse_json(raw)
         call = Call(method=request.method, path=path, query=dict(request.query), operation_id=op_id, status=0,
-                    json=body, headers=dict(request.headers), token=token, auth_kind=self._classify(token),
+                    json=body, headers=dict(request.headers), token=token, auth_kind=classify(self, token),
                     time=self.now())
         self.calls.append(call)
 
@@ -547,7 +471,7 @@ class GitHubEmulator:
             reply = self._fault_reply(fault)
         else:
             try:
-                auth, repo = self._authenticate(route, token, request.method, params)
+                auth, repo = authenticate(self, route, op_id, token, request.method, params)
                 if route.template != "/rate_limit":
                     bucket = self.rate_bucket(auth)
                     self._count(bucket, auth)
@@ -606,7 +530,7 @@ class GitHubEmulator:
         reply = self._fault_reply(fault) if fault and fault.status else ApiError(404, "Not Found").body()
         reply = reply if isinstance(reply, Reply) else Reply(404, reply)
         self.calls.append(Call(request.method, path, dict(request.query), None, reply.status, None,
-                               dict(request.headers), token, self._classify(token), reply.body,
+                               dict(request.headers), token, classify(self, token), reply.body,
                                injected=bool(fault), time=self.now()))
         return self._respond(reply, self._rate_headers("anonymous"))
 

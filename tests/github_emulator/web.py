@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from .access import classify
 from .auth import parse_authorization, random_token
 from .state import Call, Token
 
@@ -50,7 +51,7 @@ def _recorded(emu: GitHubEmulator, name: str | None, page):
         token = parse_authorization(request.headers.get("Authorization"))
         form = dict(await request.post()) if request.method == "POST" else {}
         call = Call(request.method, request.path, dict(request.query), name, 0, form or None,
-                    dict(request.headers), token, emu._classify(token), time=emu.now())
+                    dict(request.headers), token, classify(emu, token), time=emu.now())
         emu.calls.append(call)
         fault = emu._fault_for(request.method, request.path, name)
         if fault is not None and fault.delay:
