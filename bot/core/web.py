@@ -42,6 +42,7 @@ class Endpoints:
     dispatcher: Dispatcher
     readiness: Readiness
     handle: Callable[[sansio.Event], Coroutine[Any, Any, int]]  # runs the handlers for one event
+    body_budget: BodyBudget = dataclasses.field(default_factory=lambda: BodyBudget(64 * 1024 * 1024))
 
 
 ENDPOINTS_KEY: web.AppKey[Endpoints] = web.AppKey("endpoints", Endpoints)
@@ -75,22 +76,80 @@ def _action_label(action: object) -> str:
     return action if isinstance(action, str) and ACTION_LABEL.fullmatch(action) else ""
 
 
-async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
-    """The raw body, once its HMAC-SHA256 signature matched the webhook secret."""
-    assert bot.settings.app is not None
+class BodyBudget:
+    """Bytes of request bodies held in memory at once, across every webhook request in flight.
+
+    Bodies are read before their signature can be checked, so anyone may send them: without a
+    budget, a few dozen connections of 25 MB each would hold gigabytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.limit:
+            return False
+        self.held += n
+        return True
+
+    def give_back(self, n: int) -> None:
+        self.held -= n
+
+
+def _too_large(bot: Endpoints) -> _Refused:
+    return _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit")
+
+
+def _over_budget(bot: Endpoints) -> _Refused:
+    log.warning("refused a delivery: %d bytes of bodies already in flight (DEVENV_WEBHOOK_BODY_BUDGET)",
+                bot.body_budget.held)
+    return _refuse(bot, "unknown", "busy", 503, "too many deliveries in flight; redeliver it later")
+
+
+async def _read_body(bot: Endpoints, request: web.Request) -> bytes:
+    """The body, read in chunks; every chunk counts against the budget before it is kept."""
     length = request.content_length
     if length is not None and length > MAX_WEBHOOK_BYTES:
-        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit")
+        raise _too_large(bot)
+    reserved = length or 0
+    if not bot.body_budget.take(reserved):
+        raise _over_budget(bot)
+    chunks: list[bytes] = []
+    size = 0
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit") from None
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > MAX_WEBHOOK_BYTES:
+                raise _too_large(bot)
+            if size > reserved:
+                if not bot.body_budget.take(size - reserved):
+                    raise _over_budget(bot)
+                reserved = size
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        bot.body_budget.give_back(reserved)
+
+
+def _check_headers(bot: Endpoints, request: web.Request) -> None:
+    """Refuse before reading a byte of the body when it could never be acted on."""
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
-    signature = request.headers.get("X-Hub-Signature-256")
-    if not signature:
+    if not request.headers.get("X-Hub-Signature-256"):
         log.warning("refused a delivery without X-Hub-Signature-256 (delivery %r)", delivery_id[:64])
         raise _refuse(bot, "unknown", "unauthorized", 401,
                       "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
+    if not request.headers.get("X-GitHub-Event") or not delivery_id:
+        raise _refuse(bot, "unknown", "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+
+
+async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
+    """The raw body, once its HMAC-SHA256 signature matched the webhook secret."""
+    assert bot.settings.app is not None
+    _check_headers(bot, request)
+    body = await _read_body(bot, request)
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    signature = request.headers["X-Hub-Signature-256"]
     # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body.
     try:
         sansio.validate_event(body, signature=signature, secret=bot.settings.app.webhook_secret)
@@ -150,8 +209,6 @@ async def webhook(request: web.Request) -> web.Response:
         event_name = request.headers.get("X-GitHub-Event", "")
         delivery_id = request.headers.get("X-GitHub-Delivery", "")
         label = _event_label(bot, event_name)
-        if not event_name or not delivery_id:
-            raise _refuse(bot, label, "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
         data = _decoded(bot, request, body, label)
     except _Refused as refused:
         return refused.response

@@ -54,6 +54,9 @@ ENV_FILE = Var("DEVENV_ENV_FILE", v.FilePath(), ".env",
                "the file of settings read at start-up (the environment wins over it); the setup flow writes the "
                "App's credentials there")
 SHUTDOWN_GRACE = Var("DEVENV_SHUTDOWN_GRACE", v.Duration(), "25", "how long work may finish on SIGTERM")
+WEBHOOK_BODY_BUDGET = Var("DEVENV_WEBHOOK_BODY_BUDGET", v.Integer(1, unit=" of bytes"), "67108864",
+                          "bytes of webhook request bodies held at once across all connections (64 MB); a delivery "
+                          "beyond it gets 503 and GitHub shows it as failed")
 
 # --------------------------------------------------------------------------- the first run
 
@@ -222,7 +225,8 @@ AGENT_PROGRESS_INTERVAL = Var("DEVENV_AGENT_PROGRESS_INTERVAL", v.Duration(), "5
 SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub App", (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
                     GHE_HOST, GHE_PROTOCOL)),
-    ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE)),
+    ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE,
+                WEBHOOK_BODY_BUDGET)),
     ("First run (the setup page)", (TRUSTED_PROXIES, CREDENTIALS_SECRET)),
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),

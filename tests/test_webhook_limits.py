@@ -1,0 +1,81 @@
+"""What an unauthenticated sender can make the webhook endpoint hold: refused early, bounded, timed out.
+
+Real sockets on loopback: half-sent requests are written by hand, as an attacker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from bot.services import build
+from bot.settings import config
+from tests import payloads
+from tests.botserver import BotServer, sign
+
+
+async def _start(environ, **extra: str) -> BotServer:
+    settings = config.load({**environ, **extra})
+    return await BotServer(settings, bot=build(settings, [])).start()
+
+
+async def _open(srv: BotServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = srv.url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+def _head(srv: BotServer, length: int, *, signed_body: bytes | None = None, event: str = "pull_request",
+          signature: bool = True) -> bytes:
+    lines = [f"POST {srv.settings.webhook_path} HTTP/1.1", "Host: bot", "Content-Type: application/json",
+             f"Content-Length: {length}", f"X-GitHub-Delivery: {uuid.uuid4()}"]
+    if event:
+        lines.append(f"X-GitHub-Event: {event}")
+    if signature:
+        assert srv.settings.app is not None
+        lines.append("X-Hub-Signature-256: " + sign(srv.settings.app.webhook_secret, signed_body or b"x"))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _status(reader: asyncio.StreamReader, timeout: float = 5) -> int:
+    line = await asyncio.wait_for(reader.readline(), timeout)
+    return int(line.split()[1])
+
+
+async def test_a_body_without_signature_or_event_is_refused_before_it_is_read(environ, repo):
+    srv = await _start(environ)
+    writers = []
+    try:
+        statuses = []
+        for head in (_head(srv, 20_000_000, signature=False), _head(srv, 20_000_000, event="")):
+            reader, writer = await _open(srv)
+            writers.append(writer)
+            writer.write(head + b"{")  # 20 MB announced, one byte sent: the answer must not wait for the rest
+            await writer.drain()
+            statuses.append(await _status(reader))
+    finally:
+        for writer in writers:
+            writer.close()
+        await srv.stop()
+    assert statuses == [401, 400]
+
+
+async def test_bodies_in_flight_beyond_the_budget_get_503_and_the_budget_is_given_back(environ, repo):
+    srv = await _start(environ, DEVENV_WEBHOOK_BODY_BUDGET=str(1_000_000))
+    body = json.dumps({**payloads.pull_request("opened"), "pad": "x" * 600_000}).encode()
+    try:
+        reader, writer = await _open(srv)  # a delivery that holds 600 KB of the budget, its end not sent
+        writer.write(_head(srv, len(body), signed_body=body) + body[:-10])
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        status_over, _ = await srv.deliver("pull_request", body=body)
+        writer.write(body[-10:])
+        await writer.drain()
+        first = await _status(reader)
+        writer.close()
+        status_after, _ = await srv.deliver("pull_request", body=body)
+        held = srv.bot.endpoints.body_budget.held
+    finally:
+        await srv.stop()
+    assert status_over == 503
+    assert (first, status_after, held) == (202, 202, 0)
