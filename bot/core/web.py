@@ -150,7 +150,11 @@ async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
     body = await _read_body(bot, request)
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     signature = request.headers["X-Hub-Signature-256"]
-    # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body.
+    # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body;
+    # gidgethub would check whatever algorithm the prefix names, ``sha1=`` included.
+    if not signature.startswith("sha256="):
+        log.warning("refused a delivery whose signature is not sha256= (delivery %r)", delivery_id[:64])
+        raise _refuse(bot, "unknown", "unauthorized", 401, "X-Hub-Signature-256 must be sha256=<HMAC-SHA256>")
     try:
         sansio.validate_event(body, signature=signature, secret=bot.settings.app.webhook_secret)
     except ValidationFailure:
