@@ -79,3 +79,49 @@ async def test_bodies_in_flight_beyond_the_budget_get_503_and_the_budget_is_give
         await srv.stop()
     assert status_over == 503
     assert (first, status_after, held) == (202, 202, 0)
+
+
+async def _closed(reader: asyncio.StreamReader, timeout: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1000), timeout) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+async def test_half_sent_requests_are_closed_and_cannot_starve_healthz(environ, repo):
+    srv = await _start(environ, DEVENV_READ_TIMEOUT="1.5", DEVENV_MAX_CONNECTIONS="100")
+    conns = []
+    try:
+        for _ in range(300):  # loopback only, a bounded count; each sends half its headers and stops
+            reader, writer = await _open(srv)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: bot\r\nX-Slow: ")
+            conns.append((reader, writer))
+        await asyncio.sleep(0.2)
+        status, _ = await asyncio.wait_for(srv.get("/healthz"), 3)
+        evicted = sum(await asyncio.gather(*(_closed(r, 0.2) for r, _ in conns)))
+        await asyncio.sleep(1.5)
+        left_open = sum(not c for c in await asyncio.gather(*(_closed(r, 0.5) for r, _ in conns)))
+    finally:
+        for _, writer in conns:
+            writer.close()
+        await srv.stop()
+    assert status == 200
+    assert evicted >= 190  # the oldest idle ones made room beyond DEVENV_MAX_CONNECTIONS
+    assert left_open == 0  # and none outlived the header timeout
+
+
+async def test_a_delivery_whose_body_stops_arriving_gets_408(environ, repo):
+    srv = await _start(environ, DEVENV_READ_TIMEOUT="1")
+    body = json.dumps(payloads.pull_request("opened")).encode()
+    try:
+        reader, writer = await _open(srv)
+        writer.write(_head(srv, len(body), signed_body=body) + body[:100])
+        await writer.drain()
+        status = await _status(reader, timeout=4)
+        writer.close()
+        held = srv.bot.endpoints.body_budget.held
+    finally:
+        await srv.stop()
+    assert (status, held) == (408, 0)

@@ -8,6 +8,7 @@ background task and answered with 202 within milliseconds.  Nothing slow
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -118,16 +119,20 @@ async def _read_body(bot: Endpoints, request: web.Request) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > MAX_WEBHOOK_BYTES:
-                raise _too_large(bot)
-            if size > reserved:
-                if not bot.body_budget.take(size - reserved):
-                    raise _over_budget(bot)
-                reserved = size
-            chunks.append(chunk)
+        async with asyncio.timeout(bot.settings.read_timeout):  # a half-sent body must not hold the budget
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > MAX_WEBHOOK_BYTES:
+                    raise _too_large(bot)
+                if size > reserved:
+                    if not bot.body_budget.take(size - reserved):
+                        raise _over_budget(bot)
+                    reserved = size
+                chunks.append(chunk)
         return b"".join(chunks)
+    except TimeoutError:
+        log.warning("refused a delivery whose body took over %.0fs (DEVENV_READ_TIMEOUT)", bot.settings.read_timeout)
+        raise _refuse(bot, "unknown", "timeout", 408, "the body did not arrive in time") from None
     finally:
         bot.body_budget.give_back(reserved)
 

@@ -57,6 +57,11 @@ SHUTDOWN_GRACE = Var("DEVENV_SHUTDOWN_GRACE", v.Duration(), "25", "how long work
 WEBHOOK_BODY_BUDGET = Var("DEVENV_WEBHOOK_BODY_BUDGET", v.Integer(1, unit=" of bytes"), "67108864",
                           "bytes of webhook request bodies held at once across all connections (64 MB); a delivery "
                           "beyond it gets 503 and GitHub shows it as failed")
+READ_TIMEOUT = Var("DEVENV_READ_TIMEOUT", v.Duration(positive=True), "30",
+                   "the longest a client may take to send a request's headers (or a delivery its body); idle "
+                   "keep-alive connections close after it too")
+MAX_CONNECTIONS = Var("DEVENV_MAX_CONNECTIONS", v.Integer(1), "1000",
+                      "connections kept open at once; a new one beyond it closes the oldest idle one")
 
 # --------------------------------------------------------------------------- the first run
 
@@ -226,7 +231,7 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub App", (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
                     GHE_HOST, GHE_PROTOCOL)),
     ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE,
-                WEBHOOK_BODY_BUDGET)),
+                WEBHOOK_BODY_BUDGET, READ_TIMEOUT, MAX_CONNECTIONS)),
     ("First run (the setup page)", (TRUSTED_PROXIES, CREDENTIALS_SECRET)),
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),
