@@ -125,3 +125,38 @@ async def test_a_delivery_whose_body_stops_arriving_gets_408(environ, repo):
     finally:
         await srv.stop()
     assert (status, held) == (408, 0)
+
+
+async def test_a_delivery_id_that_is_not_utf8_or_too_long_gets_400_every_time(environ, repo):
+    srv = await _start(environ)
+    body = json.dumps(payloads.pull_request("opened")).encode()
+    assert srv.settings.app is not None
+    signature = sign(srv.settings.app.webhook_secret, body)
+    statuses = []
+    try:
+        for delivery in (b"\xff\xfe-not-utf8", b"d" * 201, b"d" * 201):
+            reader, writer = await _open(srv)
+            writer.write(b"POST " + srv.settings.webhook_path.encode() + b" HTTP/1.1\r\nHost: bot\r\n"
+                         b"Content-Type: application/json\r\nX-GitHub-Event: pull_request\r\n"
+                         b"X-Hub-Signature-256: " + signature.encode() + b"\r\nX-GitHub-Delivery: " + delivery +
+                         f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
+            statuses.append(await _status(reader))
+            writer.close()
+        status_ok, _ = await srv.deliver("pull_request", body=body, delivery="d" * 200)
+        status_again, _ = await srv.deliver("pull_request", body=body, delivery="d" * 200)
+    finally:
+        await srv.stop()
+    assert statuses == [400, 400, 400]
+    assert (status_ok, status_again) == (202, 200)  # up to 200 characters, de-duplicated as usual
+
+
+def test_a_delivery_log_with_bytes_that_are_not_utf8_does_not_stop_start_up(tmp_path, caplog):
+    from bot.core.deliveries import SeenDeliveries
+
+    (tmp_path / "deliveries.log").write_bytes(b"first\n\xff\xfe torn write\nlast\n")
+    seen = SeenDeliveries(tmp_path)
+    seen.add("after")
+    seen.close()
+    assert "first" in seen and "last" in seen and "after" in seen
+    assert "skipped 1 unreadable line" in caplog.text

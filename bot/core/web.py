@@ -30,6 +30,7 @@ from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 log = logging.getLogger(__name__)
 
 ACTION_LABEL = re.compile(r"[a-z_]{1,40}")
+DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +147,11 @@ def _check_headers(bot: Endpoints, request: web.Request) -> None:
                       "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
     if not request.headers.get("X-GitHub-Event") or not delivery_id:
         raise _refuse(bot, "unknown", "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    if not DELIVERY_ID.fullmatch(delivery_id):
+        # GitHub's ids are GUIDs; anything else could not be de-duplicated faithfully (the log keeps one line
+        # of at most 200 characters of UTF-8), so it is refused the same way every time.
+        raise _refuse(bot, "unknown", "invalid", 400,
+                      "X-GitHub-Delivery must be 1-200 printable ASCII characters, as GitHub's GUIDs are")
 
 
 async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
