@@ -184,7 +184,7 @@ SESSION_SECRET = Var("DEVENV_SESSION_SECRET",
                      v.Secret("at least 32 characters; generate one with: python -c 'import secrets; "
                               "print(secrets.token_hex(32))'", min_len=32, strip=False, spaces=True, one_line=False),
                      None, "the key that signs sign-in cookies (at least 32 characters)",
-                     shown="derived from the webhook secret")
+                     shown="derived from the webhook secret (required when that has under 20 characters)")
 SESSION_TTL = Var("DEVENV_SESSION_TTL", v.Duration(positive=True), "8h", "the life of the sign-in on the bot's host")
 ACCESS_COOKIE_TTL = Var("DEVENV_ACCESS_COOKIE_TTL", v.Duration(positive=True), "8h", "the life of a preview host's cookie")
 PERMISSION_TTL = Var("DEVENV_PERMISSION_TTL", v.Duration(positive=True), "60",
