@@ -57,9 +57,9 @@ SHUTDOWN_GRACE = Var("DEVENV_SHUTDOWN_GRACE", v.Duration(), "25", "how long work
 WEBHOOK_BODY_BUDGET = Var("DEVENV_WEBHOOK_BODY_BUDGET", v.Integer(1, unit=" of bytes"), "67108864",
                           "bytes of webhook request bodies held at once across all connections (64 MB); a delivery "
                           "beyond it gets 503 and GitHub shows it as failed")
-READ_TIMEOUT = Var("DEVENV_READ_TIMEOUT", v.Duration(positive=True), "30",
+READ_TIMEOUT = Var("DEVENV_READ_TIMEOUT", v.Duration(positive=True), "75",
                    "the longest a client may take to send a request's headers (or a delivery its body); idle "
-                   "keep-alive connections close after it too")
+                   "keep-alive connections close after it too, so keep it above a proxy's (nginx: 60 s)")
 MAX_CONNECTIONS = Var("DEVENV_MAX_CONNECTIONS", v.Integer(1), "1000",
                       "connections kept open at once; a new one beyond it closes the oldest idle one")
 
