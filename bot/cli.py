@@ -25,6 +25,7 @@ log = logging.getLogger("bot")
 async def serve(settings: config.Settings) -> bool:
     """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
     from bot.app import BOT_KEY, make_app
+    from bot.core.server import make_runner
     from bot.setup.routes import SETUP_KEY
 
     app = make_app(settings)
@@ -41,7 +42,7 @@ async def serve(settings: config.Settings) -> bool:
 
     if settings.setup_mode:
         app[SETUP_KEY].on_registered = registered
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = make_runner(app, settings, handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=settings.shutdown_grace)
     try:

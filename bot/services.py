@@ -30,7 +30,7 @@ from bot.core.dispatch import Context, Dispatcher, Router
 from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
 from bot.core.tasks import TaskTracker
-from bot.core.web import Endpoints
+from bot.core.web import BodyBudget, Endpoints
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
 from bot.github.auth import AppAuth
@@ -69,7 +69,8 @@ class Bot:
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoints", Endpoints(
             settings=self.settings, metrics=self.metrics, tasks=self.tasks, seen=self.seen_deliveries,
-            dispatcher=self.dispatcher, readiness=self.readiness, handle=self.handle))
+            dispatcher=self.dispatcher, readiness=self.readiness, handle=self.handle,
+            body_budget=BodyBudget(self.settings.webhook_body_budget)))
 
     async def start(self) -> None:
         """Start-up I/O, in order; the readiness checks run last, so /readyz tells the truth at once."""

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.app import BOT_KEY, make_app
+from bot.core.server import make_runner
 from bot.services import Bot
 from bot.settings import config
 
@@ -51,7 +52,7 @@ class BotServer:
         self.settings = settings
         self.app = make_app(settings, bot=bot)
         self.bot: Bot = self.app[BOT_KEY]
-        self.runner = web.AppRunner(self.app, access_log=None)
+        self.runner = make_runner(self.app, settings, access_log=None)
         self.url = ""
         self.session: aiohttp.ClientSession | None = None
 

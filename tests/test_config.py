@@ -24,7 +24,7 @@ def pem() -> str:
 
 
 def base(pem: str, **extra: str) -> dict[str, str]:
-    env = {"APP_ID": "123", "PRIVATE_KEY": pem, "WEBHOOK_SECRET": "s3cret-value"}
+    env = {"APP_ID": "123", "PRIVATE_KEY": pem, "WEBHOOK_SECRET": "s3cret-value-long-enough"}
     env.update(extra)
     return env
 
@@ -92,7 +92,7 @@ def test_a_ghe_host_with_a_scheme_is_refused(pem):
 
 def test_the_secrets_do_not_show_in_the_settings_repr(pem):
     s = config.load(base(pem))
-    assert "s3cret-value" not in repr(s) and "PRIVATE KEY" not in repr(s)
+    assert "s3cret-value-long-enough" not in repr(s) and "PRIVATE KEY" not in repr(s)
 
 
 def test_dotenv_file_is_read_and_the_environment_wins(pem, tmp_path, monkeypatch):
@@ -291,3 +291,19 @@ def test_no_feature_reads_the_environment_itself():
         reads = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
                  if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")]
         assert reads == [], f"{path.relative_to(ROOT)} reads the environment at lines {reads}; add a variable to the table"
+
+
+def test_a_short_webhook_secret_is_not_made_the_cookie_key_with_previews_on(pem, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    env = base(pem, WEBHOOK_SECRET="short-secret", DEVENV_PREVIEW_DOMAIN="preview.example.com",
+               DEVENV_PUBLIC_URL="https://devenv.example.com", GITHUB_CLIENT_ID="Iv1.abc",
+               GITHUB_CLIENT_SECRET="client-secret", DEVENV_AUTH_URL="http://bot:3000/auth",
+               DEVENV_BOT_SERVICE="devenv-bot:3000", KUBECONFIG=str(kubeconfig))
+    with pytest.raises(config.ConfigError) as err:
+        config.load(env)
+    assert len(err.value.problems) == 1 and "DEVENV_SESSION_SECRET" in err.value.problems[0]
+    assert "short-secret" not in str(err.value)
+    own = config.load({**env, "DEVENV_SESSION_SECRET": "k" * 32})
+    assert own.access is not None and own.access.secret == b"k" * 32
+    assert config.load(base(pem, WEBHOOK_SECRET="short-secret")).access is None  # previews off: no cookies to sign

@@ -152,3 +152,12 @@ async def test_an_error_in_on_line_stops_the_child_and_propagates(settings, stan
         await devpod.run(up(settings), settings=settings, timeout=60, masker=Masker(), on_line=on_line)
     with pytest.raises(ProcessLookupError):
         os.kill(standin.calls("up")[-1]["pid"], 0)
+
+
+async def test_a_secret_split_across_two_output_lines_never_reaches_a_line(settings, standin):
+    secret = "s3cr3t-value-0123456789"
+    standin.inject(command="up", exit=1, stderr_lines=["token: s3cr3t-valu", "e-0123456789 was rejected"])
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker([secret]))
+    text = "\n".join(line.message for line in result.lines)
+    assert "s3cr3t-valu" not in text and "e-0123456789" not in text
+    assert "*** was rejected" in text

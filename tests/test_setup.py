@@ -266,3 +266,25 @@ async def test_when_the_secret_cannot_be_written_the_page_shows_the_exact_comman
     assert "--from-file=PRIVATE_KEY=devenv-bot.private-key.pem" in page and "-----BEGIN" in page
     assert kube.objects("secrets") == []
     assert github.webhook_secret not in caplog.text and "-----BEGIN" not in caplog.text
+
+
+async def test_setup_states_expire_after_an_hour_and_are_bounded_in_number(github, tmp_path):
+    from bot.setup.routes import SETUP_KEY
+
+    now = [1000.0]
+    settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    srv = await BotServer(settings).start()
+    states = srv.app[SETUP_KEY].states
+    states.clock = lambda: now[0]
+    try:
+        _, page = await srv.get("/")
+        state = form_of(page)[0].split("state=", 1)[1]
+        now[0] += 3601
+        status, page = await srv.get(f"/setup/callback?code=abc&state={state}")
+        for _ in range(3 * states.limit):  # a script reloading the page
+            states.issue()
+    finally:
+        await srv.stop()
+    assert status == 400 and "over an hour old" in page
+    assert github.manifest_conversions == []
+    assert len(states) == states.limit

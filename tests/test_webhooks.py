@@ -309,3 +309,20 @@ def test_the_delivery_log_keeps_only_the_newest_ids(tmp_path):
     reopened = SeenDeliveries(tmp_path, capacity=3)
     assert [f"d{i}" in reopened for i in range(7)] == [False] * 4 + [True] * 3
     assert len((tmp_path / "deliveries.log").read_text().splitlines()) < 6  # compacted, not ever-growing
+
+
+async def test_a_sha1_hmac_in_the_sha256_header_gets_401(settings, repo):
+    import hashlib
+    import hmac
+
+    seen: list = []
+    srv = await start(settings, recording_router(seen))
+    body = json.dumps(payloads.pull_request("opened")).encode()
+    sha1 = "sha1=" + hmac.new(settings.app.webhook_secret.encode(), body, hashlib.sha1).hexdigest()
+    try:
+        status, answer = await srv.deliver("pull_request", body=body, signature=sha1)
+        await srv.settle()
+    finally:
+        await srv.stop()
+    assert status == 401 and "sha256=" in answer["message"]
+    assert seen == []

@@ -35,18 +35,32 @@ class SeenDeliveries:
         self._in_flight: set[str] = set()  # handed to the handlers, not finished yet
         self._lines = 0
         state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            lines = self.path.read_text().splitlines()
-        except FileNotFoundError:
-            lines = []
-        except OSError as exc:
-            log.warning("cannot read %s (%s): redeliveries from before the restart will be acted on again",
-                        self.path, exc)
-            lines = []
+        lines = self._read()
         for delivery_id in lines[-capacity:]:
             self._ids[delivery_id] = None
         self._lines = len(lines)
         self._file: TextIO | None = None  # opened on the first delivery, kept open for appends
+
+    def _read(self) -> list[str]:
+        """The ids in the file; a line that is not UTF-8 (a torn write, a disk error) is skipped, not fatal."""
+        try:
+            raw = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.warning("cannot read %s (%s): redeliveries from before the restart will be acted on again",
+                        self.path, exc)
+            return []
+        lines = []
+        for line in raw:
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+        if len(lines) < len(raw):
+            log.warning("skipped %d unreadable lines of %s (not UTF-8); those deliveries would be acted on again "
+                        "if redelivered", len(raw) - len(lines), self.path)
+        return lines
 
     def __contains__(self, delivery_id: str) -> bool:
         """Whether the delivery was handled, or is being handled right now."""

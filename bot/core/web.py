@@ -10,6 +10,7 @@ whose handling failed can be redelivered (:mod:`bot.core.deliveries`).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -31,6 +32,7 @@ from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 log = logging.getLogger(__name__)
 
 ACTION_LABEL = re.compile(r"[a-z_]{1,40}")
+DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Endpoints:
     dispatcher: Dispatcher
     readiness: Readiness
     handle: Callable[[sansio.Event], Coroutine[Any, Any, int]]  # runs the handlers for one event
+    body_budget: BodyBudget = dataclasses.field(default_factory=lambda: BodyBudget(64 * 1024 * 1024))
 
 
 ENDPOINTS_KEY: web.AppKey[Endpoints] = web.AppKey("endpoints", Endpoints)
@@ -77,23 +80,94 @@ def _action_label(action: object) -> str:
     return action if isinstance(action, str) and ACTION_LABEL.fullmatch(action) else ""
 
 
-async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
-    """The raw body, once its HMAC-SHA256 signature matched the webhook secret."""
-    assert bot.settings.app is not None
+class BodyBudget:
+    """Bytes of request bodies held in memory at once, across every webhook request in flight.
+
+    Bodies are read before their signature can be checked, so anyone may send them: without a
+    budget, a few dozen connections of 25 MB each would hold gigabytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.limit:
+            return False
+        self.held += n
+        return True
+
+    def give_back(self, n: int) -> None:
+        self.held -= n
+
+
+def _too_large(bot: Endpoints) -> _Refused:
+    return _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit")
+
+
+def _over_budget(bot: Endpoints) -> _Refused:
+    log.warning("refused a delivery: %d bytes of bodies already in flight (DEVENV_WEBHOOK_BODY_BUDGET)",
+                bot.body_budget.held)
+    return _refuse(bot, "unknown", "busy", 503, "too many deliveries in flight; redeliver it later")
+
+
+async def _read_body(bot: Endpoints, request: web.Request) -> bytes:
+    """The body, read in chunks; every chunk counts against the budget before it is kept."""
     length = request.content_length
     if length is not None and length > MAX_WEBHOOK_BYTES:
-        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit")
+        raise _too_large(bot)
+    reserved = length or 0
+    if not bot.body_budget.take(reserved):
+        raise _over_budget(bot)
+    chunks: list[bytes] = []
+    size = 0
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _refuse(bot, "unknown", "too_large", 413, "payload larger than GitHub's 25 MB limit") from None
+        async with asyncio.timeout(bot.settings.read_timeout):  # a half-sent body must not hold the budget
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > MAX_WEBHOOK_BYTES:
+                    raise _too_large(bot)
+                if size > reserved:
+                    if not bot.body_budget.take(size - reserved):
+                        raise _over_budget(bot)
+                    reserved = size
+                chunks.append(chunk)
+        return b"".join(chunks)
+    except TimeoutError:
+        log.warning("refused a delivery whose body took over %.0fs (DEVENV_READ_TIMEOUT)", bot.settings.read_timeout)
+        raise _refuse(bot, "unknown", "timeout", 408, "the body did not arrive in time") from None
+    finally:
+        bot.body_budget.give_back(reserved)
+
+
+def _check_headers(bot: Endpoints, request: web.Request) -> None:
+    """Refuse before reading a byte of the body when it could never be acted on."""
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
-    signature = request.headers.get("X-Hub-Signature-256")
-    if not signature:
+    if not request.headers.get("X-Hub-Signature-256"):
         log.warning("refused a delivery without X-Hub-Signature-256 (delivery %r)", delivery_id[:64])
         raise _refuse(bot, "unknown", "unauthorized", 401,
                       "missing X-Hub-Signature-256: set the webhook secret on the GitHub App")
-    # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body.
+    if not request.headers.get("X-GitHub-Event") or not delivery_id:
+        raise _refuse(bot, "unknown", "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    if not DELIVERY_ID.fullmatch(delivery_id):
+        # GitHub's ids are GUIDs; anything else could not be de-duplicated faithfully (the log keeps one line
+        # of at most 200 characters of UTF-8), so it is refused the same way every time.
+        raise _refuse(bot, "unknown", "invalid", 400,
+                      "X-GitHub-Delivery must be 1-200 printable ASCII characters, as GitHub's GUIDs are")
+
+
+async def _verified_body(bot: Endpoints, request: web.Request) -> bytes:
+    """The raw body, once its HMAC-SHA256 signature matched the webhook secret."""
+    assert bot.settings.app is not None
+    _check_headers(bot, request)
+    body = await _read_body(bot, request)
+    delivery_id = request.headers.get("X-GitHub-Delivery", "")
+    signature = request.headers["X-Hub-Signature-256"]
+    # Only the SHA-256 signature is accepted (never the legacy SHA-1 header), over the raw body;
+    # gidgethub would check whatever algorithm the prefix names, ``sha1=`` included.
+    if not signature.startswith("sha256="):
+        log.warning("refused a delivery whose signature is not sha256= (delivery %r)", delivery_id[:64])
+        raise _refuse(bot, "unknown", "unauthorized", 401, "X-Hub-Signature-256 must be sha256=<HMAC-SHA256>")
     try:
         sansio.validate_event(body, signature=signature, secret=bot.settings.app.webhook_secret)
     except ValidationFailure:
@@ -165,8 +239,6 @@ async def webhook(request: web.Request) -> web.Response:
         event_name = request.headers.get("X-GitHub-Event", "")
         delivery_id = request.headers.get("X-GitHub-Delivery", "")
         label = _event_label(bot, event_name)
-        if not event_name or not delivery_id:
-            raise _refuse(bot, label, "invalid", 400, "missing X-GitHub-Event or X-GitHub-Delivery header")
         data = _decoded(bot, request, body, label)
     except _Refused as refused:
         return refused.response

@@ -10,7 +10,7 @@ tokens and credentials in URLs and headers.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["Masker"]
 
@@ -28,6 +28,9 @@ class Masker:
     """Replaces known secrets and GitHub token shapes with ``***``."""
 
     MIN_SECRET_LEN = 6
+    #: The shortest beginning of a secret hidden at a line's end before the next line confirms it;
+    #: shorter ones (at most 3 characters of a secret) stay, or every word ending would be suspect.
+    MIN_FRAGMENT = 4
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
@@ -50,3 +53,39 @@ class Masker:
         return text
 
     __call__ = mask
+
+    def lines(self) -> Callable[[str], str]:
+        """A masker for the consecutive lines of one stream, which also hides a secret split across two.
+
+        A line ending with the beginning of a secret (``MIN_FRAGMENT`` characters or more) has that end
+        hidden; a line starting with the rest of a secret the previous line began has that start hidden.
+        """
+        previous = ""
+
+        def mask_line(line: str) -> str:
+            nonlocal previous
+            head = self._rest_of_split(previous, line)
+            tail = self._start_of_split(line[head:])
+            previous = line
+            middle = self.mask(line[head:len(line) - tail])
+            return ("***" if head else "") + middle + ("***" if tail else "")
+
+        return mask_line
+
+    def _rest_of_split(self, previous: str, line: str) -> int:
+        """How many characters at ``line``'s start finish a secret ``previous`` ended with the start of."""
+        best = 0
+        for secret in self._secrets:
+            for k in range(1, len(secret)):
+                if previous.endswith(secret[:k]) and line.startswith(secret[k:]):
+                    best = max(best, len(secret) - k)
+        return best
+
+    def _start_of_split(self, text: str) -> int:
+        """How many characters at ``text``'s end are the beginning of a secret (0 if fewer than MIN_FRAGMENT)."""
+        best = 0
+        for secret in self._secrets:
+            for k in range(self.MIN_FRAGMENT, len(secret)):
+                if text.endswith(secret[:k]):
+                    best = max(best, k)
+        return best

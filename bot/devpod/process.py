@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import json
 import os
 import re
 import signal
@@ -101,23 +102,33 @@ class _Output:
     lines: deque[LogLine]
     stdout_parts: list[str] = dataclasses.field(default_factory=list)
     stdout_size: int = 0
+    line_maskers: dict[str, Callable[[str], str]] = dataclasses.field(default_factory=dict)  # per stream
 
     async def emit(self, stream_name: str, raw: str) -> None:
         """Mask one line, keep it, and hand it to ``on_line`` (whose exceptions propagate)."""
-        masked = self.masker.mask(raw)
+        masked = self._line_masker(stream_name)(raw)
         if stream_name == "stdout" and self.stdout_size < self.max_stdout_bytes:
             self.stdout_parts.append(masked)
             self.stdout_size += len(masked) + 1
         line = parse_log_line(masked, stream_name)
         if line is None:
             return
-        if line.message != self.masker.mask(line.message):  # e.g. a secret hidden by JSON escapes
-            line = dataclasses.replace(line, message=self.masker.mask(line.message))
+        # Again on the message: a secret hidden by JSON escapes, or split across two of DevPod's JSON lines.
+        message = self._line_masker(f"{stream_name} messages")(line.message)
+        if message != line.message:
+            text = line.text.replace(json.dumps(line.message)[1:-1], json.dumps(message)[1:-1])
+            line = dataclasses.replace(line, message=message, text=text)
         self.lines.append(line)
         if self.on_line is not None:
             result = self.on_line(line)
             if inspect.isawaitable(result):
                 await result
+
+    def _line_masker(self, stream: str) -> Callable[[str], str]:
+        """One masker per stream of consecutive lines, so a secret split across two lines is hidden too."""
+        if stream not in self.line_maskers:
+            self.line_maskers[stream] = self.masker.lines()
+        return self.line_maskers[stream]
 
 
 async def _read_lines(

@@ -138,10 +138,23 @@ class Journal:
         records = []
         for path in sorted(self.dir.glob("*.json")):
             try:
-                records.append(EnvRecord.from_json(json.loads(path.read_text())))
-            except (ValueError, TypeError) as exc:
-                log.error("ignoring unreadable journal file %s: %s", path, exc)
+                records.append(EnvRecord.from_json(json.loads(path.read_bytes())))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                self._set_aside(path, exc)
         return records
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        """Keep a record that cannot be read, out of the way, so a new record never overwrites it."""
+        aside = path.with_suffix(".corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError as move_error:
+            log.error("cannot read journal file %s (%s) nor move it aside (%s)", path, exc, move_error)
+            return
+        log.error("journal file %s cannot be read (%s): moved to %s. The bot no longer tracks workspace %s; "
+                  "its links and check run stay as they are: look at the file, then `devpod delete %s` if "
+                  "the workspace still exists, or ask for it again with a command on the PR",
+                  path, exc, aside, path.stem, path.stem)
 
     def forget(self, ws_id: str) -> None:
         self._path(ws_id).unlink(missing_ok=True)

@@ -37,6 +37,10 @@ class _Where(Protocol):
     def public_url(self) -> str | None: ...
 
 
+#: The shortest webhook secret the cookie key is derived from; a shorter one could be guessed offline
+#: from any signed cookie, so DEVENV_SESSION_SECRET is then required.
+MIN_DERIVING_SECRET = 20
+
 _ORIGIN = re.compile(r"https?://[^/@?#\s]+")
 
 
@@ -101,6 +105,10 @@ def read_access(r: Reader, app: GitHubApp | None, *, github_url: str, api_url: s
         r.problem("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET (the GitHub App's OAuth client) are needed "
                   "to sign users in to previews")
     own_secret = r.get(var.SESSION_SECRET)
+    if not own_secret and app is not None and len(app.webhook_secret) < MIN_DERIVING_SECRET:
+        r.problem(f"WEBHOOK_SECRET has {len(app.webhook_secret)} characters, too few to derive the key that signs "
+                  f"sign-in cookies from (at least {MIN_DERIVING_SECRET}): set DEVENV_SESSION_SECRET (generate one "
+                  "with: python -c 'import secrets; print(secrets.token_hex(32))'), or a longer webhook secret")
     derived = derive_secret(app.webhook_secret) if app is not None else b""
     secret = own_secret.encode() if own_secret else derived
     client_id, client_secret = (app.client_id, app.client_secret) if app is not None else (None, None)

@@ -56,6 +56,9 @@ class Settings:
     env_file: Path = var.ENV_FILE.preset()
     public_url: str | None = None
     shutdown_grace: float = var.SHUTDOWN_GRACE.preset()
+    webhook_body_budget: int = var.WEBHOOK_BODY_BUDGET.preset()  # bytes of delivery bodies in memory at once
+    read_timeout: float = var.READ_TIMEOUT.preset()  # for a request's headers, and a delivery's body
+    max_connections: int = var.MAX_CONNECTIONS.preset()
     trusted_proxies: tuple[Network, ...] = ()  # whose forwarded headers the setup page believes
     credentials_secret: str | None = None  # a Kubernetes Secret the setup flow writes, instead of env_file
     writes_per_minute: float = var.WRITES_PER_MINUTE.preset()  # content-creating requests per installation
@@ -122,6 +125,8 @@ def _core(r: Reader, env_file: Path) -> Settings:
         github_url=github_url, api_url=api_url, log_level=r.value(var.LOG_LEVEL),
         log_format=r.value(var.LOG_FORMAT), state_dir=r.value(var.STATE_DIR).absolute(), env_file=env_file,
         public_url=r.get(var.PUBLIC_URL), shutdown_grace=r.value(var.SHUTDOWN_GRACE),
+        webhook_body_budget=r.value(var.WEBHOOK_BODY_BUDGET), read_timeout=r.value(var.READ_TIMEOUT),
+        max_connections=r.value(var.MAX_CONNECTIONS),
         trusted_proxies=r.get(var.TRUSTED_PROXIES) or (), credentials_secret=r.get(var.CREDENTIALS_SECRET),
         writes_per_minute=r.value(var.WRITES_PER_MINUTE), write_burst=r.value(var.WRITE_BURST),
         max_retries=r.value(var.MAX_RETRIES), retry_backoff=r.value(var.RETRY_BACKOFF),

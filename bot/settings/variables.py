@@ -54,6 +54,14 @@ ENV_FILE = Var("DEVENV_ENV_FILE", v.FilePath(), ".env",
                "the file of settings read at start-up (the environment wins over it); the setup flow writes the "
                "App's credentials there")
 SHUTDOWN_GRACE = Var("DEVENV_SHUTDOWN_GRACE", v.Duration(), "25", "how long work may finish on SIGTERM")
+WEBHOOK_BODY_BUDGET = Var("DEVENV_WEBHOOK_BODY_BUDGET", v.Integer(1, unit=" of bytes"), "67108864",
+                          "bytes of webhook request bodies held at once across all connections (64 MB); a delivery "
+                          "beyond it gets 503 and GitHub shows it as failed")
+READ_TIMEOUT = Var("DEVENV_READ_TIMEOUT", v.Duration(positive=True), "75",
+                   "the longest a client may take to send a request's headers (or a delivery its body); idle "
+                   "keep-alive connections close after it too, so keep it above a proxy's (nginx: 60 s)")
+MAX_CONNECTIONS = Var("DEVENV_MAX_CONNECTIONS", v.Integer(1), "1000",
+                      "connections kept open at once; a new one beyond it closes the oldest idle one")
 
 # --------------------------------------------------------------------------- the first run
 
@@ -176,7 +184,7 @@ SESSION_SECRET = Var("DEVENV_SESSION_SECRET",
                      v.Secret("at least 32 characters; generate one with: python -c 'import secrets; "
                               "print(secrets.token_hex(32))'", min_len=32, strip=False, spaces=True, one_line=False),
                      None, "the key that signs sign-in cookies (at least 32 characters)",
-                     shown="derived from the webhook secret")
+                     shown="derived from the webhook secret (required when that has under 20 characters)")
 SESSION_TTL = Var("DEVENV_SESSION_TTL", v.Duration(positive=True), "8h", "the life of the sign-in on the bot's host")
 ACCESS_COOKIE_TTL = Var("DEVENV_ACCESS_COOKIE_TTL", v.Duration(positive=True), "8h", "the life of a preview host's cookie")
 PERMISSION_TTL = Var("DEVENV_PERMISSION_TTL", v.Duration(positive=True), "60",
@@ -222,7 +230,8 @@ AGENT_PROGRESS_INTERVAL = Var("DEVENV_AGENT_PROGRESS_INTERVAL", v.Duration(), "5
 SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub App", (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
                     GHE_HOST, GHE_PROTOCOL)),
-    ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE)),
+    ("Server", (WEBHOOK_PATH, HOST, PORT, PUBLIC_URL, LOG_LEVEL, LOG_FORMAT, STATE_DIR, ENV_FILE, SHUTDOWN_GRACE,
+                WEBHOOK_BODY_BUDGET, READ_TIMEOUT, MAX_CONNECTIONS)),
     ("First run (the setup page)", (TRUSTED_PROXIES, CREDENTIALS_SECRET)),
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,35 @@ log = logging.getLogger(__name__)
 ORG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 
 
+class SetupStates:
+    """The ``state`` values of setup pages handed out: each works once, for an hour, and only the newest
+    ``limit`` are kept, so reloading the page (or a script doing it) cannot grow memory without bound."""
+
+    def __init__(self, ttl: float = 3600.0, limit: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.limit, self.clock = ttl, limit, clock
+        self._issued: dict[str, float] = {}  # oldest first
+
+    def issue(self) -> str:
+        now = self.clock()
+        for state, at in list(self._issued.items()):
+            if now - at <= self.ttl:
+                break
+            del self._issued[state]
+        while len(self._issued) >= self.limit:
+            del self._issued[next(iter(self._issued))]
+        state = secrets.token_urlsafe(24)
+        self._issued[state] = now
+        return state
+
+    def take(self, state: str) -> bool:
+        """True once for a state handed out within the hour; it cannot be used again."""
+        at = self._issued.pop(state, None)
+        return at is not None and self.clock() - at <= self.ttl
+
+    def __len__(self) -> int:
+        return len(self._issued)
+
+
 @dataclasses.dataclass
 class Setup:
     """What the pages need: where GitHub is, how the bot is reached, where credentials go."""
@@ -38,7 +68,7 @@ class Setup:
     store: CredentialStore
     github: Callable[[], Any]  # an anonymous gidgethub API (the conversion needs no credential)
     on_registered: Callable[[bool], None] | None = None  # called with store.restart_in_process
-    states: set[str] = dataclasses.field(default_factory=set)
+    states: SetupStates = dataclasses.field(default_factory=SetupStates)
 
 
 SETUP_KEY: web.AppKey[Setup] = web.AppKey("setup", Setup)
@@ -57,8 +87,7 @@ async def setup_page(request: web.Request) -> web.Response:
     if org and not ORG_RE.match(org):
         error = "That is not a GitHub organisation name."
         org = ""
-    state = secrets.token_urlsafe(24)
-    setup.states.add(state)
+    state = setup.states.issue()
     base = _base(request, setup)
     manifest = build_manifest(load_manifest_template(), base, setup.webhook_path)
     target = (f"{setup.github_url}/organizations/{org}/settings/apps/new" if org
@@ -85,10 +114,9 @@ async def setup_callback(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     if not code or not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", code):
         return _page(400, "The link GitHub sent back has no valid code. Start again from the setup page.")
-    if state not in setup.states:
-        return _page(400, "This setup link was not started here (or was already used). "
+    if not setup.states.take(state):
+        return _page(400, "This setup link was not started here (or was already used, or is over an hour old). "
                           "Start again from the setup page.")
-    setup.states.discard(state)
     try:
         answer = await setup.github().post("/app-manifests/{code}/conversions", url_vars={"code": code}, data=b"")
     except Exception as exc:  # the page must say what happened; the log keeps the details
