@@ -75,6 +75,30 @@ def test_meaningful_errors_keep_the_fatal_cause_and_skip_noise():
     assert errors == ["hook error 18", "hook error 19", "create pod: pods is forbidden"]
 
 
+def test_meaningful_errors_keep_info_causes_before_a_generic_fatal_only():
+    lines = [
+        L("Clone repository", "info", "stdout"),
+        L("clone repository: exit status 128", "info", "stdout"),
+        L("run agent command: Process exited with status 1", "fatal"),
+    ]
+    assert devpod.meaningful_errors(lines) == ["clone repository: exit status 128",
+                                               "run agent command: Process exited with status 1"]
+    # Without a generic fatal after it, an info line is progress, not a cause.
+    assert devpod.meaningful_errors([lines[1], L("create pod: forbidden", "fatal")]) == ["create pod: forbidden"]
+
+
+@pytest.mark.parametrize(("errors", "cause"), [
+    (["clone repository: exit status 128", "run agent command: Process exited with status 1"], "clone"),
+    (["extract vscode: decompress: tar reader next: unexpected EOF"], "ide"),
+    (["waiting for pod: ImagePullBackOff"], "image"),
+    (["postCreateCommand failed: exit status 2"], "hooks"),
+    (["error creating pod: exceeded quota"], "quota"),
+    (["run agent command: Process exited with status 1"], None),
+])  # fmt: skip
+def test_the_likely_cause_of_a_failure_is_named(errors, cause):
+    assert devpod.likely_cause(errors) == cause
+
+
 def test_meaningful_errors_fall_back_to_raw_stderr():
     lines = [L("panic: boom", None), L("goroutine 1 [running]:", None), L("ok", None, "stdout")]
     assert devpod.meaningful_errors(lines) == ["panic: boom", "goroutine 1 [running]:"]

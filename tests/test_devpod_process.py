@@ -60,6 +60,21 @@ async def test_a_failed_up_reports_meaningful_errors(settings, standin):
     assert result.errors() == ["postCreateCommand: 0 errors found", "waiting for pod: ImagePullBackOff"]
 
 
+@pytest.mark.parametrize(("failure", "cause", "kind"), [
+    ("clone", "clone repository: exit status 128", "clone"),
+    ("ide", "extract vscode: decompress: tar reader next: unexpected EOF", "ide"),
+])  # fmt: skip
+async def test_a_failed_up_keeps_the_info_cause_before_the_generic_fatal(settings, standin, failure, cause, kind):
+    """v0.6.15 logs the cause at info and one generic fatal (CONTRACT §9); the cause must survive."""
+    standin.inject(command="up", failure=failure)
+    result = await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    assert result.exit_code == 1
+    assert [(ln.level, ln.message) for ln in result.lines[-2:]] == [
+        ("info", cause), ("fatal", "run agent command: Process exited with status 1")]
+    assert result.errors() == [cause, "run agent command: Process exited with status 1"]
+    assert devpod.likely_cause(result.errors()) == kind
+
+
 async def test_a_missing_workspace_status_fails_with_exit_1(settings):
     result = await devpod.run(devpod.status_argv(settings, "nope"), settings=settings, timeout=20, masker=Masker())
     assert result.exit_code == 1 and devpod.workspace_missing(result.lines)

@@ -77,6 +77,15 @@ def test_a_failed_check_run_matches_its_golden_file(tmp_path):
     compare("check_failed", f"{summary}\n---\n{text}")
 
 
+def test_a_clone_failure_check_run_names_the_cause(tmp_path):
+    """DevPod logs the cause at info before a generic fatal (CONTRACT §9); the summary names it."""
+    rec = record(state=State.FAILED, errors=["clone repository: exit status 128",
+                                             "run agent command: Process exited with status 1"])
+    summary, text = report.check_texts(rec, Op("up", SHA, "Codertocat", AT), where(tmp_path))
+    compare("check_failed_clone", f"{summary}\n---\n{text}")
+    assert "**Likely cause:** cloning the repository" in summary
+
+
 def test_a_succeeded_check_run_matches_its_golden_file(tmp_path):
     rec = record(state=State.RUNNING, env_sha=SHA)
     summary, text = report.check_texts(rec, Op("up", SHA, "Codertocat", AT), where(tmp_path))

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 __all__ = [
     "LogLine",
     "WorkspaceState",
+    "likely_cause",
     "WorkspaceStatus",
     "meaningful_errors",
     "parse_list",
@@ -144,10 +145,15 @@ def meaningful_errors(lines: Iterable[LogLine], n: int = 10) -> list[str]:
 
     Error-level lines are not failure by themselves (lifecycle hook output containing
     "error" is logged at error level; §1.4): use this only to explain a non-zero exit.
-    ``fatal`` lines are the cause and are always kept. If there are no leveled lines
+    ``fatal`` lines are always kept. DevPod v0.6.15 logs the real cause of a failed ``up`` at
+    ``info`` before one generic ``fatal`` ("run agent command: Process exited with status 1",
+    CONTRACT §9), so info lines that read like a failure just before such a fatal are kept
+    too. If there are no leveled lines
     (e.g. a crash printing raw text), raw stderr lines are used instead.
     """
-    items = [ln for ln in lines if ln.level in _SEVERE and not any(p.search(ln.message) for p in _NOISE)]
+    lines = list(lines)
+    items = [ln for i, ln in enumerate(lines)
+             if (ln.level in _SEVERE or _informative(lines, i)) and not any(p.search(ln.message) for p in _NOISE)]
     if not items:
         items = [
             ln for ln in lines
@@ -168,6 +174,46 @@ def meaningful_errors(lines: Iterable[LogLine], n: int = 10) -> list[str]:
             break
         keep.add(i)
     return [out[i][1] for i in sorted(keep)]
+
+
+#: The one ``fatal`` line a failed agent command ends with, whatever went wrong (CONTRACT §9).
+_GENERIC_FATAL = re.compile(r"run agent command|Process exited with status \d+")
+#: Info lines that read like the failure's cause: "clone repository: exit status 128",
+#: "extract vscode: decompress: tar reader next: unexpected EOF".
+_FAILURE_WORDS = re.compile(
+    r"exit status \d+|unexpected EOF|error|fail|denied|not found|no such|unable|cannot|can't|timed? ?out|refused",
+    re.I)
+_CAUSE_WINDOW = 8
+
+
+def _informative(lines: list[LogLine], i: int) -> bool:
+    """True if ``lines[i]`` is an info line explaining a generic fatal shortly after it."""
+    ln = lines[i]
+    if ln.level != "info" or not _FAILURE_WORDS.search(ln.message):
+        return False
+    after = lines[i + 1:i + 1 + _CAUSE_WINDOW]
+    return any(x.level == "fatal" and _GENERIC_FATAL.search(x.message) for x in after)
+
+
+_CAUSES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"exceeded quota|Insufficient (cpu|memory)|no space left on device|ResourceQuota", re.I), "quota"),
+    (re.compile(r"clone repository|git clone|Repository not found|Authentication failed|Could not resolve host",
+                re.I), "clone"),
+    (re.compile(r"extract vscode|openvscode|vscode server|install (the )?ide|download .*vscode", re.I), "ide"),
+    (re.compile(r"pull(ing)? image|ImagePullBackOff|ErrImagePull|manifest unknown|build image|dockerfile|kaniko",
+                re.I), "image"),
+    (re.compile(r"onCreateCommand|updateContentCommand|postCreateCommand|postStartCommand|postAttachCommand|"
+                r"lifecycle hook|^Run command ?:", re.I), "hooks"),
+]  # fmt: skip
+
+
+def likely_cause(errors: Iterable[str]) -> str | None:
+    """The likely cause of a failure from its messages: clone, ide, image, hooks or quota (None: unknown)."""
+    errors = list(errors)
+    for pattern, cause in _CAUSES:
+        if any(pattern.search(e) for e in errors):
+            return cause
+    return None
 
 
 _PHASES: list[tuple[re.Pattern[str], str]] = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bot import devpod
 from bot.environments import states
 from bot.environments.journal import EnvRecord, Op
 from bot.environments.states import State
@@ -119,7 +120,9 @@ def conclusion_title(kind: str, conclusion: str) -> str:
 
 
 def check_summary(record: EnvRecord, op: Op, where: Where) -> str:
-    return render("check_summary.md.j2", r=record, op=op, prefix=where.prefix, ssh=access(record, where))
+    cause = devpod.likely_cause(record.errors) if record.errors else None
+    return render("check_summary.md.j2", r=record, op=op, prefix=where.prefix, ssh=access(record, where),
+                  cause=words().causes[cause] if cause else None)
 
 
 def check_texts(record: EnvRecord, op: Op, where: Where) -> tuple[str, str | None]:
