@@ -119,6 +119,8 @@ def test_a_missing_workspace_is_recognised():
         ("Clone repository", "Cloning repository"),
         ("PR: pull/12/head", "Cloning repository"),
         ("Creating devcontainer...", "Creating devcontainer"),
+        ("Run command : npm install...", "Running lifecycle hooks"),  # v0.6.15's hook line (CONTRACT §9)
+        ("Deleting devcontainer...", "Removing the old container"),  # --reset/--recreate (CONTRACT §9)
         ("Run 'ssh myrepo-pr12.devpod' to ssh into the devcontainer", "Ready"),
         ("Trying to lock workspace, seems like another process is running that blocks this workspace",
          "Waiting for another operation"),

@@ -4,6 +4,7 @@ timeouts and cancellation that leave no process behind."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 
@@ -73,6 +74,37 @@ async def test_a_failed_up_keeps_the_info_cause_before_the_generic_fatal(setting
         ("info", cause), ("fatal", "run agent command: Process exited with status 1")]
     assert result.errors() == [cause, "run agent command: Process exited with status 1"]
     assert devpod.likely_cause(result.errors()) == kind
+
+
+async def test_a_recreate_shows_real_hook_and_rebuild_phases(settings, standin):
+    """v0.6.15 prints "Run command : <cmd>..." for hooks and "Deleting devcontainer..." (CONTRACT §9)."""
+    (standin.home / "standin-devcontainer.json").write_text('{"postCreateCommand": "npm install"}')
+    await devpod.run(up(settings), settings=settings, timeout=20, masker=Masker())
+    result = await devpod.run(up(settings, recreate=True), settings=settings, timeout=20, masker=Masker())
+    assert result.ok
+    messages = [ln.message for ln in result.lines]
+    assert "Deleting devcontainer..." in messages and "Run command : npm install..." in messages
+    phases = [devpod.phase_of(m) for m in messages]
+    assert "Deleting" not in phases
+    assert phases.index("Removing the old container") < phases.index("Running lifecycle hooks") < phases.index("Ready")
+
+
+async def test_kubernetes_options_are_not_given_to_another_provider(settings, standin):
+    """On the docker provider LABELS and KUBERNETES_* only warn (CONTRACT §9): they are not passed."""
+    docker = dataclasses.replace(settings, provider="docker")
+    added = await devpod.run(devpod.provider_add_argv(docker), settings=docker, timeout=20, masker=Masker())
+    assert added.ok
+    result = await devpod.run(up(docker, provider_options={"RESOURCES": "requests.cpu=1"}), settings=docker,
+                              timeout=20, masker=Masker())
+    assert result.ok
+    assert not [ln.message for ln in result.lines if ln.level == "warning"]
+    assert "--provider-option" not in result.argv
+    # The stand-in warns as the real one did when they are passed anyway.
+    argv = devpod.up_argv(settings, "hello-world-pr2-abcdef", "git:https://github.com/Codertocat/Hello-World")
+    argv[argv.index("--provider") + 1] = "docker"
+    warned = await devpod.run(argv, settings=docker, timeout=20, masker=Masker())
+    assert any(ln.level == "warning" and "Option LABELS was specified but is not defined" in ln.message
+               for ln in warned.lines)
 
 
 async def test_a_missing_workspace_status_fails_with_exit_1(settings):

@@ -59,8 +59,21 @@ def _option_args(flag: str, options: Mapping[str, str]) -> list[str]:
     return out
 
 
+#: Options only the Kubernetes provider defines; another provider warns about each (CONTRACT §9).
+KUBERNETES_ONLY = frozenset({
+    "KUBERNETES_NAMESPACE", "KUBERNETES_CONTEXT", "KUBERNETES_CONFIG", "DISK_SIZE", "STORAGE_CLASS", "RESOURCES",
+    "NODE_SELECTOR", "SERVICE_ACCOUNT", "POD_TIMEOUT", "ARCHITECTURE", "LABELS",
+})  # fmt: skip
+
+
 def provider_options(settings: DevPodSettings) -> dict[str, str]:
-    """Provider options (CONTRACT §5.1) derived from the settings; unset ones are omitted."""
+    """Provider options (CONTRACT §5.1) derived from the settings; unset ones are omitted.
+
+    They are all the Kubernetes provider's: another provider only warns about each (CONTRACT §9),
+    so none are passed to it.
+    """
+    if settings.provider != "kubernetes":
+        return {}
     pairs = {
         "KUBERNETES_NAMESPACE": settings.namespace,
         "KUBERNETES_CONTEXT": settings.kube_context,
@@ -130,7 +143,10 @@ def up_argv(
     if devcontainer_path:
         argv += ["--devcontainer-path", devcontainer_path]
     options = {**_provider_options_of(settings), **(provider_options or {})}
-    options["LABELS"] = _labels_option(settings, ws_id, labels)
+    if settings.provider != "kubernetes":
+        options = {k: v for k, v in options.items() if k.upper() not in KUBERNETES_ONLY}
+    if settings.provider == "kubernetes":  # LABELS is the Kubernetes provider's (CONTRACT §9)
+        options["LABELS"] = _labels_option(settings, ws_id, labels)
     argv += _option_args("--provider-option", options)
     return argv
 

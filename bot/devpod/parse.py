@@ -224,12 +224,15 @@ _PHASES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Waiting for DevContainer Pod|Waiting, since pod"), "Waiting for pod"),
     (re.compile(r"^Build|dockerless|kaniko|prebuild", re.I), "Building image"),
     (re.compile(r"^Creating devcontainer|^Starting devcontainer", re.I), "Creating devcontainer"),
-    (re.compile(r"onCreateCommand|updateContentCommand|postCreateCommand|postStartCommand|postAttachCommand"),
-     "Running lifecycle hooks"),
+    # v0.6.15 prints hooks as "Run command : <cmd>..." without the hook's name (CONTRACT §9).
+    (re.compile(r"^Run command ?:|onCreateCommand|updateContentCommand|postCreateCommand|postStartCommand|"
+                r"postAttachCommand"), "Running lifecycle hooks"),
     (re.compile(r"openvscode", re.I), "Installing OpenVSCode"),
     (re.compile(r"^Setup container|^Setting up container", re.I), "Setting up container"),
     (re.compile(r"^Run 'ssh .*\.devpod'"), "Ready"),
     (re.compile(r"^Stopping container|^Successfully stopped"), "Stopping"),
+    # --reset/--recreate print "Deleting devcontainer..." before the rebuild (CONTRACT §9).
+    (re.compile(r"^Deleting devcontainer|^Delete pod "), "Removing the old container"),
     (re.compile(r"^Delet(e|ing) "), "Deleting"),
 ]  # fmt: skip
 
