@@ -175,6 +175,22 @@ async def test_a_devpod_failure_fails_the_check_run_with_the_error_and_buttons(s
     assert "🔴 Failed" in body and "exceeded quota" in body and "What to do next" in body
 
 
+async def test_a_clone_failure_names_the_cause_and_delete_removes_the_agent_leftovers(server, github, devpod):
+    """v0.6.15: the cause at info, one generic fatal, the agent's workspace.json left behind (CONTRACT §9)."""
+    devpod.inject(command="up", failure="clone")
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    [run] = checks(github)
+    assert run["conclusion"] == "failure"
+    assert "clone repository: exit status 128" in run["output"]["text"]
+    assert "**Likely cause:** cloning the repository" in run["output"]["summary"]
+    leftover = devpod.home / "agent" / "contexts" / devpod.context / "workspaces" / WS
+    assert (leftover / "workspace.json").exists() and devpod.workspace(WS) is None
+    await server.deliver("pull_request", payloads.pull_request("closed"))
+    await server.settle()
+    assert devpod.calls("delete") and not leftover.exists()
+
+
 async def test_a_hanging_devpod_ends_in_timed_out(environ, repo, github, devpod):
     devpod.inject(command="up", hang=True)
     srv = await start(environ, DEVENV_UP_TIMEOUT="1", DEVENV_KILL_GRACE="1")

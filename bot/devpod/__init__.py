@@ -48,7 +48,7 @@ from bot.devpod.parse import (
     phase_of,
     workspace_missing,
 )
-from bot.devpod.process import RunResult, build_env, prepare_dirs, run
+from bot.devpod.process import RunResult, build_env, prepare_dirs, remove_agent_leftovers, run
 from bot.settings.devpod import DevPodSettings
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "phase_of",
     "pr_source",
     "prepare_dirs",
+    "remove_agent_leftovers",
     "provider_add_argv",
     "provider_list_argv",
     "provider_options",

@@ -26,12 +26,14 @@ import inspect
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from bot.devpod.ids import check_id
 from bot.devpod.masking import Masker
 from bot.devpod.parse import LogLine, meaningful_errors, parse_log_line
 from bot.settings.devpod import DevPodSettings
@@ -61,6 +63,16 @@ class RunResult:
 
     def errors(self, n: int = 10) -> list[str]:
         return meaningful_errors(self.lines, n)
+
+
+def remove_agent_leftovers(settings: DevPodSettings, ws_id: str) -> None:
+    """Remove ``agent/contexts/<ctx>/workspaces/<id>/`` from DEVPOD_HOME.
+
+    A failed first ``up`` leaves it behind and ``delete`` does not remove it, the workspace not
+    being in DevPod's local state (CONTRACT §9).
+    """
+    check_id(ws_id)
+    shutil.rmtree(settings.home / "agent" / "contexts" / settings.context / "workspaces" / ws_id, ignore_errors=True)
 
 
 def prepare_dirs(settings: DevPodSettings) -> None:

@@ -205,6 +205,8 @@ class Operations:
                 # Some DevPod versions exit 0 on a failed delete: confirm it is really gone.
                 result = dataclasses.replace(result, exit_code=1)
                 extra_error = report.still_listed_error()
+            elif result.ok:
+                devpod.remove_agent_leftovers(dp, record.ws_id)
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
         return judge(kind, result, self.limit(kind), extra_error=extra_error)
