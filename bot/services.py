@@ -36,6 +36,7 @@ from bot.environments.reaper import IdleReaper
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
+from bot.github.publish import RETRY_DELAYS
 from bot.health import add_checks, check_tunnel
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
@@ -133,7 +134,9 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
-        sync_debounce=settings.sync_debounce, metrics=metrics)
+        sync_debounce=settings.sync_debounce, metrics=metrics,
+        # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
+        retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
 
 def build(settings: Settings, routers: Iterable[Router], *,

@@ -72,6 +72,42 @@ async def test_a_bot_killed_mid_up_and_restarted_ends_the_check_run_in_a_true_st
         c.json["output"]["title"] for c in github.calls if c.method == "PATCH" and c.json and "output" in c.json)
 
 
+async def test_a_bot_killed_before_writing_a_conclusion_writes_it_on_its_next_start(repo, github, devpod, tmp_path):
+    port = free_port()
+    env = {**bot_environ(github, tmp_path / "state", **devpod.env()), "PORT": str(port)}
+    url = f"http://127.0.0.1:{port}"
+    github.inject(method="PATCH", path=r"/check-runs/\d+$", status=502, times=100_000)  # nothing gets through
+
+    def conclusion_tried() -> bool:
+        return any(c.json and c.json.get("conclusion") for c in github.calls_to("PATCH", r"/check-runs/\d+$"))
+
+    first = spawn(env, tmp_path, "serve")
+    second = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_ready(session, url, 200)
+            assert await post(session, url, github.webhook_secret, "pull_request",
+                              payloads.pull_request("opened")) == 202
+            await eventually(conclusion_tried, timeout=30, what="DevPod to finish and the conclusion to be tried")
+            first.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(first.communicate, timeout=10)
+            assert devenv_runs(github)[0]["status"] != "completed"  # what the crash left behind
+
+            github.faults.clear()
+            second = spawn(env, tmp_path, "serve")
+            await wait_ready(session, url, 200)
+            await eventually(lambda: devenv_runs(github)[0]["status"] == "completed", timeout=30,
+                             what="the check run to conclude")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+    [run] = devenv_runs(github)
+    assert run["conclusion"] == "success"
+    assert len(devpod.calls("up")) == 1  # the outcome was published again, the operation not run again
+
+
 async def test_sigterm_lets_a_running_operation_finish_then_exits_cleanly(repo, github, devpod, tmp_path):
     port = free_port()
     env = {**bot_environ(github, tmp_path / "state", **devpod.env()), "PORT": str(port),

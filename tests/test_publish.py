@@ -72,7 +72,7 @@ async def test_a_write_made_elsewhere_counts_against_the_interval():
 
 
 async def test_a_failing_write_is_logged_and_does_not_stop_later_ones(caplog):
-    publisher = Publisher(min_interval=0)
+    publisher = Publisher(min_interval=0, retry_delays=())  # given up at once
     written: list[str] = []
 
     async def boom() -> None:
@@ -105,3 +105,65 @@ async def test_a_delayed_state_replaced_before_its_time_is_never_written():
     publisher.mark("k", write_of("done"), urgent=True)  # the outcome arrives first
     await publisher.flush("k")
     assert written == ["done"]
+
+
+class Sleeps:
+    """An injectable sleep that records its waits and lets other tasks run instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.hook = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.hook is not None:
+            self.hook()
+        await asyncio.sleep(0)
+
+
+async def test_a_failed_write_is_retried_with_backoff_until_it_succeeds():
+    sleeps = Sleeps()
+    publisher = Publisher(min_interval=0, retry_delays=(1.0, 2.0, 4.0, 8.0), sleep=sleeps)
+    tries: list[int] = []
+
+    async def write() -> None:
+        tries.append(1)
+        if len(tries) < 4:
+            raise RuntimeError("502")
+
+    publisher.mark("k", write, urgent=True)
+    await publisher.flush("k")
+    assert len(tries) == 4 and publisher.writes == 1
+    assert sleeps.waits == [1.0, 2.0, 4.0]
+
+
+async def test_retries_are_bounded():
+    sleeps = Sleeps()
+    publisher = Publisher(min_interval=0, retry_delays=(1.0, 2.0), sleep=sleeps)
+    tries: list[int] = []
+
+    async def write() -> None:
+        tries.append(1)
+        raise RuntimeError("502")
+
+    publisher.mark("k", write)
+    await publisher.flush("k")
+    assert len(tries) == 3 and publisher.writes == 0 and sleeps.waits == [1.0, 2.0]
+
+
+async def test_a_newer_state_replaces_the_pending_retry():
+    sleeps = Sleeps()
+    publisher = Publisher(min_interval=0, retry_delays=(1.0, 2.0), sleep=sleeps)
+    written: list[str] = []
+
+    async def old() -> None:
+        written.append("old?")
+        raise RuntimeError("502")
+
+    async def new() -> None:
+        written.append("new")
+
+    sleeps.hook = lambda: publisher.mark("k", new, urgent=True)  # the newer state comes during the back-off
+    publisher.mark("k", old)
+    await publisher.flush("k")
+    assert written == ["old?", "new"] and publisher.writes == 1

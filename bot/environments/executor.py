@@ -153,9 +153,8 @@ class OperationExecutor:
         elif outcome.event in (Event.HEAD_MOVED, Event.HEAD_MOVED_NO_ENV):
             record.note = report.paused_note(record, self.where)
         self._finish_action(record, op, outcome.verdict)
-        self.records.save(record)
-        self.publishing.check(record, op, status="completed", conclusion=outcome.conclusion, urgent=True,
-                              title=report.outcome_title(op.kind, outcome.conclusion, outcome.event))
+        self.publishing.conclude(record, op, conclusion=outcome.conclusion,
+                                 title=report.outcome_title(op.kind, outcome.conclusion, outcome.event))
         await self.publishing.flush(record, op)
         if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
             self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
@@ -174,10 +173,8 @@ class OperationExecutor:
             deleting = self.queue.delete_waiting(record.ws_id)
             record.state = transition(record.state, Event.CANCELLED_FOR_DELETE if deleting else Event.CANCELLED)
         self._finish_action(record, op, "cancelled")
-        self.records.save(record)
-        self.publishing.check(record, op, status="completed", conclusion="cancelled", urgent=True,
-                              title=report.fixed_title("cancelled"), summary=report.cancelled_summary())
-        self.publishing.comment(record, urgent=True)
+        self.publishing.conclude(record, op, conclusion="cancelled", title=report.fixed_title("cancelled"),
+                                 summary=report.cancelled_summary())
         self._count(record.ws_id, op, "cancelled")
 
     def _internal_error(self, record: EnvRecord, op: Op, exc: Exception) -> None:
@@ -185,10 +182,7 @@ class OperationExecutor:
         record.state = transition(record.state, Event.INTERNAL_ERROR)
         record.errors = [report.internal_error(exc)]
         self._finish_action(record, op, "failed")
-        self.records.save(record)
-        self.publishing.check(record, op, status="completed", conclusion="failure",
-                              title=report.fixed_title("internal_error"), urgent=True)
-        self.publishing.comment(record, urgent=True)
+        self.publishing.conclude(record, op, conclusion="failure", title=report.fixed_title("internal_error"))
         self._count(record.ws_id, op, "error")
 
     def _count(self, ws_id: str, op: Op, outcome: str, ended: float | None = None) -> None:

@@ -51,6 +51,25 @@ class Op:
 
 
 @dataclasses.dataclass
+class Unpublished:
+    """An operation's end that GitHub has not been shown yet: journalled before its check run and
+    comment are written, cleared once both are, so a start-up re-publishes what a crash (or a GitHub
+    outage outlasting the retries) left unwritten."""
+
+    op: Op
+    conclusion: str
+    title: str
+    summary: str | None = None
+    check: bool = True  # the check run's conclusion is still to write
+    comment: bool = True  # the sticky comment is still to write
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Unpublished:
+        data = dict(data)
+        return cls(op=Op(**data.pop("op")), **data)
+
+
+@dataclasses.dataclass
 class EnvRecord:
     ws_id: str
     installation_id: int
@@ -87,6 +106,7 @@ class EnvRecord:
     errors: list[str] = dataclasses.field(default_factory=list)
     note: str | None = None
     queued_ahead: int | None = None
+    unpublished: Unpublished | None = None
     updated_at: float = 0.0
 
     def __post_init__(self) -> None:
@@ -109,11 +129,13 @@ class EnvRecord:
         op = data.pop("op", None)
         pending = data.pop("pending", None) or []
         action = data.pop("last_action", None)
+        unpublished = data.pop("unpublished", None)
         known = {f.name for f in dataclasses.fields(cls)}
         record = cls(**{k: v for k, v in data.items() if k in known})
         record.op = Op(**op) if op else None
         record.pending = [Op(**p) for p in pending]
         record.last_action = Action(**action) if action else None
+        record.unpublished = Unpublished.from_json(unpublished) if unpublished else None
         return record
 
 

@@ -37,6 +37,7 @@ from bot.environments.publishing import CHECK_NAME, Publishing
 from bot.environments.queue import WorkspaceQueue
 from bot.environments.states import Event, State, shows_queued, transition
 from bot.environments.telemetry import EnvironmentMetrics
+from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.repo_settings.problems import render_problems
 
@@ -50,6 +51,7 @@ class EnvironmentManager:
 
     def __init__(self, *, settings: Any, dp: devpod.DevPodSettings, github: Any = None, auth: Any = None,
                  exposure: Any = None, tunnel: Any = None, max_concurrent: int = 4, publish_interval: float = 3.0,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None) -> None:
         self.settings = settings
@@ -59,7 +61,8 @@ class EnvironmentManager:
         self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
-        self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github)
+        self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
+                                     retry_delays=retry_delays)
         self.queue = WorkspaceQueue(self, max_concurrent=max_concurrent, sync_debounce=sync_debounce,
                                     clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
@@ -97,7 +100,8 @@ class EnvironmentManager:
 
     # ------------------------------------------------------------------ start and stop
     async def start(self) -> None:
-        """Prepare DevPod, load the journal, sweep orphaned links, resume unfinished operations."""
+        """Prepare DevPod, load the journal, sweep orphaned links, publish outcomes left unwritten,
+        resume unfinished operations."""
         self.operations.prepare_dirs()
         self.store.load()
         try:
@@ -106,6 +110,9 @@ class EnvironmentManager:
             log.exception("preparing DevPod failed; environments will fail until it is fixed")
         await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED])
         for record in self.store:
+            if record.unpublished is not None:
+                log.info("publishing the %s of %s a restart left unwritten", record.unpublished.op.kind, record.ws_id)
+                self.publishing.republish(record)
             unfinished = ([record.op] if record.op is not None else []) + list(record.pending)
             record.op, record.pending = None, []
             for op in unfinished:

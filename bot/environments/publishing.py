@@ -18,8 +18,8 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from bot.environments import report
-from bot.environments.journal import EnvRecord, Op, Records
-from bot.github.publish import Publisher
+from bot.environments.journal import EnvRecord, Op, Records, Unpublished
+from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRef, PullRequestAPI, check_output
 
 CHECK_NAME = "devenv"
@@ -55,13 +55,16 @@ class CheckRuns:
         return check_id
 
     def update(self, pr: PullRequestAPI, ws_id: str, check_id: int, render: Callable[[], CheckUpdate], *,
-               urgent: bool = False) -> None:
-        """Write ``render()`` soon (it runs when the write happens, so it sees the newest state)."""
+               urgent: bool = False, written: Callable[[], None] | None = None) -> None:
+        """Write ``render()`` soon (it runs when the write happens, so it sees the newest state);
+        ``written`` hears that it was."""
 
         async def write() -> None:
             u = render()
             await pr.update_check(check_id, status=u.status, conclusion=u.conclusion, actions=u.actions,
                                   details_url=u.details_url, output=u.output)
+            if written is not None:
+                written()
 
         self.publisher.mark(self.key(ws_id, check_id), write, urgent=urgent)
 
@@ -72,11 +75,12 @@ class CheckRuns:
 class Publishing:
     """What the environment service writes to GitHub."""
 
-    def __init__(self, records: Records, where: report.Where, *, min_interval: float, github: Any = None) -> None:
+    def __init__(self, records: Records, where: report.Where, *, min_interval: float, github: Any = None,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.records = records
         self.where = where
         self.github = github  # bot.github.client.GitHubClient: installation clients
-        self.publisher = Publisher(min_interval=min_interval)
+        self.publisher = Publisher(min_interval=min_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "check")
 
     def pr_api(self, ref: PullRef) -> PullRequestAPI:
@@ -89,9 +93,37 @@ class Publishing:
         return await self.checks.create(self.pr_api(record.ref), record.ws_id, name=CHECK_NAME,
                                         head_sha=op.head_sha, status="queued", output=output)
 
+    def conclude(self, record: EnvRecord, op: Op, *, conclusion: str, title: str, summary: str | None = None) -> None:
+        """Journal ``record`` with ``op``'s end as unpublished, then show it on the check run and
+        the comment (each clears its part of the unpublished outcome once written)."""
+        record.unpublished = Unpublished(op, conclusion, title, summary, check=op.check_run_id is not None)
+        self.records.save(record)
+        self.republish(record)
+
+    def republish(self, record: EnvRecord) -> None:
+        """Write what ``record``'s unpublished outcome still lacks (at start-up: what a crash left)."""
+        u = record.unpublished
+        if u is None:
+            return
+        if u.check:
+            self.check(record, u.op, status="completed", conclusion=u.conclusion, title=u.title, summary=u.summary,
+                       urgent=True, outcome=u)
+        if u.comment:
+            self.comment(record, urgent=True)
+
+    def _published(self, ws_id: str, outcome: Unpublished, part: str) -> None:
+        current = self.records.get(ws_id)
+        if current is None or current.unpublished is not outcome or not getattr(outcome, part):
+            return
+        setattr(outcome, part, False)
+        if not (outcome.check or outcome.comment):
+            current.unpublished = None
+        self.records.save(current)
+
     def check(self, record: EnvRecord, op: Op, *, status: str, title: str, conclusion: str | None = None,
-              summary: str | None = None, urgent: bool = False) -> None:
-        """Show ``record`` (as it is now) on ``op``'s check run, if it has one."""
+              summary: str | None = None, urgent: bool = False, outcome: Unpublished | None = None) -> None:
+        """Show ``record`` (as it is now) on ``op``'s check run, if it has one (``outcome``: the
+        unpublished outcome this write publishes)."""
         if op.check_run_id is None:
             return
         snapshot = dataclasses.replace(record, errors=list(record.errors))
@@ -104,7 +136,9 @@ class Publishing:
                 actions=report.buttons(snapshot, conclusion) if status == "completed" else None,
                 details_url=report.details_url(snapshot, where) if conclusion == "action_required" else None)
 
-        self.checks.update(self.pr_api(record.ref), record.ws_id, op.check_run_id, render, urgent=urgent)
+        written = None if outcome is None else lambda: self._published(record.ws_id, outcome, "check")
+        self.checks.update(self.pr_api(record.ref), record.ws_id, op.check_run_id, render, urgent=urgent,
+                           written=written)
 
     def comment(self, record: EnvRecord, *, urgent: bool = False, delay: float = 0.0) -> None:
         """Show ``record`` (as it is now) in the sticky comment; remembers the comment's id."""
@@ -117,6 +151,8 @@ class Publishing:
             if current.comment_id != comment_id:
                 current.comment_id = comment_id
                 self.records.save(current)
+            if snapshot.unpublished is not None:  # this comment shows that outcome (or a newer state)
+                self._published(snapshot.ws_id, snapshot.unpublished, "comment")
 
         self.publisher.mark(("comment", record.ws_id), write, urgent=urgent, delay=delay)
 

@@ -7,6 +7,10 @@ comment as changed, and one writer per target renders the newest state when it
 gets to write.  Ten phase changes while a write is in flight become one write.
 A target is written at most once per ``min_interval`` seconds unless someone
 asks for a :meth:`flush` (final states are flushed at once).
+
+A write that fails (GitHub down after the client's own retries) is tried again after
+``retry_delays`` (bounded: then it is logged and dropped, and whoever needs it durably keeps it
+elsewhere, e.g. the journal's unpublished outcome).  A newer mark replaces the pending retry.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from collections.abc import Awaitable, Callable, Hashable
 log = logging.getLogger(__name__)
 
 Write = Callable[[], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[object]]
+
+#: waits before the 2nd … 5th try of a failed write: about a minute in all
+RETRY_DELAYS = (4.0, 8.0, 16.0, 32.0)
 
 
 class _Target:
@@ -32,8 +40,11 @@ class _Target:
 
 
 class Publisher:
-    def __init__(self, *, min_interval: float = 3.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, *, min_interval: float = 3.0, clock: Callable[[], float] | None = None,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS, sleep: Sleep = asyncio.sleep) -> None:
         self.min_interval = min_interval
+        self.retry_delays = retry_delays
+        self._sleep = sleep
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._targets: dict[Hashable, _Target] = {}
         # When each key was last written; kept after its writer ends, or a write after a quiet
@@ -66,6 +77,8 @@ class Publisher:
             target.task = asyncio.get_running_loop().create_task(self._run(key, target), name=f"publish-{key}")
 
     async def _run(self, key: Hashable, target: _Target) -> None:
+        failed: Write | None = None  # the write that failed last, and how many times in a row
+        failures = 0
         while target.dirty:
             wait = max(target.last + self.min_interval, target.not_before) - self._clock()
             if wait > 0 and not target.urgent.is_set():
@@ -82,9 +95,24 @@ class Publisher:
                 await write()
                 self.writes += 1
             except Exception:
-                log.exception("publishing %s failed", key)
+                failures = failures + 1 if write is failed else 1
+                failed = write
+                await self._retry_later(key, target, write, failures)
         if self._targets.get(key) is target and not target.dirty:
             del self._targets[key]
+
+    async def _retry_later(self, key: Hashable, target: _Target, write: Write, failures: int) -> None:
+        """Wait, then let the loop try ``write`` again, unless a newer state came (it goes instead)."""
+        if failures > len(self.retry_delays):
+            log.exception("publishing %s failed %d times; giving up", key, failures)
+            return
+        delay = self.retry_delays[failures - 1]
+        log.warning("publishing %s failed (try %d), retrying in %.1fs", key, failures, delay, exc_info=True)
+        await self._sleep(delay)
+        if not target.dirty:  # no newer state meanwhile: the failed one is still the newest
+            target.write = write
+            target.dirty = True
+        target.urgent.set()  # the back-off was the wait
 
     def _prune(self) -> None:
         if len(self._last) > 1024:
