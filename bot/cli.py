@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -57,7 +58,7 @@ async def serve(settings: config.Settings) -> bool:
     bound = [s.getsockname() for s in getattr(server, "sockets", None) or []]
     port = bound[0][1] if bound else settings.port
     if settings.setup_mode:
-        log.warning("no GitHub App configured: %s", _setup_address(settings, port))
+        log.warning("no GitHub App configured: %s", _setup_address(settings, port, app[SETUP_KEY].page_url))
     else:
         log.info("devenv-bot listening on %s:%s, webhooks at %s", settings.host, port, settings.webhook_path)
     print(f"devenv-bot ready on port {port}", flush=True)
@@ -74,12 +75,13 @@ async def serve(settings: config.Settings) -> bool:
     return restart
 
 
-def _setup_address(settings: config.Settings, port: int) -> str:
-    """Where the operator opens the setup page: never 0.0.0.0, which would end up in the App manifest."""
+def _setup_address(settings: config.Settings, port: int, page_url: Callable[[str], str]) -> str:
+    """Where the operator opens the setup page, with its one-time token (this line is the only place
+    the token appears): never 0.0.0.0, which would end up in the App manifest."""
     if settings.public_url:
-        return f"open {settings.public_url}/ to register one"
+        return f"open {page_url(settings.public_url)} to register one"
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return (f"open http://{host}:{port}/ to register one (GitHub cannot send webhooks to that address: "
+    return (f"open {page_url(f'http://{host}:{port}')} to register one (GitHub cannot send webhooks to that address: "
             "set DEVENV_PUBLIC_URL to the address it can reach, or open the page through it)")
 
 

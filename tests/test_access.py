@@ -260,6 +260,41 @@ async def test_a_callback_not_started_in_this_browser_is_refused(previews):
     assert status == 400
 
 
+def server_side_entries(access: Access) -> int:
+    """How many entries the sign-in keeps in the bot's memory, in any container of its sessions."""
+    return sum(len(v) for v in vars(access.sessions).values() if isinstance(v, (dict, list, set)))
+
+
+async def test_no_number_of_login_calls_evicts_a_sign_in_in_progress(previews, github):
+    # Issue 11: 10,001 unauthenticated /auth/login calls pushed every sign-in in progress out of a
+    # bounded server-side store.  The state now rides in a signed cookie: nothing is kept to evict.
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    github.oauth_login = "Codertocat"
+    page = f"https://{IDE}/src"
+    first = previews.browser()
+    status, headers, _ = await first.get(f"{PUBLIC}/auth/login?{urlencode({'rd': page})}")
+    assert status == 302
+    [(_, login_cookie)] = [(h, m) for h, m in first.set_cookies if h == "bot.test"]
+    assert login_cookie["httponly"] and login_cookie["secure"] and login_cookie["samesite"] == "Lax"
+    assert login_cookie.key.startswith("__Host-") and int(login_cookie["max-age"]) <= 600
+    before = server_side_entries(previews.access)
+
+    async def flood(n: int) -> None:
+        for i in range(n):
+            async with previews.server.session.get(
+                    previews.server.url + "/auth/login?" + urlencode({"rd": f"https://{APP}/{i}"}),
+                    headers={"Host": "bot.test"}, allow_redirects=False) as resp:
+                assert resp.status == 302
+
+    await asyncio.gather(*(flood(250) for _ in range(8)))  # 2,000 sign-ins started by other clients
+
+    assert server_side_entries(previews.access) == before  # nothing kept per sign-in, so nothing to evict
+    status, url, text = await first.follow(headers["Location"])
+    assert (status, url) == (200, page), text
+    assert (await first.check(page))[0] == 200
+    assert not any(name.startswith("__Host-devenv-login") for name in first.jar.get("bot.test", {}))
+
+
 REFUSED_RETURN_URLS = [
     "https://evil.test/",
     f"https://{DOMAIN}/",

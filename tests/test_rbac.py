@@ -258,7 +258,7 @@ async def test_a_forbidden_request_is_a_real_403_and_fails_the_test():
 async def test_the_setup_page_may_write_the_credentials_secret_and_nothing_else(overlay, github, kube, tmp_path):
     """The first run stores the App's credentials in the Secret the Deployment loads (create, then
     update when the App is registered again), within the bot's own namespace."""
-    from tests.test_setup import register, setup_environ
+    from tests.test_setup import browser, register, setup_environ, token_of
 
     conf = bot_config(render(overlay))
     env = {**setup_environ(github, tmp_path), "DEVENV_CREDENTIALS_SECRET": conf["DEVENV_CREDENTIALS_SECRET"],
@@ -267,10 +267,8 @@ async def test_the_setup_page_may_write_the_credentials_secret_and_nothing_else(
     for _ in range(2):  # registered, then registered again: the Secret is replaced, not duplicated
         srv = await BotServer(settings).start()
         try:
-            import aiohttp
-
-            async with aiohttp.ClientSession() as session:
-                status, page, _ = await register(session, srv.url)
+            async with browser() as session:
+                status, page, _ = await register(session, srv.url, token_of(srv))
         finally:
             await srv.stop()
         assert status == 200 and "the Kubernetes Secret devenv-bot/devenv-bot-credentials" in page

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,9 +35,60 @@ def form_of(page: str) -> tuple[str, dict]:
     return action, json.loads(manifest)
 
 
-async def register(session: aiohttp.ClientSession, bot_url: str) -> tuple[int, str, str]:
+def browser() -> aiohttp.ClientSession:
+    """A client that keeps cookies as a browser does, also for the test's 127.0.0.1."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def token_of(srv: BotServer) -> str:
+    """The one-time setup token of an in-process bot (a real one prints it in its log only)."""
+    from bot.setup.routes import SETUP_KEY
+
+    return srv.app[SETUP_KEY].token
+
+
+class Output:
+    """Collects a process's output while it runs, so a test can wait for a line (the setup link)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc, self.lines = proc, []  # type: ignore[var-annotated]
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def setup_url(self, timeout: float = 20.0) -> str:
+        """The setup page's address with its token, from the log line that tells the operator where to go."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                found = re.search(r"no GitHub App configured: open (\S+\?token=[A-Za-z0-9_-]+) ", line)
+                if found:
+                    return found.group(1)
+            time.sleep(0.05)
+        raise AssertionError("the log never said where to open the setup page:\n" + self.text())
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, timeout: float = 20.0) -> str:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.text()
+
+
+async def register(session: aiohttp.ClientSession, bot_url: str, token: str) -> tuple[int, str, str]:
     """Walk the browser through the flow; returns the callback's status and page, and the redirect URL."""
-    async with session.get(bot_url + "/") as resp:
+    async with session.get(bot_url + f"/?token={token}") as resp:
         assert resp.status == 200
         action, manifest = form_of(await resp.text())
     async with session.post(action, data={"manifest": json.dumps(manifest)}, allow_redirects=False) as resp:
@@ -50,7 +102,7 @@ async def test_the_setup_page_posts_app_yml_as_a_manifest(github, tmp_path):
     settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
     srv = await BotServer(settings).start()
     try:
-        status, page = await srv.get("/")
+        status, page = await srv.get(f"/?token={token_of(srv)}")
     finally:
         await srv.stop()
     assert status == 200
@@ -66,8 +118,8 @@ async def test_an_organisation_gets_the_org_registration_url(github, tmp_path):
     settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
     srv = await BotServer(settings).start()
     try:
-        _, page = await srv.get("/?org=octo-org")
-        _, bad = await srv.get("/?org=<script>")
+        _, page = await srv.get(f"/?token={token_of(srv)}&org=octo-org")
+        _, bad = await srv.get(f"/?token={token_of(srv)}&org=<script>")
     finally:
         await srv.stop()
     assert form_of(page)[0].startswith(f"{github.url}/organizations/octo-org/settings/apps/new?state=")
@@ -80,8 +132,8 @@ async def test_the_manifest_flow_writes_working_credentials_to_dotenv(github, tm
     settings = config.load(setup_environ(github, tmp_path), env_file=env_file)
     srv = await BotServer(settings).start()
     try:
-        async with aiohttp.ClientSession() as session:
-            status, page, _ = await register(session, srv.url)
+        async with browser() as session:
+            status, page, _ = await register(session, srv.url, token_of(srv))
         webhook_status, _ = await srv.deliver("ping", payloads.ping(), secret="anything")
     finally:
         await srv.stop()
@@ -97,6 +149,38 @@ async def test_the_manifest_flow_writes_working_credentials_to_dotenv(github, tm
     assert loaded.app.webhook_secret == github.webhook_secret
     assert loaded.app.client_id == github.client_id
     assert len(github.manifest_conversions) == 1
+
+
+async def test_without_the_token_from_the_log_neither_the_page_nor_a_callback_gets_anywhere(github, tmp_path):
+    # Whoever reaches the port first must not register their own App in the bot's place.
+    settings = config.load(setup_environ(github, tmp_path), env_file=tmp_path / ".env")
+    srv = await BotServer(settings).start()
+    try:
+        statuses = {}
+        for path in ("/", "/?token=", "/?token=guessed-guessed-guessed", "/?org=octo-org"):
+            statuses[path], page = await srv.get(path)
+            assert "printed in its log" in page and "token" in page
+        async with browser() as operator:
+            async with operator.get(srv.url + f"/?token={token_of(srv)}") as resp:
+                assert resp.status == 200
+                action, _ = form_of(await resp.text())
+                cookie = resp.cookies["devenv-setup"]
+            state = action.split("state=", 1)[1]
+            # A callback with the operator's state, from another browser (no cookie, or its own).
+            other, _ = await srv.get(f"/setup/callback?code=attacker-code&state={state}")
+            attacker = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                             cookies={"devenv-setup": "x" * 32})
+            forged = f"/setup/callback?code=attacker-code&state={state}"
+            async with attacker, attacker.get(srv.url + forged) as resp:
+                tossed, tossed_page = resp.status, await resp.text()
+            status, page, _ = await register(operator, srv.url, token_of(srv))  # the operator still can
+    finally:
+        await srv.stop()
+    assert set(statuses.values()) == {403}
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
+    assert other == 403 and tossed == 403 and "another browser" in tossed_page
+    assert status == 200 and "is registered" in page
+    assert len(github.manifest_conversions) == 1  # the attacker's code was never converted
 
 
 async def test_a_callback_that_was_not_started_here_is_refused(github, tmp_path):
@@ -138,11 +222,15 @@ async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_web
            **setup_environ(github, tmp_path), **devpod.env(), "PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = Output(proc)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
+        async with browser() as session:
             await wait_ready(session, url, 503)  # setup mode: alive, not ready
-            status, page, _ = await register(session, url)
+            setup_url = output.setup_url()
+            token = setup_url.split("token=", 1)[1]
+            assert setup_url == f"{url}/?token={token}"
+            status, page, _ = await register(session, url, token)
             assert status == 200 and "restarting" in page
             await wait_ready(session, url, 200)  # back with the new app
             body = json.dumps(payloads.ping()).encode()
@@ -152,9 +240,10 @@ async def test_devenv_bot_serve_registers_restarts_itself_and_accepts_signed_web
                 assert resp.status == 200
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
+        out = output.finish()
     assert proc.returncode == 0, out
     assert "stopped cleanly" in out
+    assert out.count(token) == 1  # the setup token is in the one log line, nowhere else
     assert github.private_key_pem.splitlines()[1] not in out  # the key never reaches the log
 
 
@@ -162,7 +251,7 @@ async def manifest_seen(settings, headers: dict[str, str] | None = None) -> tupl
     srv = await BotServer(settings).start()
     try:
         assert srv.session is not None
-        async with srv.session.get(srv.url + "/", headers=headers or {}) as resp:
+        async with srv.session.get(srv.url + f"/?token={token_of(srv)}", headers=headers or {}) as resp:
             assert resp.status == 200
             page = await resp.text()
     finally:
@@ -226,8 +315,8 @@ async def test_in_a_pod_the_credentials_go_into_a_kubernetes_secret(github, kube
 
     srv.app[SETUP_KEY].on_registered = restarts.append
     try:
-        async with aiohttp.ClientSession() as session:
-            status, page, _ = await register(session, srv.url)
+        async with browser() as session:
+            status, page, _ = await register(session, srv.url, token_of(srv))
     finally:
         await srv.stop()
     assert status == 200 and "the Kubernetes Secret devenv/devenv-bot-credentials" in page
@@ -254,8 +343,8 @@ async def test_when_the_secret_cannot_be_written_the_page_shows_the_exact_comman
 
     srv.app[SETUP_KEY].on_registered = restarts.append
     try:
-        async with aiohttp.ClientSession() as session:
-            status, page, _ = await register(session, srv.url)
+        async with browser() as session:
+            status, page, _ = await register(session, srv.url, token_of(srv))
     finally:
         await srv.stop()
     page = html.unescape(page)
@@ -277,7 +366,7 @@ async def test_setup_states_expire_after_an_hour_and_are_bounded_in_number(githu
     states = srv.app[SETUP_KEY].states
     states.clock = lambda: now[0]
     try:
-        _, page = await srv.get("/")
+        _, page = await srv.get(f"/?token={token_of(srv)}")
         state = form_of(page)[0].split("state=", 1)[1]
         now[0] += 3601
         status, page = await srv.get(f"/setup/callback?code=abc&state={state}")

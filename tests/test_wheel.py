@@ -23,7 +23,7 @@ from tests.eventually import eventually
 from tests.observe import OWNER, REPO, devenv_runs, sticky
 from tests.payloads import PR_NUMBER
 from tests.test_process import post
-from tests.test_setup import form_of, free_port, setup_environ, wait_ready
+from tests.test_setup import Output, form_of, free_port, setup_environ, wait_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,14 +77,16 @@ def test_the_installed_package_is_not_the_checkout(installed):
 async def test_the_installed_bot_serves_the_setup_page(installed, github, tmp_path):
     port = free_port()
     proc = spawn(installed, {**setup_environ(github, tmp_path), "PORT": str(port)}, tmp_path)
+    output = Output(proc)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, url, 503)
-            async with session.get(url + "/") as resp:
+            async with session.get(output.setup_url()) as resp:
                 status, page = resp.status, await resp.text()
     finally:
-        out = stop(proc)
+        proc.terminate()
+        out = output.finish()
     assert status == 200, out
     _, manifest = form_of(page)
     assert manifest["hook_attributes"]["url"] == url + "/api/github/webhooks"

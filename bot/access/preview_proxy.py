@@ -196,7 +196,7 @@ class PreviewProxy:
         for header in request.headers.getall("Cookie", []):
             for part in header.split(";"):
                 name = part.strip().partition("=")[0].strip()
-                if part.strip() and name not in own:
+                if part.strip() and name not in own and not self.access.sessions.is_bot_cookie(name):
                     kept.append(part.strip())
         return "; ".join(kept) or None
 
@@ -228,7 +228,8 @@ class PreviewProxy:
         for k, v in upstream.headers.items():
             if k.lower() in drop:
                 continue
-            if k.lower() == "set-cookie" and v.partition("=")[0].strip() in own:
+            name = v.partition("=")[0].strip()
+            if k.lower() == "set-cookie" and (name in own or self.access.sessions.is_bot_cookie(name)):
                 log.warning("the preview %s tried to set the bot's own cookie; dropped", host)
                 continue
             out.add(k, v)

@@ -48,7 +48,7 @@ class AccessDecision(NamedTuple):
 
 
 class Access:
-    """The state behind the routes: sessions (codes, pending logins, cookies) and the permission cache."""
+    """The state behind the routes: sessions (one-time codes, cookies) and the permission cache."""
 
     def __init__(self, bot: Any, settings: AccessSettings, directory: WorkspaceDirectory, *,
                  clock: Callable[[], float] = time.time,

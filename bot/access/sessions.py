@@ -9,10 +9,12 @@ inside the MAC, so a value made for one never passes as another, and each carrie
   preview.  Its name is a hash of the host.
 * The **session cookie** lives on the bot's own host and lets one GitHub sign-in open other
   previews without another trip to GitHub.
-* The **login cookie** ties an OAuth ``state`` to the browser that started the sign-in.
+* The **login cookie** holds a sign-in in progress: its OAuth ``state`` and where to return,
+  short-lived and named after that state (so sign-ins in several tabs do not overwrite each other).
+  The PKCE verifier is derived from the state with the key, so no sign-in in progress is kept on
+  the server: no number of ``/auth/login`` calls can push one out, and any replica can finish it.
 
-One-time handoff codes and pending logins (:attr:`Sessions.codes`, :attr:`Sessions.pending`)
-live in this process's memory with short lives (one bot replica).
+One-time handoff codes (:attr:`Sessions.codes`) live in this process's memory with short lives.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class Signer:
     def _mac(self, purpose: str, body: str) -> str:
         return b64(hmac.new(self._key, f"{purpose}\0{body}".encode(), hashlib.sha256).digest())
 
+    def derive(self, purpose: str, text: str) -> str:
+        """A secret only this key can compute from ``text`` (43 base64url characters)."""
+        return self._mac(purpose, text)
+
     def dumps(self, purpose: str, data: dict[str, Any]) -> str:
         body = b64(json.dumps(data, separators=(",", ":")).encode())
         return f"{body}.{self._mac(purpose, body)}"
@@ -84,7 +90,7 @@ class Identity(NamedTuple):
 
 
 class Sessions:
-    """The cookies' names and values, and the in-memory codes and pending logins of sign-in."""
+    """The cookies' names and values, and the in-memory one-time handoff codes."""
 
     def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
         self.settings = settings
@@ -92,8 +98,6 @@ class Sessions:
         self.signer = Signer(settings.secret)
         self.codes: TTLCache[str, tuple[Identity, str]] = TTLCache(maxsize=10_000, ttl=settings.handoff_ttl,
                                                                     timer=clock)
-        self.pending: TTLCache[str, tuple[str, str, str]] = TTLCache(maxsize=10_000, ttl=settings.login_ttl,
-                                                                      timer=clock)
         prefix = "__Host-" if settings.secure else ""
         self._host_cookie_prefix = f"{prefix}devenv-"
         self.session_cookie = ("__Host-" if settings.bot_secure else "") + "devenv-session"
@@ -118,14 +122,25 @@ class Sessions:
                 return Identity(int(data["u"]), str(data["l"]))
         return None
 
-    def login_browser(self, cookie_header: str) -> str | None:
-        """The browser id of a sign-in this browser started, if its login cookie is valid."""
-        browser = None
-        for value in cookie_values(cookie_header, self.login_cookie):
+    def is_bot_cookie(self, name: str) -> bool:
+        """Whether ``name`` is one of the bot-host cookies (session or a sign-in in progress)."""
+        return name in (self.session_cookie, self.login_cookie) or name.startswith(self.login_cookie + "-")
+
+    def login_cookie_name(self, state: str) -> str:
+        return f"{self.login_cookie}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+
+    def login_verifier(self, state: str) -> str:
+        """The PKCE code verifier of the sign-in with this ``state``: derived, never stored."""
+        return self.signer.derive("pkce", state)
+
+    def login_return_url(self, cookie_header: str, state: str) -> str | None:
+        """Where the sign-in with ``state`` returns, if this browser started it (its login cookie)."""
+        for value in cookie_values(cookie_header, self.login_cookie_name(state)):
             data = self.signer.loads("login", value, self.clock())
-            if data is not None:
-                browser = str(data["b"])
-        return browser
+            if (data is not None and isinstance(data.get("s"), str) and isinstance(data.get("r"), str)
+                    and hmac.compare_digest(data["s"].encode(), state.encode())):
+                return data["r"]
+        return None
 
     def host_cookie_value(self, identity: Identity, host: str) -> str:
         return self.signer.dumps("host", {"u": identity.user_id, "l": identity.login, "h": host,
@@ -135,5 +150,6 @@ class Sessions:
         return self.signer.dumps("session", {"u": identity.user_id, "l": identity.login,
                                              "e": int(self.clock() + self.settings.session_ttl)})
 
-    def login_cookie_value(self, browser: str) -> str:
-        return self.signer.dumps("login", {"b": browser, "e": int(self.clock() + self.settings.login_ttl)})
+    def login_cookie_value(self, state: str, return_url: str) -> str:
+        return self.signer.dumps("login", {"s": state, "r": return_url,
+                                           "e": int(self.clock() + self.settings.login_ttl)})

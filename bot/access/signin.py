@@ -14,7 +14,6 @@ cookies and URLs carry only signed identities and one-time codes.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import secrets
 from urllib.parse import urlencode, urlsplit
@@ -34,6 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["callback", "handoff", "login"]
 
 _NOT_A_PREVIEW = "This address is not a preview of this devenv-bot."
+MAX_RETURN_IN_COOKIE = 1200  # characters of the return address the signed login cookie carries
 
 
 async def login(request: web.Request) -> web.Response:
@@ -55,17 +55,19 @@ async def login(request: web.Request) -> web.Response:
         if answer is not None:
             return answer
         return _handoff_redirect(access, identity, target)
+    # Nothing is kept here: the state and the way back ride in the login cookie, the verifier is
+    # derived from the state, so no number of /auth/login calls can evict a sign-in in progress.
     state = secrets.token_urlsafe(32)
-    verifier = secrets.token_urlsafe(48)
-    challenge = b64(hashlib.sha256(verifier.encode()).digest())
-    browser = sessions.login_browser(request.headers.get("Cookie", "")) or secrets.token_urlsafe(16)
-    sessions.pending[state] = (browser, verifier, f"{target.scheme}://{target.netloc}{target.path}")
+    challenge = b64(hashlib.sha256(sessions.login_verifier(state).encode()).digest())
+    return_url = f"{target.scheme}://{target.netloc}{target.path}"
+    if len(return_url) > MAX_RETURN_IN_COOKIE:  # a cookie holds about 4 kB: back to the preview's front page
+        return_url = f"{target.scheme}://{target.netloc}/"
     query = urlencode({"client_id": s.client_id, "redirect_uri": f"{s.public_url}/auth/callback",
                        "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
                        "allow_signup": "false"})
     resp = web.Response(status=302, headers={"Location": f"{s.github_url}/login/oauth/authorize?{query}",
                                              "Cache-Control": "no-store"})
-    resp.set_cookie(sessions.login_cookie, sessions.login_cookie_value(browser),
+    resp.set_cookie(sessions.login_cookie_name(state), sessions.login_cookie_value(state, return_url),
                     max_age=int(s.login_ttl), path="/", httponly=True, secure=s.bot_secure, samesite="Lax")
     return resp
 
@@ -101,12 +103,19 @@ async def callback(request: web.Request) -> web.Response:
     access = request.app[ACCESS_KEY]
     s, sessions = access.settings, access.sessions
     state = request.query.get("state", "")
-    pending = sessions.pending.pop(state, None) if state else None
-    browser = sessions.login_browser(request.headers.get("Cookie", ""))
-    if pending is None or browser is None or not hmac.compare_digest(browser, pending[0]):
+    return_url = sessions.login_return_url(request.headers.get("Cookie", ""), state) if state else None
+    if return_url is None:
         return error(400, "Sign-in expired", "This sign-in link is stale or was not started in this browser. "
                      "Open the preview link again.")
-    _, verifier, return_url = pending
+    resp = await _finish(access, request, return_url, sessions.login_verifier(state))
+    # The sign-in is over, however it ended: its login cookie goes.
+    resp.set_cookie(sessions.login_cookie_name(state), "", max_age=0, path="/", httponly=True,
+                    secure=s.bot_secure, samesite="Lax")
+    return resp
+
+
+async def _finish(access: Access, request: web.Request, return_url: str, verifier: str) -> web.Response:
+    s, sessions = access.settings, access.sessions
     retry = access.login_url(return_url)
     if request.query.get("error"):  # the user declined on GitHub
         return error(403, "Sign-in cancelled", "GitHub did not sign you in, so the preview stays closed.", retry)
