@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from bot.cluster.workspace import CODE_PORT_NAME, ExposedWorkspace
-
-if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.settings.exposure import ExposureSettings
+from bot.settings.exposure import ExposureSettings
 
 __all__ = ["Link", "link_of", "links_of", "live_links"]
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.cluster.kube import Kind
 from bot.cluster.links import link_of
 from bot.cluster.workspace import HANDOFF_PATH, ExposedWorkspace, ExposureError
-
-if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.settings.exposure import ExposureSettings
+from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "INGRESS_KIND",

@@ -15,7 +15,7 @@ an open IDE.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bot.cluster.kube import Kind
 from bot.cluster.manifests import (
@@ -29,9 +29,7 @@ from bot.cluster.manifests import (
     stamp,
 )
 from bot.cluster.workspace import CODE_PORT_NAME, HANDOFF_PATH, ExposedWorkspace, ExposureError
-
-if TYPE_CHECKING:  # only for annotations: the settings module imports this package's lower modules
-    from bot.settings.exposure import ExposureSettings
+from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "AUTH_RESPONSE_HEADERS",

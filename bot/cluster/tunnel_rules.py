@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot.cluster.workspace import CODE_PORT, CODE_PORT_NAME, ExposedWorkspace, ExposureError
-
-if TYPE_CHECKING:  # only for annotations: the settings modules import this one
-    from bot.settings.cloudflare import CloudflareSettings
-    from bot.settings.exposure import ExposureSettings
+from bot.settings.cloudflare import CloudflareSettings
+from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "CATCH_ALL",

@@ -26,12 +26,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from bot.devpod import label_value
-
-if TYPE_CHECKING:  # only for annotations: the settings module imports this one
-    from bot.settings.exposure import ExposureSettings
+from bot.settings.exposure import ExposureSettings
 
 __all__ = [
     "CODE_PORT",
