@@ -31,9 +31,8 @@ def credential_store(settings: Settings) -> credentials.CredentialStore:
     """Where the setup flow keeps the App's credentials: a Kubernetes Secret if configured, else ``.env``."""
     if not settings.credentials_secret:
         return credentials.DotEnvFile(settings.env_file)
-    kubeconfig = str(settings.kube.kubeconfig) if settings.kube.kubeconfig is not None else None
     namespace, name = credentials.secret_location(
-        settings.credentials_secret, context_namespace=credentials.kubeconfig_namespace(kubeconfig))
+        settings.credentials_secret, context_namespace=credentials.kubeconfig_namespace(settings.kube))
     return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.kube))
 
 

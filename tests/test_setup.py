@@ -377,3 +377,21 @@ async def test_setup_states_expire_after_an_hour_and_are_bounded_in_number(githu
     assert status == 400 and "over an hour old" in page
     assert github.manifest_conversions == []
     assert len(states) == states.limit
+
+
+def test_the_secrets_namespace_follows_the_context_the_bots_client_uses(tmp_path):
+    import json as _json
+
+    from bot.settings.kube import KubeSettings
+    from bot.setup.credentials import kubeconfig_namespace
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(_json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u", "namespace": "dev-ns"}},
+                     {"name": "prod", "context": {"cluster": "c", "user": "u", "namespace": "devenv-bot"}}]}))
+    assert kubeconfig_namespace(KubeSettings(kubeconfig=path)) == "dev-ns"
+    assert kubeconfig_namespace(KubeSettings(kubeconfig=path, context="prod")) == "devenv-bot"
+    assert kubeconfig_namespace(KubeSettings(kubeconfig=tmp_path / "missing")) is None

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from bot.settings.kube import KubeSettings
+
 #: Keys of the Secret / .env file, as the settings read them.
 KEYS = ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET")
 POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -89,13 +91,16 @@ def secret_location(spec: str, *, pod_namespace_file: Path = POD_NAMESPACE_FILE,
     return namespace or context_namespace or "default", spec
 
 
-def kubeconfig_namespace(kubeconfig: str | None) -> str | None:
-    """The namespace of the kubeconfig's current context, if it names one."""
+def kubeconfig_namespace(kube: KubeSettings) -> str | None:
+    """The namespace of the kubeconfig context the bot's client uses (``DEVENV_KUBE_CONTEXT``, else the
+    current one), if it names one."""
     try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig or None)
+        contexts, active = config.list_kube_config_contexts(
+            config_file=str(kube.kubeconfig) if kube.kubeconfig is not None else None)
     except (config.ConfigException, OSError, TypeError):
         return None
-    return (active or {}).get("context", {}).get("namespace") or None
+    chosen = next((c for c in contexts if c.get("name") == kube.context), None) if kube.context else active
+    return (chosen or {}).get("context", {}).get("namespace") or None
 
 
 class KubernetesSecret:
