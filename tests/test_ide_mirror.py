@@ -95,3 +95,8 @@ async def test_an_air_gapped_failure_tells_the_operator_what_to_set_and_the_mirr
         await srv.stop()
     assert checks(github)[-1]["conclusion"] == "success"
     assert ide_options(devpod.calls("up")[-1]["argv"]) == [f"DOWNLOAD_AMD64={MIRROR}"]
+
+
+def test_a_failed_download_from_a_mirror_is_named_an_ide_install_failure():
+    assert devpod.likely_cause(['Get "https://mirror.internal.example/x/server-linux-x64.tar.gz": dial tcp: '
+                                'lookup mirror.internal.example: no such host']) == "ide"

@@ -4,7 +4,7 @@ Everything that decides *what* to run or *what the output means* is a pure funct
 its arguments, tested with tables and literals from ``../shared/devpod/CONTRACT.md``:
 argv builders (:mod:`~bot.devpod.argv`), output parsers and the log-line model
 (:mod:`~bot.devpod.parse`), workspace ids and label values (:mod:`~bot.devpod.ids`) and
-secret masking (:mod:`~bot.devpod.masking`). The only I/O is :func:`run`
+secret masking (:mod:`~bot.devpod.masking`). The I/O is :func:`run`
 (:mod:`~bot.devpod.process`), which executes one argv list in a minimal environment and its
 own process group, with a timeout and every line masked; :mod:`~bot.devpod.credentials`
 serves the clone token to DevPod's git through an askpass helper (:mod:`~bot.devpod.askpass`) so
