@@ -154,3 +154,16 @@ def test_scrub_reads_only_devpods_recent_state_files(tmp_path):
     assert sorted(scrub(home, [secret], since=2_000_000)) == sorted([state, escaped])
     assert state.read_text() == "token=***" and json.loads(escaped.read_text()) == {"t": "***"}
     assert checkout.read_text() == secret and old.read_text() == secret  # the PR's checkout; older than the token
+
+
+async def test_a_state_dir_too_deep_for_a_socket_path_gets_a_private_socket_directory(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "askpass"
+    git = devpod.GitAccess(deep, tmp_path / "home", ttl=60)
+    env = await git.grant(TOKEN)
+    try:
+        sock = Path(env[devpod.SOCKET_ENV])
+        assert deep not in sock.parents and stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+        assert (await _ask(env, "Password: ")).stdout == TOKEN + "\n"
+    finally:
+        git.finish(env)
+    assert not sock.parent.exists()
