@@ -99,6 +99,7 @@ class Bot:
             await self.agent_runs.drain(self.settings.shutdown_grace)
         if self.environments is not None:
             await self.environments.drain(self.settings.shutdown_grace)
+            await self.environments.operations.git_access.close()  # no clone nonce outlives the bot
         await self._close()
 
     async def _close(self) -> None:

@@ -286,8 +286,8 @@ def test_settings_import_no_feature():
 
 def test_no_feature_reads_the_environment_itself():
     for path in sorted([*ROOT.joinpath("bot").rglob("*.py"), *ROOT.joinpath("handlers").rglob("*.py")]):
-        if SETTINGS in path.parents:
-            continue
+        if SETTINGS in path.parents or path == ROOT / "bot" / "devpod" / "askpass.py":
+            continue  # (askpass.py is git's askpass helper, a program of its own that reads git's environment)
         reads = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
                  if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")]
         assert reads == [], f"{path.relative_to(ROOT)} reads the environment at lines {reads}; add a variable to the table"

@@ -311,7 +311,7 @@ async def test_a_private_repo_clone_gets_a_narrow_token_outside_argv(environ, gi
     finally:
         await srv.stop()
     [up] = devpod.calls("up")
-    assert up["git_askpass"] and up["git_token_env"]
+    assert up["git_askpass"] and not up["git_token_env"]  # the token is not in DevPod's environment (CONTRACT §9)
     mints = [c for c in github.calls_to("POST", r"/app/installations/\d+/access_tokens") if c.json]
     assert mints and mints[-1].json == {"repositories": [REPO], "permissions": {"contents": "read"}}
     calls_text = (devpod.home / "standin-calls.jsonl").read_text()

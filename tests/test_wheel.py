@@ -116,3 +116,29 @@ async def test_a_pr_opened_gets_its_check_run_and_sticky_comment_from_the_instal
     assert "🟢 Running" in sticky(github)
     assert devpod.calls("up")
     assert "TemplateNotFound" not in out and "Traceback" not in out
+
+
+_ASKPASS_CHECK = """
+import asyncio, pathlib, subprocess, sys
+from bot.devpod import GitAccess
+
+async def main():
+    work = pathlib.Path(sys.argv[1])
+    git = GitAccess(work / "askpass", work / "home", ttl=60)
+    env = await git.grant("ghs_" + "t0ken" * 8, uses=1)
+    got = await asyncio.to_thread(subprocess.run, [env["GIT_ASKPASS"], "Password: "], env=env,
+                                  capture_output=True, text=True)
+    print(got.stdout.strip())
+    print(pathlib.Path(env["GIT_ASKPASS"]).read_text())
+    await git.close()
+
+asyncio.run(main())
+"""
+
+
+def test_the_git_askpass_helper_runs_from_the_installed_package(installed, tmp_path):
+    out = subprocess.run([str(installed / "python"), "-c", _ASKPASS_CHECK, str(tmp_path)], check=True,
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60).stdout
+    answer, script = out.split("\n", 1)
+    assert answer == "ghs_" + "t0ken" * 8
+    assert "site-packages" in script and str(REPO_ROOT) not in script

@@ -4,10 +4,12 @@ Everything that decides *what* to run or *what the output means* is a pure funct
 its arguments, tested with tables and literals from ``../shared/devpod/CONTRACT.md``:
 argv builders (:mod:`~bot.devpod.argv`), output parsers and the log-line model
 (:mod:`~bot.devpod.parse`), workspace ids and label values (:mod:`~bot.devpod.ids`) and
-secret masking (:mod:`~bot.devpod.masking`). The only I/O is :func:`run`
+secret masking (:mod:`~bot.devpod.masking`). The I/O is :func:`run`
 (:mod:`~bot.devpod.process`), which executes one argv list in a minimal environment and its
 own process group, with a timeout and every line masked; :mod:`~bot.devpod.credentials`
-writes the askpass script that lets DevPod's git fetch a private repository.
+serves the clone token to DevPod's git through an askpass helper (:mod:`~bot.devpod.askpass`) so
+it never sits in DevPod's environment, and scrubs DEVPOD_HOME after each run
+(:mod:`~bot.devpod.scrub`).
 :class:`DevPodSettings` (:mod:`~bot.settings.devpod`) says which binary, state directory,
 provider options and time limits to use. This module lists the public names; the
 submodules do not import it.
@@ -18,6 +20,7 @@ from bot.devpod.argv import (
     HARDENED_CONTEXT_OPTIONS,
     context_harden_argv,
     delete_argv,
+    ide_options,
     list_argv,
     parse_exit_marker,
     provider_add_argv,
@@ -32,7 +35,7 @@ from bot.devpod.argv import (
     version_argv,
     wrap_with_exit_marker,
 )
-from bot.devpod.credentials import GIT_TOKEN_ENV, git_credential_env, write_askpass
+from bot.devpod.credentials import NONCE_ENV, PR_CLONE_ASKS, SOCKET_ENV, GitAccess
 from bot.devpod.ids import ID_MAX_LEN, label_value, pr_source, workspace_id
 from bot.devpod.masking import Masker
 from bot.devpod.parse import (
@@ -53,10 +56,13 @@ from bot.settings.devpod import DevPodSettings
 
 __all__ = [
     "DEVPOD_VERSION",
-    "GIT_TOKEN_ENV",
     "HARDENED_CONTEXT_OPTIONS",
     "ID_MAX_LEN",
+    "NONCE_ENV",
+    "PR_CLONE_ASKS",
+    "SOCKET_ENV",
     "DevPodSettings",
+    "GitAccess",
     "LogLine",
     "Masker",
     "RunResult",
@@ -65,7 +71,7 @@ __all__ = [
     "build_env",
     "context_harden_argv",
     "delete_argv",
-    "git_credential_env",
+    "ide_options",
     "label_value",
     "list_argv",
     "likely_cause",
@@ -93,5 +99,4 @@ __all__ = [
     "workspace_id",
     "workspace_missing",
     "wrap_with_exit_marker",
-    "write_askpass",
 ]

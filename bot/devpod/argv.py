@@ -25,6 +25,7 @@ __all__ = [
     "HARDENED_CONTEXT_OPTIONS",
     "context_harden_argv",
     "delete_argv",
+    "ide_options",
     "list_argv",
     "parse_exit_marker",
     "provider_add_argv",
@@ -89,6 +90,23 @@ def provider_options(settings: DevPodSettings) -> dict[str, str]:
     return {k: v for k, v in pairs.items() if v}
 
 
+def ide_options(settings: DevPodSettings, ide: str) -> dict[str, str]:
+    """IDE options for ``up --ide-option`` (CONTRACT §1.1, §6): openvscode-server's download mirror.
+
+    openvscode-server is downloaded by the workspace during ``up`` (from github.com unless
+    ``DOWNLOAD_AMD64``/``DOWNLOAD_ARM64`` say otherwise), so air-gapped clusters need a mirror.
+    Passed on each ``up`` rather than stored once with ``devpod ide use``: nothing in DevPod's
+    ``config.yaml`` to keep in step (it is rewritten without a lock, §4.5, and ``ide use`` also
+    changes the context's default IDE), a changed setting takes effect at the next ``up``, and
+    DevPod keeps the options in the workspace, so a start through ``ssh`` installs from the mirror
+    too. Only for ``openvscode``: DevPod refuses options an IDE does not define (``none`` has none).
+    """
+    if ide != "openvscode":
+        return {}
+    pairs = {"DOWNLOAD_AMD64": settings.ide_download_amd64, "DOWNLOAD_ARM64": settings.ide_download_arm64}
+    return {k: v for k, v in pairs.items() if v}
+
+
 def _labels_option(settings: DevPodSettings, ws_id: str, labels: Mapping[str, str] | None) -> str:
     merged: dict[str, str] = {f"{settings.label_prefix}/workspace": ws_id}
     for key, value in (labels or {}).items():
@@ -148,6 +166,7 @@ def up_argv(
     if settings.provider == "kubernetes":  # LABELS is the Kubernetes provider's (CONTRACT §9)
         options["LABELS"] = _labels_option(settings, ws_id, labels)
     argv += _option_args("--provider-option", options)
+    argv += _option_args("--ide-option", ide_options(settings, ide))
     return argv
 
 

@@ -199,7 +199,9 @@ _CAUSES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"exceeded quota|Insufficient (cpu|memory)|no space left on device|ResourceQuota", re.I), "quota"),
     (re.compile(r"clone repository|git clone|Repository not found|Authentication failed|Could not resolve host",
                 re.I), "clone"),
-    (re.compile(r"extract vscode|openvscode|vscode server|install (the )?ide|download .*vscode", re.I), "ide"),
+    # A download from a mirror (DEVENV_IDE_DOWNLOAD_*) fails as Go's bare 'Get "<url>": …' (CONTRACT §6).
+    (re.compile(r"extract vscode|openvscode|vscode server|install (the )?ide|download .*vscode|"
+                r"Get \"https?://[^\"]*\.tar\.gz\"", re.I), "ide"),
     (re.compile(r"pull(ing)? image|ImagePullBackOff|ErrImagePull|manifest unknown|build image|dockerfile|kaniko",
                 re.I), "image"),
     (re.compile(r"onCreateCommand|updateContentCommand|postCreateCommand|postStartCommand|postAttachCommand|"

@@ -70,7 +70,7 @@ class Operations:
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
-        self.askpass: Any = None
+        self.git_access = devpod.GitAccess.for_settings(dp)  # the clone token reaches git through it only
         self.prepared = False
         self.runs = 0  # DevPod processes started (metrics, tests)
 
@@ -84,11 +84,12 @@ class Operations:
             return devpod.RunResult(argv=argv, exit_code=127, timed_out=False, duration=0.0,
                                     lines=[devpod.LogLine(message=message, level="fatal", stream="stderr",
                                                           text=message)])
+        finally:  # the run's git nonce dies with it; DEVPOD_HOME is scrubbed of clone tokens
+            self.git_access.finish(kwargs.get("env_extra"))
 
     # ------------------------------------------------------------------ start-up
     def prepare_dirs(self) -> None:
         devpod.prepare_dirs(self.dp)
-        self.askpass = devpod.write_askpass(self.dp.home)
 
     async def prepare_devpod(self) -> None:
         """Idempotent: add the provider only if absent, else set its options; harden the context."""
@@ -148,7 +149,7 @@ class Operations:
         if token is None:
             return None
         self.masker.add(token)
-        return devpod.git_credential_env(token, self.askpass)
+        return await self.git_access.grant(token)
 
     # ------------------------------------------------------------------ steps
     def limit(self, kind: str) -> float:

@@ -55,10 +55,20 @@ class DevPodSettings:
     provider_timeout: float = var.PROVIDER_TIMEOUT.preset()
     #: Seconds between SIGTERM and SIGKILL.
     kill_grace: float = var.KILL_GRACE.preset()
+    #: Where openvscode-server is downloaded from by the workspace, per architecture (the IDE options
+    #: ``DOWNLOAD_AMD64``/``DOWNLOAD_ARM64``, CONTRACT §6); None: DevPod's default on github.com.
+    ide_download_amd64: str | None = None
+    ide_download_arm64: str | None = None
+    #: The 0700 directory of the git askpass socket and helper; default ``<home>/askpass``.
+    askpass_dir: Path | None = None
 
     @property
     def ssh_dir(self) -> Path:
         return self.ssh_config_dir if self.ssh_config_dir is not None else self.home / "ssh"
+
+    @property
+    def askpass_directory(self) -> Path:
+        return self.askpass_dir if self.askpass_dir is not None else self.home / "askpass"
 
     @property
     def child_home(self) -> Path:
@@ -74,7 +84,8 @@ class DevPodSettings:
 
 
 def read_devpod(r: Reader, state_dir: Path) -> DevPodSettings:
-    """DevPod's section; ``DEVPOD_HOME`` defaults to ``<state_dir>/devpod``."""
+    """DevPod's section; ``DEVPOD_HOME`` defaults to ``<state_dir>/devpod``, the askpass socket lives in
+    ``<state_dir>/askpass``."""
     return DevPodSettings(
         home=r.get(var.DEVPOD_HOME) or Path(state_dir) / "devpod",
         binary=r.value(var.DEVPOD_BIN),
@@ -101,4 +112,7 @@ def read_devpod(r: Reader, state_dir: Path) -> DevPodSettings:
         ssh_timeout=r.value(var.SSH_TIMEOUT),
         provider_timeout=r.value(var.PROVIDER_TIMEOUT),
         kill_grace=r.value(var.KILL_GRACE),
+        ide_download_amd64=r.get(var.IDE_DOWNLOAD_AMD64),
+        ide_download_arm64=r.get(var.IDE_DOWNLOAD_ARM64),
+        askpass_dir=Path(state_dir) / "askpass",
     )

@@ -14,6 +14,7 @@ import re
 import shlex
 import string
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from bot.settings.values import Kind
 
@@ -28,6 +29,8 @@ _RESOURCE_ENTRY = re.compile(r"(requests|limits)\.[A-Za-z0-9./_-]+=[0-9]+(\.[0-9
 _LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Characters a download URL has no business holding (quotes, blanks, shell and template syntax).
+_UNSAFE_URL = re.compile(r"[\s\"'`\\;{}$<>|]")
 _PROGRAM = re.compile(r"[A-Za-z0-9_./+-]+")
 #: Names the agent's environment header may not set: they would change how its shells run.
 RESERVED_ENV = frozenset(
@@ -69,6 +72,27 @@ class ResourceList(Kind[str]):
             raise ValueError(f"{name} must look like 'requests.cpu=500m,limits.memory=4Gi'; "
                              f"bad entries: {', '.join(bad)}")
         return ",".join(entries)
+
+
+class DownloadUrl(Kind[str]):
+    """Where a workspace downloads a file from (openvscode-server's ``DOWNLOAD_AMD64``): an http(s) URL with a
+    path and no credentials (it is stored in DevPod's state and shown in its argv), a fragment or unsafe characters."""
+
+    def parse(self, name: str, raw: str) -> str:
+        value = raw.strip()
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+                or parts.path in ("", "/") or parts.fragment or _UNSAFE_URL.search(value):
+            raise ValueError(f"{name} must be the http(s) URL of the file to download, e.g. "
+                             f"https://mirror.example.com/openvscode-server-v1.84.2-linux-x64.tar.gz, got {value!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"{name} must not carry credentials: DevPod keeps it in its state files and "
+                             "passes it on the command line; let the mirror accept requests from the workspaces")
+        return value
 
 
 class NodeSelector(Kind[str]):

@@ -126,6 +126,12 @@ SSH_TIMEOUT = Var("DEVENV_SSH_TIMEOUT", v.Duration(positive=True), "10m",
 PROVIDER_TIMEOUT = Var("DEVENV_PROVIDER_TIMEOUT", v.Duration(positive=True), "2m",
                        "likewise for `devpod provider` and `context` commands")
 KILL_GRACE = Var("DEVENV_KILL_GRACE", v.Duration(positive=True), "10", "the time between SIGTERM and SIGKILL")
+IDE_DOWNLOAD_AMD64 = Var("DEVENV_IDE_DOWNLOAD_AMD64", kinds.DownloadUrl(), None,
+                         "where workspaces on amd64 nodes download openvscode-server (a `.tar.gz` like the release's "
+                         "`openvscode-server-v1.84.2-linux-x64.tar.gz`); set it when they cannot reach github.com "
+                         "(air-gapped clusters, GitHub Enterprise Server)", shown="github.com's release")
+IDE_DOWNLOAD_ARM64 = Var("DEVENV_IDE_DOWNLOAD_ARM64", kinds.DownloadUrl(), None,
+                         "likewise for arm64 nodes (`…-linux-arm64.tar.gz`)", shown="github.com's release")
 
 # --------------------------------------------------------------------------- Kubernetes
 
@@ -236,7 +242,8 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),
     ("DevPod", (DEVPOD_BIN, DEVPOD_HOME, PROVIDER, DEVPOD_CONTEXT, SSH_CONFIG_DIR, DEVPOD_USER_HOME, PATH, LABEL_PREFIX,
-                UP_TIMEOUT, STOP_TIMEOUT, DELETE_TIMEOUT, STATUS_TIMEOUT, SSH_TIMEOUT, PROVIDER_TIMEOUT, KILL_GRACE)),
+                UP_TIMEOUT, STOP_TIMEOUT, DELETE_TIMEOUT, STATUS_TIMEOUT, SSH_TIMEOUT, PROVIDER_TIMEOUT, KILL_GRACE,
+                IDE_DOWNLOAD_AMD64, IDE_DOWNLOAD_ARM64)),
     ("Kubernetes", (NAMESPACE, KUBECONFIG, KUBE_CONTEXT, DISK_SIZE, STORAGE_CLASS, RESOURCES, NODE_SELECTOR,
                     SERVICE_ACCOUNT, POD_TIMEOUT, ARCHITECTURE)),
     ("Links to the workspace ([docs/links.md](docs/links.md))",
