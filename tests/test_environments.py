@@ -204,6 +204,38 @@ async def test_a_hanging_devpod_ends_in_timed_out(environ, repo, github, devpod)
     assert "did not finish within 1 seconds" in run["output"]["text"]
 
 
+async def test_an_up_the_bot_timed_out_says_what_was_running_and_where_devpod_left_it(environ, repo, github, devpod):
+    # DevPod v0.6.15 dies at once on SIGTERM and says nothing; the container stays up with its hooks unfinished.
+    (devpod.home / "standin-devcontainer.json").write_text(json.dumps({"postCreateCommand": "make setup"}))
+    devpod.inject(command="up", phase="Run command", after_line=True, hang=True)
+    srv = await start(environ, DEVENV_UP_TIMEOUT="2", DEVENV_KILL_GRACE="1")
+    try:
+        await srv.deliver("pull_request", payloads.pull_request("opened"))
+        await srv.settle()
+        record = tracked(srv)
+    finally:
+        await srv.stop()
+    [run] = checks(github)
+    assert run["conclusion"] == "timed_out"
+    assert 'devenv-bot stopped it after 2 s, during "Running lifecycle hooks" (creating the environment)' \
+        in run["output"]["text"]
+    assert len(devpod.calls("status")) == 1  # the state is checked afterwards
+    assert devpod.cluster(WS)["pod"] == "Running"
+    assert record.state == State.RUNNING and record.links == []  # not "failed and gone", not offered either
+    assert "says the workspace is **Running**" in run["output"]["summary"] and "recreate" in sticky(github)
+
+
+async def test_the_environment_is_at_the_commit_devpod_cloned_not_the_webhooks_head(server, github, devpod):
+    cloned = "d" * 40  # the PR moved on before DevPod fetched pull/2/head
+    devpod.set_refs(f"{OWNER}/{REPO}", {f"refs/pull/{NUMBER}/head": cloned})
+    opened = payloads.pull_request("opened")
+    await server.deliver("pull_request", opened)
+    await server.settle()
+    assert tracked(server).env_sha == cloned
+    head = opened["pull_request"]["head"]["sha"]
+    assert f"at `{cloned[:7]}`; the PR head is `{head[:7]}` (not applied yet)" in sticky(github)
+
+
 async def test_a_fork_pr_gets_no_environment_and_an_explanation(server, github, devpod):
     await server.deliver("pull_request", payloads.pull_request("opened", fork="stranger/Hello-World"))
     await server.settle()

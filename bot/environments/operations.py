@@ -11,6 +11,19 @@ hold a credential to fetch with, so the bot first asks the workspace whether it 
 changes (``git status`` over ``devpod ssh``); if it does, syncing pauses and the comment says how to
 go on; otherwise ``devpod up --reset`` re-clones the PR head on the bot's host and re-streams it
 (the container is rebuilt, the volume kept).
+
+Untrusted code is built only at the approved commit.  DevPod v0.6.15-hotfix.2 cannot be told to
+build a fork PR's commit: ``<repo>@sha256:<sha>`` is a plain clone (branches and tags only) then
+``git reset --hard <sha>``, which fails for a commit only ``refs/pull/N/head`` has, and an existing
+workspace's stored source would pin every later ``--reset`` to that old commit.  So DevPod gets the
+PR ref, which it fetches when it clones, and the check after ``up`` is what decides
+(:meth:`Operations.verify`): the commit its clone checked out (read on the bot's host, CONTRACT §1.2)
+must be the approved one, else the workspace is stopped and not offered.  ``env_sha`` always comes
+from that clone, never from the webhook's head.
+
+When the bot ends DevPod itself (its time limit), DevPod v0.6.15 dies at once and says nothing
+(CONTRACT §9): the outcome says what was running and for how long, and ``devpod status`` is asked
+where that left the workspace (:meth:`Operations.after_kill`).
 """
 
 from __future__ import annotations
@@ -42,13 +55,19 @@ class Outcome:
     verdict: str  # the "Last action" outcome: succeeded, failed, timed out, blocked, waiting for approval
     errors: tuple[str, ...] | None = None  # what the comment shows as gone wrong (None: leave it)
     head_sha: str | None = None  # the PR head, when the step found it moved
+    env_sha: str | None = None  # a build: the commit DevPod's clone checked out (None: unknown)
+    found: Event | None = None  # after the bot ended DevPod: what ``devpod status`` said (applied after ``event``)
+    state_after: str | None = None  # that status ("Running", "missing", "unknown" ...), for the note
+    wrong_commit: tuple[str, str | None, bool] | None = None  # (approved, checked out, stopped) when they differ
 
 
-def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str | None = None) -> Outcome:
-    """What a DevPod run of ``kind`` means; ``extra_error`` is a problem the step found after it."""
+def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str | None = None,
+          phase: str | None = None) -> Outcome:
+    """What a DevPod run of ``kind`` means; ``extra_error`` is a problem the step found after it,
+    ``phase`` what DevPod was last seen doing."""
     if result.timed_out:
         return Outcome("timed_out", Event.TIMED_OUT, VERDICTS["timed_out"],
-                       tuple(result.errors()) + (report.timed_out_error(limit),))
+                       tuple(result.errors()) + (report.killed_error(kind, phase, result.duration, limit),))
     if result.ok and kind == "status":  # what DevPod says the workspace is (Busy: the state stays)
         return Outcome("success", FOUND.get(devpod.parse_status(result.stdout).state.value), "succeeded")
     if result.ok:
@@ -179,24 +198,17 @@ class Operations:
         or when uncommitted changes would be lost.  None: go on."""
         blocked, checked_out = await self.checkout_state(record.ws_id)
         if checked_out == op.head_sha:
-            return Outcome("success", Event.BUILT, "succeeded", ())
+            return Outcome("success", Event.BUILT, "succeeded", (), env_sha=checked_out)
         if blocked:
             return Outcome("action_required", Event.SYNC_BLOCKED, "blocked")
         return None
 
     async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
-        """Run ``op``'s DevPod command and judge it."""
+        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up."""
         dp, kind = self.dp, op.kind
         extra_error = None
         if kind in BUILD_OPS:
-            env_extra = await self._git_credentials(record)
-            argv = devpod.up_argv(
-                dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
-                recreate=(kind == "recreate"), reset=(kind in ("reset", "sync")), ide=record.ide,
-                devcontainer_path=record.devcontainer_path,
-                provider_options={"RESOURCES": record.resources} if record.resources else None,
-                labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
-            result = await self.run(argv, dp.up_timeout, env_extra=env_extra, on_line=on_line)
+            result = await self._up(record, kind, on_line)
         elif kind == "stop":
             result = await self.run(devpod.stop_argv(dp, record.ws_id), dp.stop_timeout, on_line=on_line)
         elif kind == "delete":
@@ -209,7 +221,82 @@ class Operations:
                 devpod.remove_agent_leftovers(dp, record.ws_id)
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
-        return judge(kind, result, self.limit(kind), extra_error=extra_error)
+        outcome = judge(kind, result, self.limit(kind), extra_error=extra_error, phase=record.phase)
+        if result.timed_out and kind != "status":
+            return await self.after_kill(record, kind, outcome)
+        if kind in BUILD_OPS and outcome.event is Event.BUILT:
+            return await self.verify(record, op, outcome)
+        return outcome
+
+    async def _up(self, record: EnvRecord, kind: str, on_line: Callable[[devpod.LogLine], None]) -> devpod.RunResult:
+        env_extra = await self._git_credentials(record)
+        # An untrusted PR's clone holding a commit nobody approved is cloned again, never started.
+        reset = kind in ("reset", "sync") or self._holds_unapproved(record, kind)
+        argv = devpod.up_argv(
+            self.dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
+            recreate=(kind == "recreate"), reset=reset, ide=record.ide, devcontainer_path=record.devcontainer_path,
+            provider_options={"RESOURCES": record.resources} if record.resources else None,
+            labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
+        return await self.run(argv, self.dp.up_timeout, env_extra=env_extra, on_line=on_line)
+
+    # ------------------------------------------------------------------ what was built
+    @staticmethod
+    def approved(record: EnvRecord, kind: str) -> set[str | None]:
+        """The commits an untrusted PR's workspace may hold after ``kind``: the approved one, and for an
+        operation that does not clone again (``up`` of an existing workspace, ``recreate``) the commit
+        it was verified at before."""
+        allowed: set[str | None] = {record.approved_sha} - {None}
+        if kind in ("up", "recreate") and record.env_sha:
+            allowed.add(record.env_sha)
+        return allowed
+
+    def _holds_unapproved(self, record: EnvRecord, kind: str) -> bool:
+        if record.trusted is not False or kind not in ("up", "recreate"):
+            return False
+        held = devpod.checked_out_commit(self.dp, record.ws_id)
+        return held is not None and held not in self.approved(record, kind)
+
+    async def cloned_commit(self, ws_id: str) -> str | None:
+        """The commit the workspace's clone is at: read on the bot's host where the Kubernetes provider
+        clones (CONTRACT §1.2), else asked of the workspace over ``devpod ssh``; None if unknown."""
+        if devpod.content_dir(self.dp, ws_id).is_dir():
+            return devpod.checked_out_commit(self.dp, ws_id)
+        return (await self.checkout_state(ws_id))[1]
+
+    async def verify(self, record: EnvRecord, op: Op, built: Outcome) -> Outcome:
+        """A successful build: take ``env_sha`` from what DevPod cloned, and for untrusted code make sure it
+        is an approved commit, else stop the workspace and fail (the PR moved between check and clone)."""
+        sha = await self.cloned_commit(record.ws_id)
+        if record.trusted is not False:
+            if sha is None:
+                log.warning("%s: the checked-out commit could not be read; assuming the PR head", record.ws_id)
+            return dataclasses.replace(built, env_sha=sha or op.head_sha)
+        if sha is not None and sha in self.approved(record, op.kind):
+            return dataclasses.replace(built, env_sha=sha)
+        expected = record.approved_sha or ""
+        log.warning("%s: DevPod checked out %s, not the approved %s: stopping it", record.ws_id, sha, expected)
+        stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
+        errors = (report.wrong_commit_error(expected, sha),) + (() if stopped.ok else tuple(stopped.errors()))
+        return Outcome("failure", Event.FAILED, VERDICTS["failure"], errors,
+                       found=Event.FOUND_STOPPED if stopped.ok else None, wrong_commit=(expected, sha, stopped.ok))
+
+    async def after_kill(self, record: EnvRecord, kind: str, outcome: Outcome) -> Outcome:
+        """The bot ended DevPod (its time limit): DevPod said nothing and may have left a container running
+        half set up, so ``devpod status`` tells where the workspace is; the state follows it."""
+        result = await self.run(devpod.status_argv(self.dp, record.ws_id), self.dp.status_timeout)
+        if result.ok:
+            state = devpod.parse_status(result.stdout).state.value
+        else:
+            state = "missing" if devpod.workspace_missing(result.lines) else "unknown"
+        found = Event.FOUND_MISSING if state == "missing" else FOUND.get(state)
+        if state == "Running" and kind in BUILD_OPS and record.trusted is False \
+                and await self.cloned_commit(record.ws_id) not in self.approved(record, kind):
+            # Half-made from a commit nobody approved: it is not left running.
+            stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
+            if stopped.ok:
+                state, found = "Stopped", Event.FOUND_STOPPED
+        log.info("%s: after %s was stopped by the bot, DevPod says %s", record.ws_id, kind, state)
+        return dataclasses.replace(outcome, found=found, state_after=state)
 
     async def _still_listed(self, ws_id: str) -> bool:
         listing = await self.run(devpod.list_argv(self.dp), self.dp.status_timeout)
