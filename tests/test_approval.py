@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from bot import devpod as devpod_pkg
+from bot.environments.journal import EnvRecord
+from bot.environments.operations import CloneWatch, Operations, UnapprovedClone
 from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
@@ -142,3 +147,33 @@ async def test_after_a_wrong_clone_the_unapproved_commit_is_cloned_again_never_s
     assert "--reset=true" in up["argv"]  # the clone holding SECOND is thrown away, not woken
     assert devenv_runs(github)[-1]["conclusion"] == "success"
     assert server.bot.environments.records[WS].env_sha == FIRST
+
+
+def clone_at(dp, ws_id: str, sha: str) -> None:
+    """What ``git switch PR2`` leaves in DevPod's clone on the bot's host."""
+    git_dir = devpod_pkg.content_dir(dp, ws_id) / ".git"
+    (git_dir / "refs" / "heads").mkdir(parents=True)
+    (git_dir / "HEAD").write_text("ref: refs/heads/PR2\n")
+    (git_dir / "refs" / "heads" / "PR2").write_text(sha + "\n")
+
+
+@pytest.mark.parametrize("cloned", [FIRST, SECOND])
+def test_devpod_is_ended_right_after_cloning_an_unapproved_commit(tmp_path, cloned):
+    """Checked when DevPod moves past cloning: before the container exists and any hook runs."""
+    dp = devpod_pkg.DevPodSettings(home=tmp_path)
+    record = EnvRecord(ws_id=WS, installation_id=1, owner=OWNER, repo=REPO, number=NUMBER, head_sha=FIRST,
+                       trusted=False, approved_sha=FIRST)
+    seen: list[str] = []
+    watch = CloneWatch(Operations(dp, github_url="https://github.com"), record, "up",
+                       lambda line: seen.append(line.message))
+    for message in ("Clone repository", f"URL: https://github.com/{OWNER}/{REPO}", f"PR: pull/{NUMBER}/head"):
+        watch(devpod_pkg.LogLine(message=message, level="info"))
+    clone_at(dp, WS, cloned)
+    after_clone = devpod_pkg.LogLine(message="Creating devcontainer...", level="info")
+    if cloned == FIRST:
+        watch(after_clone)
+        assert seen[-1] == "Creating devcontainer..."
+    else:
+        with pytest.raises(UnapprovedClone) as raised:
+            watch(after_clone)
+        assert raised.value.sha == SECOND and len(seen) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 
 import pytest
@@ -282,6 +283,9 @@ async def test_closing_a_pr_cancels_its_build_in_flight(server, github, devpod):
     await server.settle()
     [run] = checks(github)
     assert run["conclusion"] == "cancelled"
+    # DevPod v0.6.15 dies without a word on SIGTERM: the bot says what it ended.
+    assert re.search(r'devenv-bot stopped DevPod after \d+ s, during "Starting DevPod" \(creating the environment\)',
+                     run["output"]["summary"])
     assert len(devpod.calls("delete")) == 1
     assert tracked(server) is None  # nothing kept for a deleted environment
     assert not (server.settings.state_dir / "environments" / f"{WS}.json").exists()

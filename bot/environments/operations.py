@@ -42,6 +42,7 @@ from bot.environments.states import FOUND, Event
 log = logging.getLogger(__name__)
 
 BUILD_OPS = report.BUILD_OPS
+CLONING = "Cloning repository"  # DevPod's phase while it clones (bot.devpod.phase_of)
 #: What each conclusion reads as in the comment's "Last action" line.
 VERDICTS = {"success": "succeeded", "failure": "failed", "timed_out": "timed out"}
 
@@ -79,6 +80,37 @@ def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str
         or (report.exit_code_error(result.exit_code),)
     failed = {"stop": Event.STOP_FAILED, "status": None}.get(kind, Event.FAILED)  # a failed status changes nothing
     return Outcome("failure", failed, "failed", errors)
+
+
+class UnapprovedClone(Exception):
+    """Raised from an ``up``'s output: DevPod's clone holds a commit nobody approved (it ends DevPod)."""
+
+    def __init__(self, sha: str | None) -> None:
+        super().__init__(f"DevPod cloned {sha}")
+        self.sha = sha
+
+
+class CloneWatch:
+    """Wraps an untrusted build's ``on_line``: once DevPod is past cloning (the clone happens on the bot's
+    host before the container exists, CONTRACT §1.2), its commit is read, and an unapproved one ends DevPod
+    at once, before any of its code reaches a container or runs in a hook."""
+
+    def __init__(self, ops: Operations, record: EnvRecord, kind: str,
+                 on_line: Callable[[devpod.LogLine], None]) -> None:
+        self.ops, self.record, self.kind, self.on_line = ops, record, kind, on_line
+        self.state = "before"  # before -> cloning -> checked
+
+    def __call__(self, line: devpod.LogLine) -> None:
+        cloning = devpod.phase_of(line.message) == CLONING and not line.message.startswith("Successfully cloned")
+        if self.state == "before" and cloning:
+            self.state = "cloning"
+        elif self.state == "cloning" and not cloning:
+            self.state = "checked"
+            if devpod.content_dir(self.ops.dp, self.record.ws_id).is_dir():  # else the check after ``up`` asks ssh
+                sha = devpod.checked_out_commit(self.ops.dp, self.record.ws_id)
+                if sha not in self.ops.approved(self.record, self.kind):
+                    raise UnapprovedClone(sha)
+        self.on_line(line)
 
 
 class Operations:
@@ -208,7 +240,10 @@ class Operations:
         dp, kind = self.dp, op.kind
         extra_error = None
         if kind in BUILD_OPS:
-            result = await self._up(record, kind, on_line)
+            try:
+                result = await self._up(record, kind, on_line)
+            except UnapprovedClone as exc:  # DevPod was stopped right after cloning, before the container
+                return await self.refuse_clone(record, exc.sha)
         elif kind == "stop":
             result = await self.run(devpod.stop_argv(dp, record.ws_id), dp.stop_timeout, on_line=on_line)
         elif kind == "delete":
@@ -229,7 +264,8 @@ class Operations:
         return outcome
 
     async def _up(self, record: EnvRecord, kind: str, on_line: Callable[[devpod.LogLine], None]) -> devpod.RunResult:
-        env_extra = await self._git_credentials(record)
+        if record.trusted is False:
+            on_line = CloneWatch(self, record, kind, on_line)
         # An untrusted PR's clone holding a commit nobody approved is cloned again, never started.
         reset = kind in ("reset", "sync") or self._holds_unapproved(record, kind)
         argv = devpod.up_argv(
@@ -237,7 +273,8 @@ class Operations:
             recreate=(kind == "recreate"), reset=reset, ide=record.ide, devcontainer_path=record.devcontainer_path,
             provider_options={"RESOURCES": record.resources} if record.resources else None,
             labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
-        return await self.run(argv, self.dp.up_timeout, env_extra=env_extra, on_line=on_line)
+        return await self.run(argv, self.dp.up_timeout, env_extra=await self._git_credentials(record),
+                              on_line=on_line)
 
     # ------------------------------------------------------------------ what was built
     @staticmethod
@@ -273,6 +310,10 @@ class Operations:
             return dataclasses.replace(built, env_sha=sha or op.head_sha)
         if sha is not None and sha in self.approved(record, op.kind):
             return dataclasses.replace(built, env_sha=sha)
+        return await self.refuse_clone(record, sha)
+
+    async def refuse_clone(self, record: EnvRecord, sha: str | None) -> Outcome:
+        """DevPod checked out ``sha``, not an approved commit: stop the workspace and fail, asking for approval."""
         expected = record.approved_sha or ""
         log.warning("%s: DevPod checked out %s, not the approved %s: stopping it", record.ws_id, sha, expected)
         stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
