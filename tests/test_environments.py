@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -224,6 +226,18 @@ async def test_an_up_the_bot_timed_out_says_what_was_running_and_where_devpod_le
     assert devpod.cluster(WS)["pod"] == "Running"
     assert record.state == State.RUNNING and record.links == []  # not "failed and gone", not offered either
     assert "says the workspace is **Running**" in run["output"]["summary"] and "recreate" in sticky(github)
+
+
+async def test_devpod_ended_by_someone_else_is_reported_and_its_state_checked(server, github, devpod):
+    devpod.inject(command="up", phase="Setting up container", after_line=True, hang=True)
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await eventually(lambda: not devpod.faults(), what="up to reach its pod")
+    os.kill(devpod.calls("up")[0]["pid"], signal.SIGTERM)  # an operator, not the bot
+    await server.settle()
+    [run] = checks(github)
+    assert run["conclusion"] == "failure"
+    assert "DevPod was ended by SIGTERM, not by devenv-bot" in run["output"]["text"]
+    assert len(devpod.calls("status")) == 1 and tracked(server).state == State.RUNNING
 
 
 async def test_the_environment_is_at_the_commit_devpod_cloned_not_the_webhooks_head(server, github, devpod):

@@ -76,7 +76,8 @@ def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str
                        "succeeded", ())
     if kind == "status" and devpod.workspace_missing(result.lines):
         return Outcome("success", Event.FOUND_MISSING, "succeeded")
-    errors = ((extra_error,) if extra_error else ()) or tuple(result.errors()) \
+    ended = (report.signal_error(result.signal),) if result.signal else ()  # DevPod said nothing (CONTRACT §9)
+    errors = ((extra_error,) if extra_error else ()) or tuple(result.errors()) + ended \
         or (report.exit_code_error(result.exit_code),)
     failed = {"stop": Event.STOP_FAILED, "status": None}.get(kind, Event.FAILED)  # a failed status changes nothing
     return Outcome("failure", failed, "failed", errors)
@@ -257,7 +258,7 @@ class Operations:
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
         outcome = judge(kind, result, self.limit(kind), extra_error=extra_error, phase=record.phase)
-        if result.timed_out and kind != "status":
+        if (result.timed_out or result.signal) and kind != "status":  # ended mid-way: where did it leave things?
             return await self.after_kill(record, kind, outcome)
         if kind in BUILD_OPS and outcome.event is Event.BUILT:
             return await self.verify(record, op, outcome)
@@ -322,8 +323,9 @@ class Operations:
                        found=Event.FOUND_STOPPED if stopped.ok else None, wrong_commit=(expected, sha, stopped.ok))
 
     async def after_kill(self, record: EnvRecord, kind: str, outcome: Outcome) -> Outcome:
-        """The bot ended DevPod (its time limit): DevPod said nothing and may have left a container running
-        half set up, so ``devpod status`` tells where the workspace is; the state follows it."""
+        """DevPod was ended by a signal (the bot's time limit, or someone else's): it said nothing and may have
+        left a container running half set up, so ``devpod status`` tells where the workspace is; the state
+        follows it."""
         result = await self.run(devpod.status_argv(self.dp, record.ws_id), self.dp.status_timeout)
         if result.ok:
             state = devpod.parse_status(result.stdout).state.value

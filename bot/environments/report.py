@@ -11,6 +11,7 @@ renders a comment from a record alone (``tests/test_golden.py``).
 from __future__ import annotations
 
 import dataclasses
+import signal
 from typing import Any
 
 from bot import devpod
@@ -194,6 +195,15 @@ def killed_error(kind: str, phase: str | None, seconds: float, limit: float | No
 
     DevPod v0.6.15 dies at once on SIGTERM and says nothing (CONTRACT §9), so the bot tells."""
     return str(words().killed_error(verb(kind), phase, took(seconds), limit))
+
+
+def signal_error(number: int) -> str:
+    """DevPod was ended by a signal devenv-bot did not send (an operator, the kernel's OOM killer)."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return str(words().signal_error(name))
 
 
 def cancel_reason(name: str) -> str:
