@@ -338,7 +338,7 @@ class Operations:
             stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
             if stopped.ok:
                 state, found = "Stopped", Event.FOUND_STOPPED
-        log.info("%s: after %s was stopped by the bot, DevPod says %s", record.ws_id, kind, state)
+        log.info("%s: after %s was ended by a signal, DevPod says %s", record.ws_id, kind, state)
         return dataclasses.replace(outcome, found=found, state_after=state)
 
     async def _still_listed(self, ws_id: str) -> bool:
