@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -119,8 +120,9 @@ async def test_a_timeout_sends_sigterm_and_devpod_exits(settings, standin):
         up(settings), settings=settings, timeout=1.0, masker=Masker(), on_line=lambda ln: started.set()
     )
     assert started.is_set()
-    assert result.timed_out and result.exit_code == 1  # SIGTERM: DevPod cancels and exits 1
-    assert result.lines[-1].message == "context canceled"
+    # v0.6.15 has no SIGTERM handler: it dies at once, exit -15, and says nothing more (CONTRACT §9).
+    assert result.timed_out and result.exit_code == -15 and result.signal == 15
+    assert result.lines[-1].message == "hanging" and not any(ln.level == "fatal" for ln in result.lines)
 
 
 async def test_a_child_that_ignores_sigterm_is_killed(settings, standin):
@@ -208,3 +210,38 @@ async def test_a_secret_split_across_two_output_lines_never_reaches_a_line(setti
     text = "\n".join(line.message for line in result.lines)
     assert "s3cr3t-valu" not in text and "e-0123456789" not in text
     assert "*** was rejected" in text
+
+
+def git(*args: str, cwd) -> str:
+    environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
+                          env=environ, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("how", ["switch", "packed", "detached"])
+def test_the_checked_out_commit_is_read_from_a_real_clone_without_running_git(settings, tmp_path, how):
+    """What ``git switch PR<N>`` (a loose ref), ``git pack-refs`` and a detached HEAD leave in ``.git``."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git("init", "-q", "-b", "main", cwd=origin)
+    git("commit", "-q", "--allow-empty", "-m", "base", cwd=origin)
+    git("commit", "-q", "--allow-empty", "-m", "pr", cwd=origin)
+    content = devpod.content_dir(settings, "hello-world-pr1-abcdef")
+    content.parent.mkdir(parents=True)
+    git("clone", "-q", str(origin), str(content), cwd=tmp_path)
+    if how == "switch":
+        git("switch", "-q", "-c", "PR1", "HEAD~1", cwd=content)
+    elif how == "packed":
+        git("pack-refs", "--all", cwd=content)
+    else:
+        git("checkout", "-q", "--detach", "HEAD~1", cwd=content)
+    assert devpod.checked_out_commit(settings, "hello-world-pr1-abcdef") == git("rev-parse", "HEAD", cwd=content)
+
+
+def test_an_unreadable_checkout_is_unknown(settings):
+    assert devpod.checked_out_commit(settings, "hello-world-pr1-abcdef") is None  # no clone at all
+    git_dir = devpod.content_dir(settings, "hello-world-pr1-abcdef") / ".git"
+    git_dir.mkdir(parents=True)
+    for head in ("ref: refs/heads/missing\n", "ref: refs/../../../etc/passwd\n", "garbage\n"):
+        (git_dir / "HEAD").write_text(head)
+        assert devpod.checked_out_commit(settings, "hello-world-pr1-abcdef") is None

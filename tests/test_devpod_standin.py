@@ -203,7 +203,7 @@ def test_bool_flags_take_a_value_only_with_an_equals_sign(standin):
                 break
         assert proc.poll() is None  # still blocking in the browser tunnel
         proc.terminate()
-        assert proc.wait(timeout=10) == 1
+        assert proc.wait(timeout=10) == -15  # v0.6.15 dies at once on SIGTERM (CONTRACT §9)
     finally:
         proc.kill()
         proc.wait()
@@ -355,7 +355,7 @@ def test_a_held_workspace_lock_makes_others_wait_then_time_out(standin):
         )
     finally:
         holder.terminate()
-        assert holder.wait(timeout=10) == 1
+        assert holder.wait(timeout=10) == -15  # v0.6.15 dies at once on SIGTERM (CONTRACT §9)
         holder.stderr.close()  # type: ignore[union-attr]
     assert dp(standin, "stop", WS, DEVPOD_STANDIN_LOCK_TIMEOUT="0.3").returncode == 0
 

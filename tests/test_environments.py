@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import signal
 import subprocess
 
 import pytest
@@ -204,6 +207,50 @@ async def test_a_hanging_devpod_ends_in_timed_out(environ, repo, github, devpod)
     assert "did not finish within 1 seconds" in run["output"]["text"]
 
 
+async def test_an_up_the_bot_timed_out_says_what_was_running_and_where_devpod_left_it(environ, repo, github, devpod):
+    # DevPod v0.6.15 dies at once on SIGTERM and says nothing; the container stays up with its hooks unfinished.
+    (devpod.home / "standin-devcontainer.json").write_text(json.dumps({"postCreateCommand": "make setup"}))
+    devpod.inject(command="up", phase="Run command", after_line=True, hang=True)
+    srv = await start(environ, DEVENV_UP_TIMEOUT="2", DEVENV_KILL_GRACE="1")
+    try:
+        await srv.deliver("pull_request", payloads.pull_request("opened"))
+        await srv.settle()
+        record = tracked(srv)
+    finally:
+        await srv.stop()
+    [run] = checks(github)
+    assert run["conclusion"] == "timed_out"
+    assert 'devenv-bot stopped it after 2 s, during "Running lifecycle hooks" (creating the environment)' \
+        in run["output"]["text"]
+    assert len(devpod.calls("status")) == 1  # the state is checked afterwards
+    assert devpod.cluster(WS)["pod"] == "Running"
+    assert record.state == State.RUNNING and record.links == []  # not "failed and gone", not offered either
+    assert "says the workspace is **Running**" in run["output"]["summary"] and "recreate" in sticky(github)
+
+
+async def test_devpod_ended_by_someone_else_is_reported_and_its_state_checked(server, github, devpod):
+    devpod.inject(command="up", phase="Setting up container", after_line=True, hang=True)
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await eventually(lambda: not devpod.faults(), what="up to reach its pod")
+    os.kill(devpod.calls("up")[0]["pid"], signal.SIGTERM)  # an operator, not the bot
+    await server.settle()
+    [run] = checks(github)
+    assert run["conclusion"] == "failure"
+    assert "DevPod was ended by SIGTERM, not by devenv-bot" in run["output"]["text"]
+    assert len(devpod.calls("status")) == 1 and tracked(server).state == State.RUNNING
+
+
+async def test_the_environment_is_at_the_commit_devpod_cloned_not_the_webhooks_head(server, github, devpod):
+    cloned = "d" * 40  # the PR moved on before DevPod fetched pull/2/head
+    devpod.set_refs(f"{OWNER}/{REPO}", {f"refs/pull/{NUMBER}/head": cloned})
+    opened = payloads.pull_request("opened")
+    await server.deliver("pull_request", opened)
+    await server.settle()
+    assert tracked(server).env_sha == cloned
+    head = opened["pull_request"]["head"]["sha"]
+    assert f"at `{cloned[:7]}`; the PR head is `{head[:7]}` (not applied yet)" in sticky(github)
+
+
 async def test_a_fork_pr_gets_no_environment_and_an_explanation(server, github, devpod):
     await server.deliver("pull_request", payloads.pull_request("opened", fork="stranger/Hello-World"))
     await server.settle()
@@ -250,6 +297,9 @@ async def test_closing_a_pr_cancels_its_build_in_flight(server, github, devpod):
     await server.settle()
     [run] = checks(github)
     assert run["conclusion"] == "cancelled"
+    # DevPod v0.6.15 dies without a word on SIGTERM: the bot says what it ended.
+    assert re.search(r'devenv-bot stopped DevPod after \d+ s, during "Starting DevPod" \(creating the environment\)',
+                     run["output"]["summary"])
     assert len(devpod.calls("delete")) == 1
     assert tracked(server) is None  # nothing kept for a deleted environment
     assert not (server.settings.state_dir / "environments" / f"{WS}.json").exists()

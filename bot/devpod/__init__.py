@@ -51,7 +51,15 @@ from bot.devpod.parse import (
     phase_of,
     workspace_missing,
 )
-from bot.devpod.process import RunResult, build_env, prepare_dirs, remove_agent_leftovers, run
+from bot.devpod.process import (
+    RunResult,
+    build_env,
+    checked_out_commit,
+    content_dir,
+    prepare_dirs,
+    remove_agent_leftovers,
+    run,
+)
 from bot.settings.devpod import DevPodSettings
 
 __all__ = [
@@ -69,6 +77,8 @@ __all__ = [
     "WorkspaceState",
     "WorkspaceStatus",
     "build_env",
+    "checked_out_commit",
+    "content_dir",
     "context_harden_argv",
     "delete_argv",
     "ide_options",

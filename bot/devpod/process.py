@@ -13,7 +13,16 @@ runs one argv list (never a shell string) with:
   (:class:`_Output`);
 * a wall-clock timeout: SIGTERM to the child's process group, SIGKILL after a grace
   period. Cancelling the awaiting task does the same, so a ``delete`` can cancel an
-  in-flight ``up`` (the per-workspace flock is released when the process dies).
+  in-flight ``up`` (the per-workspace flock is released when the process dies). DevPod
+  v0.6.15 has no SIGTERM handler: it dies at once (exit -15) with no fatal line and leaves
+  whatever it had started as it was, a running container with unfinished hooks included
+  (CONTRACT §9). So the output says nothing about the end: :attr:`RunResult.signal` tells the
+  caller, which reports from its own side what was running and checks the state afterwards.
+
+The one other read of DevPod's files is the commit its clone checked out
+(:func:`checked_out_commit`): the Kubernetes provider clones on the bot's host into
+``agent/contexts/<ctx>/workspaces/<id>/content`` (CONTRACT §1.2), and its ``.git/HEAD`` is read
+as plain files, so no git process ever runs in a directory an untrusted PR filled.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from bot.devpod.ids import check_id
@@ -38,7 +48,7 @@ from bot.devpod.masking import Masker
 from bot.devpod.parse import LogLine, meaningful_errors, parse_log_line
 from bot.settings.devpod import DevPodSettings
 
-__all__ = ["RunResult", "build_env", "prepare_dirs", "run"]
+__all__ = ["RunResult", "build_env", "checked_out_commit", "content_dir", "prepare_dirs", "run"]
 
 #: Seconds a grandchild still holding the pipes gets after the child exited, before and after SIGKILL.
 _DRAIN_GRACE = 1.0
@@ -64,6 +74,11 @@ class RunResult:
     def errors(self, n: int = 10) -> list[str]:
         return meaningful_errors(self.lines, n)
 
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended the child (SIGTERM, SIGKILL), or None if it exited by itself."""
+        return -self.exit_code if self.exit_code < 0 else None
+
 
 def remove_agent_leftovers(settings: DevPodSettings, ws_id: str) -> None:
     """Remove ``agent/contexts/<ctx>/workspaces/<id>/`` from DEVPOD_HOME.
@@ -73,6 +88,53 @@ def remove_agent_leftovers(settings: DevPodSettings, ws_id: str) -> None:
     """
     check_id(ws_id)
     shutil.rmtree(settings.home / "agent" / "contexts" / settings.context / "workspaces" / ws_id, ignore_errors=True)
+
+
+def content_dir(settings: DevPodSettings, ws_id: str) -> Path:
+    """Where DevPod's local agent clones the workspace's source on the bot's host (CONTRACT §1.2)."""
+    check_id(ws_id)
+    return settings.home / "agent" / "contexts" / settings.context / "workspaces" / ws_id / "content"
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_REF_NAME = re.compile(r"refs/[A-Za-z0-9._/-]{1,200}")
+
+
+def _resolve_ref(git: Path, ref: str) -> str | None:
+    """A ref's target as git stores it: a loose file under ``.git/``, else a line of ``packed-refs``."""
+    if not _REF_NAME.fullmatch(ref) or ".." in ref.split("/"):
+        return None
+    with contextlib.suppress(OSError):
+        return (git / ref).read_text("ascii", "replace")[:200].strip()
+    with contextlib.suppress(OSError):
+        for line in (git / "packed-refs").read_text("ascii", "replace").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref:
+                return sha
+    return None
+
+
+def checked_out_commit(settings: DevPodSettings, ws_id: str) -> str | None:
+    """The commit DevPod's clone checked out (``.git/HEAD``, following its branch), or None if unknown.
+
+    Read as plain files: ``git switch PR<N>`` and ``git reset --hard <sha>`` both leave HEAD
+    naming a branch whose ref holds the commit.
+    """
+    git = content_dir(settings, ws_id) / ".git"
+    try:
+        head = (git / "HEAD").read_text("ascii", "replace")[:300].strip()
+    except OSError:
+        return None
+    for _ in range(5):  # a symbolic ref may name another (git allows a few levels)
+        if _OBJECT_ID.fullmatch(head):
+            return head
+        if not head.startswith("ref: "):
+            return None
+        found = _resolve_ref(git, head.removeprefix("ref: ").strip())
+        if found is None:
+            return None
+        head = found
+    return None
 
 
 def prepare_dirs(settings: DevPodSettings) -> None:
@@ -287,8 +349,8 @@ async def run(
     ``stdin_data``, when given, is written to the child's stdin, which is then closed
     (``devpod ssh`` forwards it to the remote command); otherwise stdin is ``/dev/null``.
 
-    Timeout and cancellation both stop the child's whole process group: SIGTERM (DevPod
-    cancels its context and exits 1), then SIGKILL after ``settings.kill_grace``.
+    Timeout and cancellation both stop the child's whole process group: SIGTERM (v0.6.15
+    dies at once, exit -15, no fatal line), then SIGKILL after ``settings.kill_grace``.
     ``on_line`` (sync or async) sees every non-blank line as it arrives; an exception in
     it is not swallowed by the runner, it terminates the child and propagates.
     """

@@ -142,8 +142,22 @@ class OperationExecutor:
             record.errors = list(outcome.errors)
         if outcome.event is not None:
             record.state = transition(record.state, outcome.event)
+        if outcome.found is not None:  # where DevPod really left it, after the bot ended DevPod
+            record.state = transition(record.state, outcome.found)
+        await self._follow(record, op, outcome)
+        self._finish_action(record, op, outcome.verdict)
+        self.publishing.conclude(record, op, conclusion=outcome.conclusion,
+                                 title=report.outcome_title(op.kind, outcome.conclusion, outcome.event,
+                                                            wrong_commit=outcome.wrong_commit is not None))
+        await self.publishing.flush(record, op)
+        if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
+            self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
+        self._count(record.ws_id, op, outcome_of(outcome.conclusion), ended)
+
+    async def _follow(self, record: EnvRecord, op: Op, outcome: Outcome) -> None:
+        """What the record and the links learn from an outcome besides its state."""
         if outcome.event is Event.BUILT:
-            record.env_sha = op.head_sha
+            record.env_sha = outcome.env_sha  # what DevPod cloned, never the webhook's head
             await self.links.expose(record)
         elif outcome.event is Event.DELETED:
             record.env_sha = None
@@ -152,30 +166,43 @@ class OperationExecutor:
             record.note = report.blocked_note(self.where)
         elif outcome.event in (Event.HEAD_MOVED, Event.HEAD_MOVED_NO_ENV):
             record.note = report.paused_note(record, self.where)
-        self._finish_action(record, op, outcome.verdict)
-        self.publishing.conclude(record, op, conclusion=outcome.conclusion,
-                                 title=report.outcome_title(op.kind, outcome.conclusion, outcome.event))
-        await self.publishing.flush(record, op)
-        if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
-            self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
-        self._count(record.ws_id, op, outcome_of(outcome.conclusion), ended)
+        if outcome.wrong_commit is not None:
+            expected, got, stopped = outcome.wrong_commit
+            record.env_sha = None  # the workspace holds no approved commit: nothing to start as it is
+            record.note = report.wrong_commit_note(expected, got, stopped, self.where)
+        elif outcome.state_after is not None:
+            record.note = report.state_after_note(outcome.state_after, op.kind, self.where)
 
     # ------------------------------------------------------------------ ends that are not the step's
     def _cancelled(self, record: EnvRecord, op: Op) -> None:
+        stopped = self._stopped_devpod(record, op)  # DevPod v0.6.15 dies silently: the bot says what it ended
         if self.queue.shutting_down:
-            # Stopped by a shutdown: the journal keeps the op, the next start resumes it (and counts it then).
+            # Stopped by a shutdown: the journal keeps the op, the next start resumes it (and counts it then,
+            # and the resumed run finds where DevPod left the workspace).
             self._began.pop(record.ws_id, None)
-            self.publishing.check(record, op, status="in_progress", title=report.fixed_title("paused"), urgent=True)
+            summary = None if stopped is None else f"{stopped} {report.cancel_reason('shutdown')}."
+            self.publishing.check(record, op, status="in_progress", title=report.fixed_title("paused"),
+                                  summary=summary, urgent=True)
             return
         # Cancelled by a delete: say so, never leave it in progress.
         record.phase, record.op = None, None
         if op.kind in BUILD_OPS:
             deleting = self.queue.delete_waiting(record.ws_id)
             record.state = transition(record.state, Event.CANCELLED_FOR_DELETE if deleting else Event.CANCELLED)
+        if stopped is not None:
+            record.errors = [stopped]
         self._finish_action(record, op, "cancelled")
+        summary = report.cancelled_summary() + ("" if stopped is None else f" {stopped}")
         self.publishing.conclude(record, op, conclusion="cancelled", title=report.fixed_title("cancelled"),
-                                 summary=report.cancelled_summary())
+                                 summary=summary)
         self._count(record.ws_id, op, "cancelled")
+
+    def _stopped_devpod(self, record: EnvRecord, op: Op) -> str | None:
+        """What DevPod was doing when a cancel ended it, and for how long (None: it had not started)."""
+        began = self._began.get(record.ws_id)
+        if began is None:
+            return None
+        return report.killed_error(op.kind, record.phase, self.timer() - began)
 
     def _internal_error(self, record: EnvRecord, op: Op, exc: Exception) -> None:
         record.phase, record.op = None, None

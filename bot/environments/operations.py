@@ -11,6 +11,19 @@ hold a credential to fetch with, so the bot first asks the workspace whether it 
 changes (``git status`` over ``devpod ssh``); if it does, syncing pauses and the comment says how to
 go on; otherwise ``devpod up --reset`` re-clones the PR head on the bot's host and re-streams it
 (the container is rebuilt, the volume kept).
+
+Untrusted code is built only at the approved commit.  DevPod v0.6.15-hotfix.2 cannot be told to
+build a fork PR's commit: ``<repo>@sha256:<sha>`` is a plain clone (branches and tags only) then
+``git reset --hard <sha>``, which fails for a commit only ``refs/pull/N/head`` has, and an existing
+workspace's stored source would pin every later ``--reset`` to that old commit.  So DevPod gets the
+PR ref, which it fetches when it clones, and the check after ``up`` is what decides
+(:meth:`Operations.verify`): the commit its clone checked out (read on the bot's host, CONTRACT §1.2)
+must be the approved one, else the workspace is stopped and not offered.  ``env_sha`` always comes
+from that clone, never from the webhook's head.
+
+When the bot ends DevPod itself (its time limit), DevPod v0.6.15 dies at once and says nothing
+(CONTRACT §9): the outcome says what was running and for how long, and ``devpod status`` is asked
+where that left the workspace (:meth:`Operations.after_kill`).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from bot.environments.states import FOUND, Event
 log = logging.getLogger(__name__)
 
 BUILD_OPS = report.BUILD_OPS
+CLONING = "Cloning repository"  # DevPod's phase while it clones (bot.devpod.phase_of)
 #: What each conclusion reads as in the comment's "Last action" line.
 VERDICTS = {"success": "succeeded", "failure": "failed", "timed_out": "timed out"}
 
@@ -42,13 +56,19 @@ class Outcome:
     verdict: str  # the "Last action" outcome: succeeded, failed, timed out, blocked, waiting for approval
     errors: tuple[str, ...] | None = None  # what the comment shows as gone wrong (None: leave it)
     head_sha: str | None = None  # the PR head, when the step found it moved
+    env_sha: str | None = None  # a build: the commit DevPod's clone checked out (None: unknown)
+    found: Event | None = None  # after the bot ended DevPod: what ``devpod status`` said (applied after ``event``)
+    state_after: str | None = None  # that status ("Running", "missing", "unknown" ...), for the note
+    wrong_commit: tuple[str, str | None, bool] | None = None  # (approved, checked out, stopped) when they differ
 
 
-def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str | None = None) -> Outcome:
-    """What a DevPod run of ``kind`` means; ``extra_error`` is a problem the step found after it."""
+def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str | None = None,
+          phase: str | None = None) -> Outcome:
+    """What a DevPod run of ``kind`` means; ``extra_error`` is a problem the step found after it,
+    ``phase`` what DevPod was last seen doing."""
     if result.timed_out:
         return Outcome("timed_out", Event.TIMED_OUT, VERDICTS["timed_out"],
-                       tuple(result.errors()) + (report.timed_out_error(limit),))
+                       tuple(result.errors()) + (report.killed_error(kind, phase, result.duration, limit),))
     if result.ok and kind == "status":  # what DevPod says the workspace is (Busy: the state stays)
         return Outcome("success", FOUND.get(devpod.parse_status(result.stdout).state.value), "succeeded")
     if result.ok:
@@ -56,10 +76,42 @@ def judge(kind: str, result: devpod.RunResult, limit: float, *, extra_error: str
                        "succeeded", ())
     if kind == "status" and devpod.workspace_missing(result.lines):
         return Outcome("success", Event.FOUND_MISSING, "succeeded")
-    errors = ((extra_error,) if extra_error else ()) or tuple(result.errors()) \
+    ended = (report.signal_error(result.signal),) if result.signal else ()  # DevPod said nothing (CONTRACT §9)
+    errors = ((extra_error,) if extra_error else ()) or tuple(result.errors()) + ended \
         or (report.exit_code_error(result.exit_code),)
     failed = {"stop": Event.STOP_FAILED, "status": None}.get(kind, Event.FAILED)  # a failed status changes nothing
     return Outcome("failure", failed, "failed", errors)
+
+
+class UnapprovedClone(Exception):
+    """Raised from an ``up``'s output: DevPod's clone holds a commit nobody approved (it ends DevPod)."""
+
+    def __init__(self, sha: str | None) -> None:
+        super().__init__(f"DevPod cloned {sha}")
+        self.sha = sha
+
+
+class CloneWatch:
+    """Wraps an untrusted build's ``on_line``: once DevPod is past cloning (the clone happens on the bot's
+    host before the container exists, CONTRACT §1.2), its commit is read, and an unapproved one ends DevPod
+    at once, before any of its code reaches a container or runs in a hook."""
+
+    def __init__(self, ops: Operations, record: EnvRecord, kind: str,
+                 on_line: Callable[[devpod.LogLine], None]) -> None:
+        self.ops, self.record, self.kind, self.on_line = ops, record, kind, on_line
+        self.state = "before"  # before -> cloning -> checked
+
+    def __call__(self, line: devpod.LogLine) -> None:
+        cloning = devpod.phase_of(line.message) == CLONING and not line.message.startswith("Successfully cloned")
+        if self.state == "before" and cloning:
+            self.state = "cloning"
+        elif self.state == "cloning" and not cloning:
+            self.state = "checked"
+            if devpod.content_dir(self.ops.dp, self.record.ws_id).is_dir():  # else the check after ``up`` asks ssh
+                sha = devpod.checked_out_commit(self.ops.dp, self.record.ws_id)
+                if sha not in self.ops.approved(self.record, self.kind):
+                    raise UnapprovedClone(sha)
+        self.on_line(line)
 
 
 class Operations:
@@ -180,24 +232,20 @@ class Operations:
         or when uncommitted changes would be lost.  None: go on."""
         blocked, checked_out = await self.checkout_state(record.ws_id)
         if checked_out == op.head_sha:
-            return Outcome("success", Event.BUILT, "succeeded", ())
+            return Outcome("success", Event.BUILT, "succeeded", (), env_sha=checked_out)
         if blocked:
             return Outcome("action_required", Event.SYNC_BLOCKED, "blocked")
         return None
 
     async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
-        """Run ``op``'s DevPod command and judge it."""
+        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up."""
         dp, kind = self.dp, op.kind
         extra_error = None
         if kind in BUILD_OPS:
-            env_extra = await self._git_credentials(record)
-            argv = devpod.up_argv(
-                dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
-                recreate=(kind == "recreate"), reset=(kind in ("reset", "sync")), ide=record.ide,
-                devcontainer_path=record.devcontainer_path,
-                provider_options={"RESOURCES": record.resources} if record.resources else None,
-                labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
-            result = await self.run(argv, dp.up_timeout, env_extra=env_extra, on_line=on_line)
+            try:
+                result = await self._up(record, kind, on_line)
+            except UnapprovedClone as exc:  # DevPod was stopped right after cloning, before the container
+                return await self.refuse_clone(record, exc.sha)
         elif kind == "stop":
             result = await self.run(devpod.stop_argv(dp, record.ws_id), dp.stop_timeout, on_line=on_line)
         elif kind == "delete":
@@ -210,7 +258,89 @@ class Operations:
                 devpod.remove_agent_leftovers(dp, record.ws_id)
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
-        return judge(kind, result, self.limit(kind), extra_error=extra_error)
+        outcome = judge(kind, result, self.limit(kind), extra_error=extra_error, phase=record.phase)
+        if (result.timed_out or result.signal) and kind != "status":  # ended mid-way: where did it leave things?
+            return await self.after_kill(record, kind, outcome)
+        if kind in BUILD_OPS and outcome.event is Event.BUILT:
+            return await self.verify(record, op, outcome)
+        return outcome
+
+    async def _up(self, record: EnvRecord, kind: str, on_line: Callable[[devpod.LogLine], None]) -> devpod.RunResult:
+        if record.trusted is False:
+            on_line = CloneWatch(self, record, kind, on_line)
+        # An untrusted PR's clone holding a commit nobody approved is cloned again, never started.
+        reset = kind in ("reset", "sync") or self._holds_unapproved(record, kind)
+        argv = devpod.up_argv(
+            self.dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
+            recreate=(kind == "recreate"), reset=reset, ide=record.ide, devcontainer_path=record.devcontainer_path,
+            provider_options={"RESOURCES": record.resources} if record.resources else None,
+            labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
+        return await self.run(argv, self.dp.up_timeout, env_extra=await self._git_credentials(record),
+                              on_line=on_line)
+
+    # ------------------------------------------------------------------ what was built
+    @staticmethod
+    def approved(record: EnvRecord, kind: str) -> set[str | None]:
+        """The commits an untrusted PR's workspace may hold after ``kind``: the approved one, and for an
+        operation that does not clone again (``up`` of an existing workspace, ``recreate``) the commit
+        it was verified at before."""
+        allowed: set[str | None] = {record.approved_sha} - {None}
+        if kind in ("up", "recreate") and record.env_sha:
+            allowed.add(record.env_sha)
+        return allowed
+
+    def _holds_unapproved(self, record: EnvRecord, kind: str) -> bool:
+        if record.trusted is not False or kind not in ("up", "recreate"):
+            return False
+        held = devpod.checked_out_commit(self.dp, record.ws_id)
+        return held is not None and held not in self.approved(record, kind)
+
+    async def cloned_commit(self, ws_id: str) -> str | None:
+        """The commit the workspace's clone is at: read on the bot's host where the Kubernetes provider
+        clones (CONTRACT §1.2), else asked of the workspace over ``devpod ssh``; None if unknown."""
+        if devpod.content_dir(self.dp, ws_id).is_dir():
+            return devpod.checked_out_commit(self.dp, ws_id)
+        return (await self.checkout_state(ws_id))[1]
+
+    async def verify(self, record: EnvRecord, op: Op, built: Outcome) -> Outcome:
+        """A successful build: take ``env_sha`` from what DevPod cloned, and for untrusted code make sure it
+        is an approved commit, else stop the workspace and fail (the PR moved between check and clone)."""
+        sha = await self.cloned_commit(record.ws_id)
+        if record.trusted is not False:
+            if sha is None:
+                log.warning("%s: the checked-out commit could not be read; assuming the PR head", record.ws_id)
+            return dataclasses.replace(built, env_sha=sha or op.head_sha)
+        if sha is not None and sha in self.approved(record, op.kind):
+            return dataclasses.replace(built, env_sha=sha)
+        return await self.refuse_clone(record, sha)
+
+    async def refuse_clone(self, record: EnvRecord, sha: str | None) -> Outcome:
+        """DevPod checked out ``sha``, not an approved commit: stop the workspace and fail, asking for approval."""
+        expected = record.approved_sha or ""
+        log.warning("%s: DevPod checked out %s, not the approved %s: stopping it", record.ws_id, sha, expected)
+        stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
+        errors = (report.wrong_commit_error(expected, sha),) + (() if stopped.ok else tuple(stopped.errors()))
+        return Outcome("failure", Event.FAILED, VERDICTS["failure"], errors,
+                       found=Event.FOUND_STOPPED if stopped.ok else None, wrong_commit=(expected, sha, stopped.ok))
+
+    async def after_kill(self, record: EnvRecord, kind: str, outcome: Outcome) -> Outcome:
+        """DevPod was ended by a signal (the bot's time limit, or someone else's): it said nothing and may have
+        left a container running half set up, so ``devpod status`` tells where the workspace is; the state
+        follows it."""
+        result = await self.run(devpod.status_argv(self.dp, record.ws_id), self.dp.status_timeout)
+        if result.ok:
+            state = devpod.parse_status(result.stdout).state.value
+        else:
+            state = "missing" if devpod.workspace_missing(result.lines) else "unknown"
+        found = Event.FOUND_MISSING if state == "missing" else FOUND.get(state)
+        if state == "Running" and kind in BUILD_OPS and record.trusted is False \
+                and await self.cloned_commit(record.ws_id) not in self.approved(record, kind):
+            # Half-made from a commit nobody approved: it is not left running.
+            stopped = await self.run(devpod.stop_argv(self.dp, record.ws_id), self.dp.stop_timeout)
+            if stopped.ok:
+                state, found = "Stopped", Event.FOUND_STOPPED
+        log.info("%s: after %s was ended by a signal, DevPod says %s", record.ws_id, kind, state)
+        return dataclasses.replace(outcome, found=found, state_after=state)
 
     async def _still_listed(self, ws_id: str) -> bool:
         listing = await self.run(devpod.list_argv(self.dp), self.dp.status_timeout)

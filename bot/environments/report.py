@@ -11,6 +11,7 @@ renders a comment from a record alone (``tests/test_golden.py``).
 from __future__ import annotations
 
 import dataclasses
+import signal
 from typing import Any
 
 from bot import devpod
@@ -149,8 +150,10 @@ def details_url(record: EnvRecord, where: Where) -> str:
     return f"{where.github_url}/{record.owner}/{record.repo}/pull/{record.number}"
 
 
-def outcome_title(kind: str, conclusion: str, event: states.Event | None) -> str:
+def outcome_title(kind: str, conclusion: str, event: states.Event | None, *, wrong_commit: bool = False) -> str:
     """The title of an operation's end; ``action_required`` says what it waits for."""
+    if wrong_commit:
+        return fixed_title("wrong_commit")
     if conclusion == "action_required":
         return fixed_title("blocked" if event is states.Event.SYNC_BLOCKED else "unapproved")
     return conclusion_title(kind, conclusion)
@@ -176,6 +179,50 @@ def links_refused_note(refused: list[str]) -> str:
 
 def timed_out_error(seconds: float) -> str:
     return str(words().timed_out_error(seconds))
+
+
+def took(seconds: float) -> str:
+    """A duration as people say it: ``45 s``, ``10 min``, ``1 h 5 min``."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = round(whole / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def killed_error(kind: str, phase: str | None, seconds: float, limit: float | None = None) -> str:
+    """What devenv-bot stopped when it ended DevPod itself (a time limit, or ``limit`` None: a cancel).
+
+    DevPod v0.6.15 dies at once on SIGTERM and says nothing (CONTRACT §9), so the bot tells."""
+    return str(words().killed_error(verb(kind), phase, took(seconds), limit))
+
+
+def signal_error(number: int) -> str:
+    """DevPod was ended by a signal devenv-bot did not send (an operator, the kernel's OOM killer)."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return str(words().signal_error(name))
+
+
+def cancel_reason(name: str) -> str:
+    """Why a running operation was cancelled: ``cancelled`` or ``shutdown``."""
+    return str(words().cancel_reasons[name])
+
+
+def state_after_note(state: str | None, kind: str, where: Where) -> str:
+    """What ``devpod status`` found after the bot ended DevPod, and what to do next (None: unknown)."""
+    return str(words().state_after_note(state, kind in BUILD_OPS, where.prefix)).strip()
+
+
+def wrong_commit_error(expected: str, got: str | None) -> str:
+    return str(words().wrong_commit_error(expected, got))
+
+
+def wrong_commit_note(expected: str, got: str | None, stopped: bool, where: Where) -> str:
+    """Why an untrusted PR's environment is not offered: DevPod cloned another commit than the approved one."""
+    return str(words().wrong_commit_note(expected, got, stopped, where.prefix))
 
 
 def exit_code_error(code: int) -> str:

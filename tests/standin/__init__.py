@@ -105,6 +105,17 @@ class DevPodStandIn:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(state))
 
+    def set_refs(self, repo: str, refs: dict[str, str]) -> None:
+        """What the remote ``repo`` ("owner/repo") has, e.g. ``{"refs/pull/2/head": sha}``: what ``up`` clones."""
+        path = self.home / "standin-refs.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known.setdefault(repo, {}).update(refs)
+        path.write_text(json.dumps(known))
+
+    def content_dir(self, ws_id: str) -> Path:
+        """Where ``up`` clones the source on the bot's host (DevPod's local agent; CONTRACT §1.2)."""
+        return self.home / "agent" / "contexts" / self.context / "workspaces" / ws_id / "content"
+
     def container_dir(self, ws_id: str) -> Path:
         """Where ``ssh --command`` runs: the emulated container's workspace folder."""
         return self.home / "standin-workspaces" / ws_id
