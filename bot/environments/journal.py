@@ -82,6 +82,7 @@ class EnvRecord:
     author: str = ""
     fork: bool = False
     private: bool = False
+    draft: bool | None = None  # as last seen (None: not seen yet); the catch-up stops one that became a draft
     trusted: bool | None = None  # None: not decided yet; False: fork or author without write
     approved_sha: str | None = None  # untrusted PRs: the commit a maintainer approved
     approved_by: str | None = None
@@ -250,6 +251,7 @@ class PullInfo:
     fork: bool = False
     private: bool = False
     base_sha: str = ""
+    draft: bool | None = None  # None: the source does not say
 
     @classmethod
     def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
@@ -263,10 +265,11 @@ class PullInfo:
             fork=head_repo.get("full_name") != repository["full_name"],
             private=bool(repository.get("private")),
             base_sha=(pr.get("base") or {}).get("sha", ""),
+            draft=pr["draft"] if isinstance(pr.get("draft"), bool) else None,
         )
 
     @classmethod
     def of(cls, record: EnvRecord) -> PullInfo:
         """What a record remembers of its PR (for requests the bot makes itself, e.g. the idle reaper)."""
         return cls(ref=record.ref, head_sha=record.head_sha, head_ref=record.head_ref, title=record.title,
-                   author=record.author, fork=record.fork, private=record.private)
+                   author=record.author, fork=record.fork, private=record.private, draft=record.draft)

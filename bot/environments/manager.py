@@ -171,7 +171,13 @@ class EnvironmentManager:
         record.head_sha = info.head_sha
         record.head_ref, record.title, record.author = info.head_ref, info.title, info.author
         record.fork, record.private = info.fork, info.private
+        if info.draft is not None:
+            record.draft = info.draft
         return record
+
+    def observe(self, info: PullInfo) -> None:
+        """Remember what GitHub says of the PR (e.g. that it is a draft) without asking for anything."""
+        self.store.save(self.record_for(info))
 
     def request(self, info: PullInfo, kind: str, *, requested_by: str, comment_id: int | None = None,
                 approve: bool = False) -> EnvRecord:
