@@ -164,7 +164,17 @@ class Journal:
                 records.append(EnvRecord.from_json(json.loads(path.read_bytes())))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 self._set_aside(path, exc)
+        for ws_id in sorted(set(self.set_aside()) - {r.ws_id for r in records}):
+            log.error("workspace %s is not tracked: its journal record could not be read and waits in %s. Its "
+                      "browser links and workspace are kept (never swept as orphans) until you act: fix the "
+                      "file and rename it to %s.json, or `devpod delete %s` and remove the file; then restart",
+                      ws_id, self.dir / f"{ws_id}.corrupt", ws_id, ws_id)
         return records
+
+    def set_aside(self) -> list[str]:
+        """The workspaces whose record could not be read and was moved aside (``<ws id>.corrupt``): the bot
+        does not track them, and must not take their links for orphans either."""
+        return sorted(path.stem for path in self.dir.glob("*.corrupt"))
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
         """Keep a record that cannot be read, out of the way, so a new record never overwrites it."""
@@ -174,10 +184,7 @@ class Journal:
         except OSError as move_error:
             log.error("cannot read journal file %s (%s) nor move it aside (%s)", path, exc, move_error)
             return
-        log.error("journal file %s cannot be read (%s): moved to %s. The bot no longer tracks workspace %s; "
-                  "its links and check run stay as they are: look at the file, then `devpod delete %s` if "
-                  "the workspace still exists, or ask for it again with a command on the PR",
-                  path, exc, aside, path.stem, path.stem)
+        log.error("journal file %s cannot be read (%s): moved to %s", path, exc, aside)
 
     def forget(self, ws_id: str) -> None:
         self._path(ws_id).unlink(missing_ok=True)

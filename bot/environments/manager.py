@@ -108,7 +108,9 @@ class EnvironmentManager:
             await self.operations.prepare_devpod()
         except Exception:
             log.exception("preparing DevPod failed; environments will fail until it is fixed")
-        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED])
+        # a workspace whose record was set aside is not an orphan: its links stay until the operator acts
+        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED]
+                                        + self.store.journal.set_aside())
         for record in self.store:
             if record.unpublished is not None:
                 log.info("publishing the %s of %s a restart left unwritten", record.unpublished.op.kind, record.ws_id)
