@@ -77,11 +77,7 @@ async def test_a_push_while_the_bot_was_down_is_synced_at_the_next_start(environ
 
 
 async def test_a_pr_turned_draft_while_the_bot_was_down_is_stopped(environ, repo, github, devpod):
-    async with running(environ) as server:
-        await server.deliver("pull_request", payloads.pull_request("opened"))
-        await server.settle()
-        await server.bot.catchup.run_once()  # it saw the PR ready for review
-        assert server.bot.environments.records[WS].draft is False
+    await first_run(environ, payloads.pull_request("opened", draft=False))  # the bot saw it ready for review
     pull(github)["draft"] = True
     async with running(environ) as server:
         await caught_up(server)
@@ -143,3 +139,16 @@ async def test_a_repository_that_cannot_be_listed_deletes_nothing(environ, repo,
         await caught_up(server)
         assert WS in server.bot.environments.records
     assert devpod.calls("delete") == []
+
+
+async def test_an_environment_asked_for_on_a_draft_pr_is_not_stopped_by_the_catch_up(environ, repo, github, devpod):
+    pull(github)["draft"] = True
+    async with running(environ) as server:
+        await server.deliver("pull_request", payloads.pull_request("opened", draft=True))
+        await server.deliver("issue_comment", command(github, "/devenv up"))
+        await server.settle()
+        assert server.bot.environments.records[WS].state == "running"
+        await server.bot.catchup.run_once()
+        await server.settle()
+        assert server.bot.environments.records[WS].state == "running"
+    assert devpod.calls("stop") == []
