@@ -81,8 +81,6 @@ class CatchUp:
         for repository, ws_ids in repositories.items():
             try:
                 await self._repository(repository, ws_ids)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 log.warning("catch-up of %s/%s failed (%s); trying again in %.0f s", repository[1], repository[2],
                             exc, self.interval)
@@ -101,8 +99,6 @@ class CatchUp:
                 continue  # a webhook or command got there while the list call was out
             try:
                 await self._reconcile(record, listing.pulls.get(record.number))
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("catch-up of %s failed; trying again next round", ws_id)
 
