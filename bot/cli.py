@@ -27,8 +27,10 @@ async def serve(settings: config.Settings) -> bool:
     """Serve until SIGTERM/SIGINT (returns False) or until setup registered an app (returns True)."""
     from bot.app import BOT_KEY, make_app
     from bot.core.server import make_runner
+    from bot.core.tasks import SHUTDOWN
     from bot.setup.routes import SETUP_KEY
 
+    SHUTDOWN.reset()
     app = make_app(settings)
     stop = asyncio.Event()
     restart = False
@@ -66,13 +68,24 @@ async def serve(settings: config.Settings) -> bool:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     log.info("shutting down: no new deliveries, draining running work (up to %.0fs)", settings.shutdown_grace)
+    SHUTDOWN.begin(settings.shutdown_grace)  # Kubernetes calls from now on end within the grace
     bot = app[BOT_KEY]
     bot.tasks.accepting = False
     bot.readiness.started = False
     await site.stop()  # stop listening; requests in flight finish
     await runner.cleanup()  # on_cleanup drains background tasks within the grace period
     log.info("stopped cleanly")
+    _abandon_blocked_calls()
     return restart
+
+
+def _abandon_blocked_calls() -> None:
+    """Say which Kubernetes calls are still blocked in their (daemon) threads: the process exits without
+    them rather than hang past its grace (their work is journalled and resumed by the next start)."""
+    from bot.cluster.kube import in_flight
+
+    for what, seconds in in_flight():
+        log.warning("exiting without waiting for a Kubernetes call still blocked after %.1fs: %s", seconds, what)
 
 
 def _setup_address(settings: config.Settings, port: int, page_url: Callable[[str], str]) -> str:

@@ -31,13 +31,16 @@ from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
 from bot.core.tasks import TaskTracker
 from bot.core.web import BodyBudget, Endpoints
+from bot.environments.catchup import CatchUp, listing_transport
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
 from bot.github.publish import RETRY_DELAYS
+from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
+from bot.policy.ask import Policy
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
 
@@ -65,6 +68,7 @@ class Bot:
     agent_runs: AgentRuns | None
     reaper: IdleReaper | None
     link_activity: dict[str, float]  # ws id -> last passed access check of a link (the reaper reads it)
+    catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +87,8 @@ class Bot:
             raise
         if self.environments is not None:
             await self.environments.start()
+        if self.catchup is not None:
+            self.catchup.start()
         if self.reaper is not None:
             self.reaper.start()
         self.readiness.started = True
@@ -92,6 +98,8 @@ class Bot:
     async def stop(self) -> None:
         self.readiness.started = False
         await self.readiness.stop()
+        if self.catchup is not None:
+            await self.catchup.stop()
         if self.reaper is not None:
             await self.reaper.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
@@ -163,19 +171,28 @@ def build(settings: Settings, routers: Iterable[Router], *,
                                progress_interval=settings.agent.progress_interval)
     link_activity: dict[str, float] = {}
     reaper = None
+    runs = agent_runs
     if environments is not None and settings.idle_sweep_interval > 0:
-        runs = agent_runs
         reaper = IdleReaper(environments, activity=link_activity.get,
                             busy=lambda record: runs is not None and record.ws_id in runs.runs,
                             interval=settings.idle_sweep_interval)
+    repo_settings, permissions = RepoSettingsLoader(), Permissions()
+    catchup = None
+    if environments is not None:
+        manager = environments
+        catchup = CatchUp(environments, OpenPullLister(listing_transport(github.send), settings.api_url),
+                          lambda inst: Policy(github.installation(inst), loader=repo_settings, permissions=permissions,
+                                              ledger=manager),
+                          agent_busy=lambda record: runs is not None and record.ws_id in runs.runs,
+                          interval=settings.catchup_interval)
     readiness = Readiness()
     add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
     tasks = TaskTracker(on_change=metrics.background_tasks.set)
     return Bot(settings=settings, metrics=metrics, dispatcher=Dispatcher(routers, metrics), tasks=tasks,
                seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
-               session=session, github=github, auth=auth, repo_settings=RepoSettingsLoader(),
-               permissions=Permissions(), exposure=exposure, tunnel=tunnel, environments=environments,
-               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity)
+               session=session, github=github, auth=auth, repo_settings=repo_settings,
+               permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
+               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup)
 
 
 __all__ = ["Bot", "build"]

@@ -1,7 +1,13 @@
 """The Kubernetes API as the exposure code needs it: a configured client and a few REST verbs.
 
-Design. The official ``kubernetes`` client is synchronous, so every call runs in
-``asyncio.to_thread``. Objects are plain dicts (the manifests of :mod:`bot.cluster.manifests`)
+Design. The official ``kubernetes`` client is synchronous, so every call runs in a thread of its
+own (:func:`in_daemon_thread`). Those threads are daemons, not the event loop's default executor:
+a call blocked in a slow API server would otherwise keep the process alive after "stopped cleanly"
+(``asyncio.run`` joins the default executor, the interpreter joins its worker threads), and the
+kubelet would SIGKILL it at the end of its grace. Each call's ``_request_timeout`` is at most
+``request_timeout`` and, once shutdown has begun (:data:`bot.core.tasks.SHUTDOWN`), at most the
+grace that is left; a call still blocked at exit is abandoned, and ``devenv-bot serve`` says which
+(:func:`in_flight`). Objects are plain dicts (the manifests of :mod:`bot.cluster.manifests`)
 sent through the client's generic ``call_api``, not its generated model classes, so a custom
 resource such as Traefik's Middleware goes the same way as a Service.
 
@@ -18,18 +24,70 @@ most of a second, and a bot without preview links never needs it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from urllib3.exceptions import HTTPError
 
+from bot.core.tasks import SHUTDOWN
 from bot.settings.kube import KubeSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kind", "KubeApi", "kube_api_client"]
+__all__ = ["Kind", "KubeApi", "in_daemon_thread", "in_flight", "kube_api_client"]
+
+T = TypeVar("T")
+
+#: Below this many seconds of grace left, a call is not started at all.
+LEAST_TIMEOUT = 0.1
+
+_in_flight: dict[int, tuple[str, float]] = {}  # thread id -> (what it calls, since when: monotonic)
+_in_flight_lock = threading.Lock()
+
+
+def in_flight() -> list[tuple[str, float]]:
+    """The Kubernetes calls still running: (what, seconds so far), longest first."""
+    now = time.monotonic()
+    with _in_flight_lock:
+        calls = [(what, now - since) for what, since in _in_flight.values()]
+    return sorted(calls, key=lambda c: -c[1])
+
+
+async def in_daemon_thread(what: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a new daemon thread (see the module docstring); ``what`` names it in
+    :func:`in_flight` while it runs. Cancelling the await abandons the thread, which ends when
+    its call does (its timeout bounds that)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def run() -> None:
+        with _in_flight_lock:
+            _in_flight[threading.get_ident()] = (what, time.monotonic())
+        result, error = None, None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+        finally:
+            with _in_flight_lock:
+                _in_flight.pop(threading.get_ident(), None)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=f"kube {what}"[:60], daemon=True).start()
+    return await future
 
 
 class Kind(NamedTuple):
@@ -77,9 +135,25 @@ class KubeApi:
         self._retries, self._backoff, self._timeout, self._sleep = retries, backoff, request_timeout, sleep
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.client.close)
+        left = SHUTDOWN.remaining()
+        try:
+            await asyncio.wait_for(in_daemon_thread("close the client", self.client.close),
+                                   self._timeout if left is None else max(LEAST_TIMEOUT, left))
+        except TimeoutError:
+            log.warning("the Kubernetes client did not close in time; leaving it")
 
-    def _call(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any) -> dict[str, Any]:
+    def timeout(self) -> float:
+        """The next call's timeout: ``request_timeout``, or less when shutdown leaves less time.
+        Raises ``TimeoutError`` when none is left (the call is not made)."""
+        left = SHUTDOWN.remaining()
+        if left is None:
+            return self._timeout
+        if left < LEAST_TIMEOUT:
+            raise TimeoutError("the bot is shutting down: no time left for a Kubernetes call")
+        return min(self._timeout, left)
+
+    def _call(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
+              timeout: float) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException  # slow to import; see the module docstring
 
         headers = {"Accept": "application/json"}
@@ -87,7 +161,7 @@ class KubeApi:
             headers["Content-Type"] = "application/json"
         method, url, headers, body, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"])
-        resp = self.client.call_api(method, url, headers, body, _request_timeout=self._timeout)
+        resp = self.client.call_api(method, url, headers, body, _request_timeout=timeout)
         resp.read()
         if not 200 <= resp.status < 300:
             raise ApiException.from_response(http_resp=resp, body=resp.data.decode("utf-8", "replace"), data=None)
@@ -98,15 +172,17 @@ class KubeApi:
         """One API call, retried while the error is temporary; returns the decoded answer."""
         delay = self._backoff
         for attempt in range(self._retries + 1):
+            last = attempt == self._retries or SHUTDOWN.remaining() is not None  # no retries while stopping
             try:
-                return await asyncio.to_thread(self._call, method, path, query, body)
+                return await in_daemon_thread(f"{method} {path}", self._call, method, path, query, body,
+                                              self.timeout())
             except HTTPError as e:
-                if attempt == self._retries:
+                if last:
                     raise
                 log.warning("kubernetes %s %s: %s, retrying", method, path, e)
             except Exception as e:
                 status = _status(e)
-                if status is None or not (status == 429 or status >= 500) or attempt == self._retries:
+                if status is None or not (status == 429 or status >= 500) or last:
                     raise
                 log.warning("kubernetes %s %s: %s, retrying", method, path, status)
             await self._sleep(delay)

@@ -1,13 +1,42 @@
-"""Background work that the webhook endpoint hands off, tracked so shutdown can drain it."""
+"""Background work that the webhook endpoint hands off, tracked so shutdown can drain it; and the
+shutdown's deadline, which blocking calls (the synchronous Kubernetes client's, in threads) bound
+their timeouts by, so none of them keeps the process alive past its grace."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class ShutdownClock:
+    """When the process began to shut down and how long it may take (:data:`SHUTDOWN`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._deadline: float | None = None
+
+    def begin(self, grace: float) -> None:
+        """Shutdown begins now and must be over in ``grace`` seconds (the first call counts)."""
+        if self._deadline is None:
+            self._deadline = self._clock() + grace
+
+    def reset(self) -> None:
+        """Serving again in the same process (``devenv-bot serve`` restarts itself after setup)."""
+        self._deadline = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the process must be gone; None while it is not shutting down."""
+        return None if self._deadline is None else max(0.0, self._deadline - self._clock())
+
+
+#: The process's shutdown: ``devenv-bot serve`` begins it on SIGTERM (tests that run the app in
+#: their own process never do, so they share nothing through it).
+SHUTDOWN = ShutdownClock()
 
 
 class TaskTracker:

@@ -82,6 +82,7 @@ class EnvRecord:
     author: str = ""
     fork: bool = False
     private: bool = False
+    draft: bool | None = None  # as last seen (None: not seen yet); the catch-up stops one that became a draft
     trusted: bool | None = None  # None: not decided yet; False: fork or author without write
     approved_sha: str | None = None  # untrusted PRs: the commit a maintainer approved
     approved_by: str | None = None
@@ -163,7 +164,17 @@ class Journal:
                 records.append(EnvRecord.from_json(json.loads(path.read_bytes())))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 self._set_aside(path, exc)
+        for ws_id in sorted(set(self.set_aside()) - {r.ws_id for r in records}):
+            log.error("workspace %s is not tracked: its journal record could not be read and waits in %s. Its "
+                      "browser links and workspace are kept (never swept as orphans) until you act: fix the "
+                      "file and rename it to %s.json, or `devpod delete %s` and remove the file; then restart",
+                      ws_id, self.dir / f"{ws_id}.corrupt", ws_id, ws_id)
         return records
+
+    def set_aside(self) -> list[str]:
+        """The workspaces whose record could not be read and was moved aside (``<ws id>.corrupt``): the bot
+        does not track them, and must not take their links for orphans either."""
+        return sorted(path.stem for path in self.dir.glob("*.corrupt"))
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
         """Keep a record that cannot be read, out of the way, so a new record never overwrites it."""
@@ -173,10 +184,7 @@ class Journal:
         except OSError as move_error:
             log.error("cannot read journal file %s (%s) nor move it aside (%s)", path, exc, move_error)
             return
-        log.error("journal file %s cannot be read (%s): moved to %s. The bot no longer tracks workspace %s; "
-                  "its links and check run stay as they are: look at the file, then `devpod delete %s` if "
-                  "the workspace still exists, or ask for it again with a command on the PR",
-                  path, exc, aside, path.stem, path.stem)
+        log.error("journal file %s cannot be read (%s): moved to %s", path, exc, aside)
 
     def forget(self, ws_id: str) -> None:
         self._path(ws_id).unlink(missing_ok=True)
@@ -250,6 +258,7 @@ class PullInfo:
     fork: bool = False
     private: bool = False
     base_sha: str = ""
+    draft: bool | None = None  # None: the source does not say
 
     @classmethod
     def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
@@ -263,10 +272,11 @@ class PullInfo:
             fork=head_repo.get("full_name") != repository["full_name"],
             private=bool(repository.get("private")),
             base_sha=(pr.get("base") or {}).get("sha", ""),
+            draft=pr["draft"] if isinstance(pr.get("draft"), bool) else None,
         )
 
     @classmethod
     def of(cls, record: EnvRecord) -> PullInfo:
         """What a record remembers of its PR (for requests the bot makes itself, e.g. the idle reaper)."""
         return cls(ref=record.ref, head_sha=record.head_sha, head_ref=record.head_ref, title=record.title,
-                   author=record.author, fork=record.fork, private=record.private)
+                   author=record.author, fork=record.fork, private=record.private, draft=record.draft)

@@ -108,7 +108,9 @@ class EnvironmentManager:
             await self.operations.prepare_devpod()
         except Exception:
             log.exception("preparing DevPod failed; environments will fail until it is fixed")
-        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED])
+        # a workspace whose record was set aside is not an orphan: its links stay until the operator acts
+        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED]
+                                        + self.store.journal.set_aside())
         for record in self.store:
             if record.unpublished is not None:
                 log.info("publishing the %s of %s a restart left unwritten", record.unpublished.op.kind, record.ws_id)
@@ -171,7 +173,13 @@ class EnvironmentManager:
         record.head_sha = info.head_sha
         record.head_ref, record.title, record.author = info.head_ref, info.title, info.author
         record.fork, record.private = info.fork, info.private
+        if info.draft is not None:
+            record.draft = info.draft
         return record
+
+    def observe(self, info: PullInfo) -> None:
+        """Remember what GitHub says of the PR (e.g. that it is a draft) without asking for anything."""
+        self.store.save(self.record_for(info))
 
     def request(self, info: PullInfo, kind: str, *, requested_by: str, comment_id: int | None = None,
                 approve: bool = False) -> EnvRecord:

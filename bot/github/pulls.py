@@ -116,3 +116,93 @@ class PullRequestAPI:
         if actions is not None:
             data["actions"] = actions[:3]
         await self.gh.patch(f"{self._repo_path}/check-runs/{check_run_id}", data=data)
+
+
+# -- a repository's open pull requests, asked frugally -------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class OpenPull:
+    """What the catch-up reads of one open PR in ``GET /repos/{owner}/{repo}/pulls`` (kept small:
+    a listing's items are ~20 kB each, and the last listing of every repository is remembered)."""
+
+    number: int
+    head_sha: str
+    head_ref: str
+    head_full_name: str  # the head repository ("" when the fork was deleted)
+    base_sha: str
+    title: str
+    author: str
+    draft: bool
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> OpenPull:
+        head, base = item.get("head") or {}, item.get("base") or {}
+        return cls(number=item["number"], head_sha=head.get("sha") or "", head_ref=head.get("ref") or "",
+                   head_full_name=(head.get("repo") or {}).get("full_name") or "",
+                   base_sha=base.get("sha") or "", title=item.get("title") or "",
+                   author=(item.get("user") or {}).get("login") or "", draft=bool(item.get("draft")))
+
+
+@dataclasses.dataclass
+class _Page:
+    etag: str
+    pulls: list[OpenPull]
+    next_url: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A repository's open PRs; ``changed`` is False when every page answered 304 (``calls``: requests made)."""
+
+    pulls: dict[int, OpenPull]
+    changed: bool
+    calls: int
+
+
+class OpenPullLister:
+    """Lists repositories' open pull requests with conditional requests.
+
+    One ``GET /repos/{owner}/{repo}/pulls?state=open&per_page=100`` per repository (and one more per
+    further page), each sent with ``If-None-Match`` and the ETag of that page's last answer: GitHub
+    answers 304 when nothing changed, which does not count against the rate limit, and the page
+    remembered is used. https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate
+
+    ``send(installation_id, url, headers)`` is the transport (the GitHub client's, with credentials,
+    retries and metrics); it answers ``(status, headers, body)``.
+    """
+
+    def __init__(self, send: Any, api_url: str) -> None:
+        self._send = send
+        self._api_url = api_url.rstrip("/")
+        self._pages: dict[str, _Page] = {}  # page URL -> its last answer
+
+    def first_url(self, owner: str, repo: str) -> str:
+        return f"{self._api_url}/repos/{owner}/{repo}/pulls?state=open&per_page=100"
+
+    async def list_open(self, installation_id: int, owner: str, repo: str) -> Listing:
+        """Every open PR of the repository; raises ``gidgethub.HTTPException`` (and the transport's
+        errors) on a failed call, so a repository that cannot be read is never taken for one with
+        no open PRs."""
+        from gidgethub import sansio
+
+        pulls: dict[int, OpenPull] = {}
+        changed, calls = False, 0
+        url: str | None = self.first_url(owner, repo)
+        while url is not None and calls < 100:  # 10,000 open PRs: more is a loop, not a repository
+            headers = sansio.create_headers("devenv-bot", accept=sansio.accept_format())
+            known = self._pages.get(url)
+            if known is not None:
+                headers["if-none-match"] = known.etag
+            status, answer_headers, body = await self._send(installation_id, url, headers)
+            calls += 1
+            if status == 304 and known is not None:
+                page = known
+            else:
+                data, _, more = sansio.decipher_response(status, answer_headers, body)
+                page = _Page(answer_headers.get("etag") or "", [OpenPull.of(item) for item in data or []], more)
+                changed = True
+                if page.etag:
+                    self._pages[url] = page
+            pulls.update((pull.number, pull) for pull in page.pulls)
+            url = page.next_url
+        return Listing(pulls, changed, calls)

@@ -54,6 +54,7 @@ class Source(enum.Enum):
     BUTTON = "button"  # a button on the devenv check run, or its re-run
     PUSH = "push"  # new commits on the PR's head branch (the verb is "sync")
     OPEN = "open"  # the PR opened, reopened or became ready for review (the verb is "up")
+    CATCHUP = "catch-up"  # a change the bot found by asking GitHub (bot.environments.catchup): no one's request
 
 
 #: What may still run on a closed pull request, by source.
@@ -62,6 +63,7 @@ RUNS_ON_CLOSED: dict[Source, frozenset[str]] = {
     Source.BUTTON: frozenset({"delete"}),
     Source.PUSH: frozenset(),
     Source.OPEN: frozenset(),
+    Source.CATCHUP: frozenset(),
 }
 #: The least permission a request from this source needs whatever the settings say.
 SOURCE_FLOOR: dict[Source, str] = {Source.BUTTON: "write"}
@@ -171,7 +173,7 @@ class Policy:
     async def _untrusted(self, pr: PullFacts, verb: str, actor: str, source: Source, settings: RepoSettings,
                          have: str | None) -> Decision:
         """Untrusted code runs only at a commit someone with write access vouched for."""
-        if source is Source.OPEN:
+        if source in (Source.OPEN, Source.CATCHUP):  # no one to vouch: only the approved commit runs
             if self.ledger.record_for(pr).approved_sha == pr.head_sha:
                 return Accepted(settings, False)
             return Refused(settings, "untrusted", "write")

@@ -72,6 +72,7 @@ class Settings:
     publish_interval: float = var.PUBLISH_INTERVAL.preset()  # least seconds between two edits of one check run
     sync_debounce: float = var.SYNC_DEBOUNCE.preset()  # quiet seconds after a push before the environment follows
     idle_sweep_interval: float = var.IDLE_SWEEP_INTERVAL.preset()  # how often idle environments are looked for
+    catchup_interval: float = var.CATCHUP_INTERVAL.preset()  # how often open PRs are listed to catch missed events
     devpod: DevPodSettings | None = None
     exposure: ExposureSettings | None = None  # when DEVENV_PREVIEW_DOMAIN is set
     access: AccessSettings | None = None  # likewise, once the App is registered
@@ -132,7 +133,8 @@ def _core(r: Reader, env_file: Path) -> Settings:
         max_retries=r.value(var.MAX_RETRIES), retry_backoff=r.value(var.RETRY_BACKOFF),
         max_rate_wait=r.value(var.MAX_RATE_WAIT), command_prefix=r.value(var.COMMAND_PREFIX),
         max_concurrent_ops=r.value(var.MAX_CONCURRENT_OPS), publish_interval=r.value(var.PUBLISH_INTERVAL),
-        sync_debounce=r.value(var.SYNC_DEBOUNCE), idle_sweep_interval=r.value(var.IDLE_SWEEP_INTERVAL))
+        sync_debounce=r.value(var.SYNC_DEBOUNCE), idle_sweep_interval=r.value(var.IDLE_SWEEP_INTERVAL),
+        catchup_interval=r.value(var.CATCHUP_INTERVAL))
 
 
 def _github_urls(r: Reader) -> tuple[str, str]:

@@ -97,6 +97,10 @@ SYNC_DEBOUNCE = Var("DEVENV_SYNC_DEBOUNCE", v.Duration(), "5",
 IDLE_SWEEP_INTERVAL = Var("DEVENV_IDLE_SWEEP_INTERVAL", v.Duration(), "60",
                           "how often idle environments are stopped and long-unused ones deleted (`idle_stop`, "
                           "`delete_after` in `.github/devenv.yml`; `0` turns it off)")
+CATCHUP_INTERVAL = Var("DEVENV_CATCHUP_INTERVAL", v.Duration(), "600",
+                       "how often the bot asks GitHub for each repository's open PRs (one conditional call per "
+                       "repository) to catch a PR closed, turned draft or pushed to while no webhook came; it "
+                       "also runs at start-up (`0`: only then)")
 
 # --------------------------------------------------------------------------- DevPod
 
@@ -240,7 +244,8 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
                 WEBHOOK_BODY_BUDGET, READ_TIMEOUT, MAX_CONNECTIONS)),
     ("First run (the setup page)", (TRUSTED_PROXIES, CREDENTIALS_SECRET)),
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
-    ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL)),
+    ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL,
+                      CATCHUP_INTERVAL)),
     ("DevPod", (DEVPOD_BIN, DEVPOD_HOME, PROVIDER, DEVPOD_CONTEXT, SSH_CONFIG_DIR, DEVPOD_USER_HOME, PATH, LABEL_PREFIX,
                 UP_TIMEOUT, STOP_TIMEOUT, DELETE_TIMEOUT, STATUS_TIMEOUT, SSH_TIMEOUT, PROVIDER_TIMEOUT, KILL_GRACE,
                 IDE_DOWNLOAD_AMD64, IDE_DOWNLOAD_ARM64)),

@@ -92,6 +92,7 @@ NEEDS: dict[str, Need] = {
     # -- "Contents"
     "repos/get-content": Need(one("contents", "read"), doc=DOCS + "#repository-permissions-for-contents"),
     # -- "Pull requests" (Get a pull request is also listed under "Contents": either opens it)
+    "pulls/list": Need(one("pull_requests", "read"), doc=DOCS + "#repository-permissions-for-pull-requests"),
     "pulls/get": Need(either(("pull_requests", "read"), ("contents", "read")),
                       doc=DOCS + "#repository-permissions-for-pull-requests"),
     # -- issue comments: "Issues" or "Pull requests", by the thread (see the module docstring)

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import pulls as pull_lists
 from . import web as web_pages
 from .access import authenticate, classify
 from .auth import DOCS, ROLE_TO_PERMISSION, new_private_key_pem, parse_authorization, public_key_of
@@ -491,6 +492,9 @@ class GitHubEmulator:
                                               + traceback.format_exc())
                 reply = Reply(500, {"message": "Server Error (emulator bug)", "documentation_url": DOCS})
             if not problems:
+                reply = pull_lists.conditional(request.headers, reply)
+                if reply.status == 304:  # a conditional request answered 304 costs no rate limit
+                    self.state.rate[bucket]["used"] -= 1
                 self._validate_response(route, params, reply, request)
         call.status, call.response = reply.status, reply.body
         return self._respond(reply, {**self._rate_headers(bucket), **reply.headers})

@@ -167,6 +167,10 @@ class FakeKube:
         self.errors: list[str] = []
         self._store: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name) → object
         self._faults: list[Fault] = []
+        self._hangs: list[Fault] = []  # requests to hold without an answer (status unused)
+        #: "METHOD path" of each request held by :meth:`hang` so far.
+        self.hanging: list[str] = []
+        self._release: asyncio.Event | None = None
         self._rv = itertools.count(1000)
         self._ips = itertools.count(10)
         self._lock = threading.Lock()
@@ -205,6 +209,7 @@ class FakeKube:
         return self
 
     async def _start_site(self) -> None:
+        self._release = asyncio.Event()
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/version", self._version)
         app.router.add_route("*", "/api/{version}/namespaces/{ns}/{plural}", self._serve)
@@ -224,6 +229,7 @@ class FakeKube:
 
     def close(self) -> None:
         if self._loop is not None and self._thread is not None:
+            self.release()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = self._thread = None
@@ -271,6 +277,26 @@ class FakeKube:
         with self._lock:
             self._faults.append(Fault(method.upper(), path_suffix, status, reason, times))
 
+    def hang(self, method: str, path_suffix: str, times: int = 1) -> None:
+        """Hold the next ``times`` requests whose path ends with ``path_suffix`` without an answer until
+        :meth:`release` (or :meth:`close`): an API server that stopped answering."""
+        with self._lock:
+            self._hangs.append(Fault(method.upper(), path_suffix, 0, "", times))
+
+    def release(self) -> None:
+        """Let every held request go on (answered as usual)."""
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+
+    def _held(self, method: str, path: str) -> bool:
+        with self._lock:
+            for f in self._hangs:
+                if f.times > 0 and f.method == method and path.endswith(f.path_suffix):
+                    f.times -= 1
+                    self.hanging.append(f"{method} {path}")
+                    return True
+        return False
+
     def assert_valid(self) -> None:
         assert not self.errors, "the Kubernetes fake rejected requests:\n" + "\n".join(self.errors)
 
@@ -286,6 +312,8 @@ class FakeKube:
         key = (info.get("group", ""), info["version"], info["plural"])
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip() or None
         raw = await request.read()
+        if self._held(request.method, request.path) and self._release is not None:
+            await self._release.wait()
         body: Any = None
         code, payload = 500, {}
         try:
