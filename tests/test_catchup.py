@@ -118,6 +118,7 @@ async def test_a_repository_with_many_open_prs_costs_one_call_per_page(environ, 
 
 async def test_an_untrusted_fork_pushed_to_while_the_bot_was_down_is_not_built(environ, repo, github, devpod):
     github.set_permission(OWNER, REPO, "maintainer", "write")
+    devpod.set_refs(f"{OWNER}/{REPO}", {"refs/pull/2/head": "a1" * 20})  # what DevPod clones is the approved commit
     async with running(environ) as server:
         await server.deliver("pull_request", fork_pr(github, "a1" * 20))
         await server.deliver("issue_comment", command(github, "/devenv approve", user="maintainer"))
