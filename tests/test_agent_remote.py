@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import devpod
-from bot.agent.remote import (AgentPromptError, new_run_id, parse_marker, remote_script, signal_command,
-                              stdin_payload)
+from bot.agent.remote import AgentPromptError, new_run_id, parse_marker, remote_script, signal_command, stdin_payload
 from bot.devpod import DevPodSettings
 from bot.settings.agent import AgentSettings
 
