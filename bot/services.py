@@ -168,7 +168,8 @@ def build(settings: Settings, routers: Iterable[Router], *,
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                metrics=metrics, prefix=settings.command_prefix,
-                               progress_interval=settings.agent.progress_interval)
+                               progress_interval=settings.agent.progress_interval,
+                               retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
     link_activity: dict[str, float] = {}
     reaper = None
     if environments is not None and settings.idle_sweep_interval > 0:

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests import payloads
-from tests.botserver import bot_environ
+from tests.botserver import BotServer, bot_environ
 from tests.eventually import eventually
 from tests.test_agent_e2e import (
     KEY,
@@ -203,3 +203,26 @@ async def test_a_bot_killed_during_a_run_concludes_it_on_its_next_start_and_ends
     kills = signals_sent(devpod)
     assert kills and "kill -s INT " in kills[0]  # the orphan was interrupted by its run id
     assert devpod.cluster(WS)["pod"] == "Running"
+
+
+async def test_a_conclusion_github_never_got_is_written_on_the_next_start(settings, repo, github, devpod):
+    first = await BotServer(settings).start()
+    try:
+        await open_pr(first, github)
+        github.inject(method="PATCH", path=r"/check-runs/\d+$", status=502, times=100_000)  # nothing gets through
+        await first.deliver("issue_comment", command(github, '/devenv agent run "Say hello"'))
+        await finish(first)
+        assert [c["status"] for c in agent_checks(github)] == ["in_progress"]  # the conclusion was tried, and lost
+    finally:
+        await first.stop()
+    github.faults.clear()
+    second = await BotServer(settings).start()
+    try:
+        await eventually(lambda: agent_checks(github)[0]["status"] == "completed", what="the owed conclusion")
+        await second.bot.agent_runs.idle()
+    finally:
+        await second.stop()
+    [check] = agent_checks(github)
+    assert check["conclusion"] == "success" and check["output"]["title"] == "The agent finished"
+    assert list(settings.state_dir.joinpath("agent-runs").glob("*.json")) == []
+    assert len([c for c in ssh_commands(devpod) if "__DEVENV_RUN=" in c and "kill" not in c]) == 1  # not run again

@@ -61,7 +61,7 @@ from bot.environments.journal import Op, PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.github.permissions import allows as permission_allows
-from bot.github.publish import Publisher
+from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRequestAPI, check_output
 from bot.settings.agent import AgentSettings
 from bot.text.markdown import escape, fenced, truncate_bytes
@@ -82,7 +82,8 @@ class AgentRuns:
 
     def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, metrics: Metrics,
                  prefix: str = "/devenv", progress_interval: float = 5.0, poll_interval: float = 0.1,
-                 up_timeout: float | None = None, ledger: Ledger | None = None, abort_wait: float = 15.0) -> None:
+                 up_timeout: float | None = None, ledger: Ledger | None = None, abort_wait: float = 15.0,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.manager = manager
         self.ledger = ledger if ledger is not None else Ledger(manager.settings.state_dir)
         self.abort_wait = abort_wait  # how long a stop or delete waits for the run it ends
@@ -94,7 +95,7 @@ class AgentRuns:
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
-        self.publisher = Publisher(min_interval=progress_interval)
+        self.publisher = Publisher(min_interval=progress_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "agent-check")
         self.runs: dict[str, AgentRun] = {}  # the runs going on, one slot per environment
         self._tasks: set[asyncio.Task[None]] = set()  # every run's task, until it has said its last word
