@@ -2,8 +2,8 @@
 
 * :func:`workspace_running`: may a ``devpod ssh`` be sent to the workspace? ``devpod ssh``
   *starts* a stopped workspace, even with ``--start-services=false`` (CONTRACT §9), so a
-  signal is sent only when the bot's record says running, no stop, rebuild or delete waits
-  or runs, and ``devpod status`` says ``Running``.
+  signal is sent only when the bot's record does not say the container is gone or going, no
+  stop, rebuild or delete waits or runs, and ``devpod status`` says ``Running``.
 * :func:`end_remote`: SIGINT, then SIGTERM, to one run's agent by its run id (never waking the
   workspace).
 * :func:`restart_update`: the final check-run write of a run the bot died during
@@ -38,13 +38,15 @@ __all__ = ["DESTRUCTIVE", "end_remote", "recover", "restart_update", "update_of"
 
 #: Environment operations that end an agent run first (the container stops or is replaced).
 DESTRUCTIVE = frozenset({"stop", "delete", "recreate", "reset"})
+#: Record states in which the container is not there, or is going: no ``devpod ssh`` then.
+_DOWN = frozenset({State.NONE, State.STOPPING, State.STOPPED, State.DELETING, State.DELETED})
 RESTART_TITLE = "The agent run was interrupted by a bot restart"
 
 
 async def workspace_running(manager: EnvironmentManager, ws_id: str) -> bool:
     """Is the workspace running, so that a ``devpod ssh`` cannot wake it? (False when unsure.)"""
     record = manager.records.get(ws_id)
-    if record is None or record.state != State.RUNNING:
+    if record is None or record.state in _DOWN:
         return False
     if record.op is not None and record.op.kind in DESTRUCTIVE:
         return False
