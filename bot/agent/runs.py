@@ -256,6 +256,9 @@ class AgentRuns:
             await self._conclude_early(run, pr, outcome, message)
             return
         extra_env = await self._push_env(run)
+        if run.cancel.is_set():  # stopped (or the environment is going) while the token was minted
+            await self._conclude_early(run, pr, "cancelled", "The agent run was cancelled before the agent started.")
+            return
         masker = devpod.Masker([v for v in (run.settings.api_key, *extra_env.values()) if v])
         run.status = "Agent running"
         self._publish(run)
