@@ -111,15 +111,20 @@ async def test_devenv_stop_during_a_run_ends_it_cancelled_at_once_and_the_worksp
     assert all(c["time"] < stop_call["time"] for c in ssh_calls)  # the run ended before DevPod stopped it
 
 
-async def test_a_closed_pr_during_a_run_ends_it_before_the_workspace_is_deleted(server, github, devpod):
+@pytest.mark.parametrize(("action", "does"), [("closed", "deleted"), ("converted_to_draft", "stopped")])
+async def test_a_pr_closed_or_back_to_draft_during_a_run_ends_it_first(server, github, devpod, action, does):
     await agent_at_work(server, github, devpod)
-    await server.deliver("pull_request", payloads.pull_request("closed"))
+    await server.deliver("pull_request", payloads.pull_request(action))
     await eventually(lambda: agent_checks(github)[0]["status"] == "completed", timeout=20,
                      what="the agent check run to conclude")
     await finish(server)
     [check] = agent_checks(github)
-    assert check["conclusion"] == "cancelled" and "being deleted" in check["output"]["summary"]
-    assert devpod.workspace(WS) is None and server.bot.agent_runs.runs == {}
+    assert check["conclusion"] == "cancelled" and f"being {does}" in check["output"]["summary"]
+    assert server.bot.agent_runs.runs == {} and signals_sent(devpod) == []
+    if does == "deleted":
+        assert devpod.workspace(WS) is None
+    else:
+        assert devpod.cluster(WS)["pod"] is None
 
 
 async def test_agent_stop_never_wakes_a_workspace_stopped_under_the_run(server, github, devpod):
