@@ -26,7 +26,7 @@ from bot.agent.ledger import Ledger, RunEntry
 from bot.agent.remote import signal_command
 from bot.agent.run import Signal
 from bot.agent.view import check_summary, restart_message
-from bot.environments.manager import EnvironmentManager
+from bot.environments.manager import DESTRUCTIVE_OPS, EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.environments.states import State
 from bot.github.pulls import PullRequestAPI, check_output
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DESTRUCTIVE", "end_remote", "recover", "restart_update", "update_of", "workspace_running"]
 
 #: Environment operations that end an agent run first (the container stops or is replaced).
-DESTRUCTIVE = frozenset({"stop", "delete", "recreate", "reset"})
+DESTRUCTIVE = DESTRUCTIVE_OPS
 #: Record states in which the container is not there, or is going: no ``devpod ssh`` then.
 _DOWN = frozenset({State.NONE, State.STOPPING, State.STOPPED, State.DELETING, State.DELETED})
 RESTART_TITLE = "The agent run was interrupted by a bot restart"
