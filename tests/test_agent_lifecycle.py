@@ -205,6 +205,9 @@ async def test_a_bot_killed_during_a_run_concludes_it_on_its_next_start_and_ends
     assert "devenv-bot restarted while this agent run was going" in check["output"]["summary"]
     assert '/devenv agent run "…"' in check["output"]["summary"]  # what to do: run it again
     assert list((tmp_path / "state" / "agent-runs").glob("*.json")) == []  # nothing owed any more
+    [final] = replies(github)  # once, to the requester
+    assert final.startswith("@Codertocat, the agent run you asked for was cancelled")
+    assert "devenv-bot restarted while this agent run was going" in final
     kills = signals_sent(devpod)
     assert kills and "kill -s INT " in kills[0]  # the orphan was interrupted by its run id
     assert devpod.cluster(WS)["pod"] == "Running"

@@ -25,7 +25,7 @@ from bot import devpod
 from bot.agent.ledger import Ledger, RunEntry
 from bot.agent.remote import signal_command
 from bot.agent.run import Signal
-from bot.agent.view import check_summary, restart_message
+from bot.agent.view import check_summary, restart_comment, restart_message
 from bot.environments.manager import DESTRUCTIVE_OPS, EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.environments.states import State
@@ -109,7 +109,7 @@ def recover(ledger: Ledger, manager: EnvironmentManager, checks: CheckRuns, *, p
             log.info("agent run %s on %s was interrupted by a restart: concluding it", entry.run_id, entry.ws_id)
             entry.state, entry.final = "ended", restart_update(entry, prefix)
             ledger.save(entry)
-            track(_end_interrupted(manager, entry, pr, settings))
+            track(_end_interrupted(manager, entry, pr, settings, prefix))
         if entry.check_run_id is None or entry.final is None:
             ledger.forget(entry.run_id)
             continue
@@ -120,8 +120,13 @@ def recover(ledger: Ledger, manager: EnvironmentManager, checks: CheckRuns, *, p
 
 
 async def _end_interrupted(manager: EnvironmentManager, entry: RunEntry, pr: PullRequestAPI,
-                           settings: AgentSettings) -> None:
-    """A run the restart interrupted: 😕 on the command, and its agent stopped if the workspace runs."""
+                           settings: AgentSettings, prefix: str) -> None:
+    """A run the restart interrupted: a final comment, 😕 on the command, and its agent stopped if the
+    workspace runs."""
+    try:
+        await pr.reply(restart_comment(entry.requested_by, prefix))
+    except Exception:
+        log.exception("posting the final comment of interrupted agent run %s failed", entry.run_id)
     if entry.comment_id is not None:
         try:
             await pr.react(entry.comment_id, "confused")

@@ -11,11 +11,13 @@ from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
 
 __all__ = ["CHECK_NAME", "CONCLUSIONS", "HEADLINES", "OUTCOMES", "TITLES", "check_summary", "ended_because",
-           "progress_text", "request_quote", "restart_message"]
+           "progress_text", "request_quote", "restart_comment", "restart_message"]
 
 CHECK_NAME = "devenv agent"
 #: How much of the request is quoted in the check run and the final comment (UTF-8 bytes).
 REQUEST_QUOTE_BYTES = 2000
+#: What stands for the request once it is gone (the ledger keeps no prompt).
+UNKNOWN_REQUEST = "_(not kept across the restart)_"
 
 TITLES = {
     "success": "The agent finished",
@@ -55,7 +57,7 @@ def check_summary(*, requested_by: str, stopped_by: str | None, prompt: str | No
                   progress: str) -> str:
     """The check run's summary (``prompt`` None: not known any more, as after a restart)."""
     return render("agent_check.md.j2", requested_by=requested_by, stopped_by=stopped_by,
-                  request=request_quote(prompt) if prompt is not None else "_(not kept across the restart)_",
+                  request=request_quote(prompt) if prompt is not None else UNKNOWN_REQUEST,
                   message=message, note=note, progress=progress)
 
 
@@ -65,6 +67,13 @@ def ended_because(kind: str, requested_by: str, command: str | None) -> str:
     who = f"{escape(requested_by)} ran `{command}`" if command else f"asked for by {escape(requested_by)}"
     return (f"The agent run was stopped because the environment is being {does} ({who}); the agent cannot "
             f"work in it meanwhile. Ask again once the environment is back.")
+
+
+def restart_comment(requested_by: str, prefix: str) -> str:
+    """The final comment of a run a restart interrupted (posted once: the ledger marks it ended first)."""
+    return render("agent_result.md.j2", login=requested_by, headline=HEADLINES["cancelled"], stopped_by=None,
+                  request=UNKNOWN_REQUEST, message=restart_message(f"{prefix} agent run"), note=None, progress="",
+                  tail="")
 
 
 def restart_message(command: str) -> str:
