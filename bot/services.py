@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 from gidgethub import sansio
@@ -32,6 +32,7 @@ from bot.core.readiness import Readiness
 from bot.core.tasks import TaskTracker
 from bot.core.web import BodyBudget, Endpoints
 from bot.environments.catchup import CatchUp, listing_transport
+from bot.environments.journal import Op
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
 from bot.github.auth import AppAuth
@@ -87,6 +88,8 @@ class Bot:
             raise
         if self.environments is not None:
             await self.environments.start()
+        if self.agent_runs is not None:
+            self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
             self.catchup.start()
         if self.reaper is not None:
@@ -137,13 +140,14 @@ def _exposure(settings: Settings) -> Exposure | None:
 
 
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
-                  tunnel: CloudflareTunnelRoutes | None, metrics: Metrics) -> EnvironmentManager | None:
+                  tunnel: CloudflareTunnelRoutes | None, metrics: Metrics,
+                  before_destructive: Callable[[str, Op], Awaitable[None]]) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
-        sync_debounce=settings.sync_debounce, metrics=metrics,
+        sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
@@ -163,12 +167,18 @@ def build(settings: Settings, routers: Iterable[Router], *,
     tunnel = None
     if settings.cloudflare is not None and settings.exposure is not None:
         tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session)
-    environments = _environments(settings, github, auth, exposure, tunnel, metrics)
-    agent_runs = None
+    agent_runs: AgentRuns | None = None
+
+    async def end_agent_run(ws_id: str, op: Op) -> None:  # a stop, rebuild or delete first ends the agent run
+        if agent_runs is not None:
+            await agent_runs.end_for(ws_id, op)
+
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                metrics=metrics, prefix=settings.command_prefix,
-                               progress_interval=settings.agent.progress_interval)
+                               progress_interval=settings.agent.progress_interval,
+                               retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
     link_activity: dict[str, float] = {}
     reaper = None
     runs = agent_runs

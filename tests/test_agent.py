@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from bot import devpod
 from bot.agent.progress import Progress, render_progress
+from bot.agent.remote import signal_command
 from bot.agent.run import run_agent
 from bot.agent.stream import Denial
 from bot.devpod import DevPodSettings, Masker
@@ -35,7 +37,15 @@ WS = "hello-world-pr1-abcdef"
 KEY = "sk-ant-api03-" + "Zq9xW3vY7tU1sR5pO2nM8lK4jH6gF0dE"
 PUSH_TOKEN = "ghs_" + "P1q2R3s4T5u6V7w8X9y0Z1a2B3c4D5e6F7g8"
 
+RUN = "0123456789abcdef0123456789abcdef"
+
 pytestmark = needs_samples
+
+
+def signals(standin: DevPodStandIn) -> list[str]:
+    """The signals sent to the agent, in order (every ``devpod ssh`` after the run's own)."""
+    commands = [c["argv"][c["argv"].index("--command") + 1] for c in standin.calls("ssh")[1:]]
+    return [m.group(1) for m in (re.search(r"kill -s (\w+) ", c) for c in commands) if m]
 
 
 # --------------------------------------------------------------------------- settings
@@ -187,13 +197,15 @@ async def test_cancel_sends_sigint_to_the_agent_which_ends_cleanly(dp, workspace
             cancel.set()
 
     result = await run_agent(
-        dp, WS, "#scenario:hang", settings=quick(), masker=Masker(), cancel=cancel, on_progress=on_progress
+        dp, WS, "#scenario:hang", settings=quick(), masker=Masker(), cancel=cancel, on_progress=on_progress,
+        run_id=RUN,
     )
     assert result.outcome == "cancelled" and result.exit_code == 0
     assert result.progress.final is not None and result.progress.final.terminal_reason == "aborted_tools"
     assert "[Request interrupted by user for tool use]" in [a.text for a in result.progress.recent]
     kills = [c["argv"][c["argv"].index("--command") + 1] for c in standin.calls("ssh")[1:]]
-    assert kills == [f"kill -s INT {agent_call(workspace)['pid']}"]
+    assert kills == [signal_command(RUN, "INT")]  # the run by its id, never a bare PID
+    assert not Path(f"/tmp/devenv-agent-{RUN}.pid").exists()  # the script cleaned up after the agent
 
 
 async def test_an_agent_that_ignores_sigint_is_terminated_without_a_result(dp, workspace, standin):
@@ -203,8 +215,7 @@ async def test_an_agent_that_ignores_sigint_is_terminated_without_a_result(dp, w
         on_progress=lambda p: cancel.set() if p.tool_calls else None,
     )  # fmt: skip
     assert result.outcome == "cancelled" and result.exit_code == 143 and result.progress.final is None
-    kills = [c["argv"][c["argv"].index("--command") + 1].split()[2] for c in standin.calls("ssh")[1:]]
-    assert kills == ["INT", "TERM"]
+    assert signals(standin) == ["INT", "TERM"]
 
 
 async def test_the_time_limit_stops_the_agent_as_timed_out(dp, workspace):
@@ -224,9 +235,7 @@ async def test_cancelling_the_caller_interrupts_the_remote_agent(dp, workspace, 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert [c["argv"][c["argv"].index("--command") + 1].split()[:3] for c in standin.calls("ssh")[1:]] == [
-        ["kill", "-s", "INT"]
-    ]
+    assert signals(standin) == ["INT"]
 
 
 async def test_a_missing_agent_is_reported_with_how_to_install_it(dp, workspace):

@@ -169,8 +169,8 @@ async def test_agent_stop_cancels_the_run_and_the_check_run_ends_cancelled(serve
     assert check["conclusion"] == "cancelled"
     assert "stopped by hubot" in check["output"]["summary"]
     kills = [c["argv"][c["argv"].index("--command") + 1] for c in devpod.calls("ssh")
-             if c["argv"][c["argv"].index("--command") + 1].startswith("kill ")]
-    assert kills and kills[0].startswith("kill -s INT ")
+             if "kill -s " in c["argv"][c["argv"].index("--command") + 1]]
+    assert kills and "kill -s INT " in kills[0] and "__DEVENV_RUN=" in kills[0]
     [final] = replies(github)
     assert "was cancelled" in final and "(stopped by hubot)" in final
     assert reactions(github, payload) == ["eyes", "confused"]

@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,68 @@ def test_ssh_starts_a_stopped_workspace(standin):
     dp(standin, "stop", WS)
     assert dp(standin, "ssh", WS, "--command", "true").returncode == 0
     assert standin.cluster(WS)["pod"] == "Running"
+
+
+def test_ssh_to_a_stopped_workspace_says_it_sets_up_the_container_even_without_services(standin):
+    up(standin)
+    dp(standin, "stop", WS)
+    starts = standin.cluster(WS).get("starts", 0)
+    proc = dp(standin, "ssh", WS, "--command", "echo hi", "--start-services=false", "--log-output", "raw")
+    assert proc.returncode == 0 and proc.stdout == "hi\n"
+    assert proc.stderr == "Setup container...\n"  # CONTRACT §9: --start-services=false does not prevent it
+    assert standin.cluster(WS)["pod"] == "Running" and standin.cluster(WS)["starts"] == starts + 1
+    again = dp(standin, "ssh", WS, "--command", "true", "--log-output", "raw")
+    assert again.stderr == ""  # running already: nothing to set up
+
+
+def _session(standin: DevPodStandIn, marker: Path) -> subprocess.Popen:
+    """A `devpod ssh` whose remote command writes its PID to ``marker`` and then runs for a long time."""
+    command = f"echo $$ > {marker}; exec sleep 60"
+    proc = subprocess.Popen(
+        [str(standin.binary), "ssh", WS, "--command", command, "--log-output", "raw"],
+        env={"PATH": standin.search_path, "DEVPOD_HOME": str(standin.home)},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not (marker.exists() and marker.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the remote command did not start"
+        time.sleep(0.05)
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.mark.parametrize("verb", ["stop", "delete"])
+def test_ssh_hangs_when_its_workspace_goes_away_under_it(standin, tmp_path, verb):
+    up(standin)
+    marker = tmp_path / "remote.pid"
+    proc = _session(standin, marker)
+    remote = int(marker.read_text())
+    try:
+        assert dp(standin, verb, WS).returncode == 0
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first == "Error tunneling to container: Process exited with status 137\n"
+        if verb == "delete":  # and then it keeps failing to read the deleted workspace
+            assert re.fullmatch(r"Error refreshing workspace options: open .*/workspaces/"
+                                + WS + r"/workspace\.json: no such file or directory\n", proc.stderr.readline())
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1.5)  # it never exits by itself (the real one was killed after 520 s)
+        assert not _alive(remote)  # the container took the command down with it
+        if verb == "stop":
+            assert standin.cluster(WS)["pod"] is None  # the hanging session did not start it again
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 # --------------------------------------------------------------------------- locks, faults, calls

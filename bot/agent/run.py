@@ -10,10 +10,16 @@ Design (details and sources in ``docs/agent.md``; facts in ``../shared/links-age
   (:mod:`bot.agent.stream`) fed to a bounded :class:`~bot.agent.progress.Progress`; the
   caller's ``on_progress`` sees it after every event.
 * **Stopping.** Signals do not cross ``devpod ssh``; killing it can orphan the remote
-  agent. To cancel (or on the time limit) a second ``devpod ssh --command "kill -s INT
-  <pid>"`` interrupts the agent, which then writes a clean final result and exits 0;
-  after a grace period SIGTERM (exit 143, no result), then SIGKILL, then the local process
-  group.
+  agent. To cancel (or on the time limit) a second ``devpod ssh`` sends SIGINT to *this
+  run* (by its run id, :func:`~bot.agent.remote.signal_command`), and the agent then writes
+  a clean final result and exits 0; after a grace period SIGTERM (exit 143, no result),
+  then SIGKILL, then the local process group. ``devpod ssh`` starts a stopped workspace
+  (even with ``--start-services=false``; CONTRACT §9), so every signal first asks
+  ``may_signal`` (is the workspace running?) and, if not, only the local side is dropped.
+* **Aborting.** ``abort`` (the environment is about to be stopped, rebuilt or deleted) ends
+  the run at once without any remote signal: the local ``devpod ssh`` process group is
+  killed (a real ``devpod ssh`` would hang forever once its container stops; CONTRACT §9)
+  and whatever signal is on its way is cancelled.
 * **Outcome.** Success is decided by the final ``result`` frame's ``is_error`` (auth and
   API failures end with ``subtype: success``; FACTS §D), never by an exit code alone:
   :func:`_outcome` is a pure function of what the run saw.
@@ -27,11 +33,11 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from bot import devpod
 from bot.agent.progress import Progress
-from bot.agent.remote import parse_marker, remote_script, signal_command, stdin_payload
+from bot.agent.remote import new_run_id, parse_marker, remote_script, signal_command, stdin_payload
 from bot.agent.stream import Denial, parse_stream_line
 from bot.settings.agent import AgentSettings
 
@@ -52,6 +58,7 @@ Outcome = Literal["success", "failure", "cancelled", "timed_out", "missing_agent
 StopReason = Literal["cancelled", "timed_out"]
 Signal = Literal["INT", "TERM", "KILL"]
 OnProgress = Callable[[Progress], Awaitable[None] | None]
+MaySignal = Callable[[], Awaitable[bool]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +103,13 @@ class _AgentProcess:
         on_progress: OnProgress | None,
         user: str | None,
         workdir: str | None,
+        run_id: str,
+        may_signal: MaySignal | None,
     ) -> None:
         self.dp, self.ws_id, self.settings, self.masker = dp, ws_id, settings, masker
         self.on_progress, self.user, self.workdir = on_progress, user, workdir
-        self.argv = self._ssh(remote_script(settings))
+        self.run_id, self.may_signal = run_id, may_signal
+        self.argv = self._ssh(remote_script(settings, run_id))
         self.progress = Progress(
             max_messages=settings.max_messages, max_tail_lines=settings.max_tail_lines, mask=masker.mask
         )
@@ -143,18 +153,22 @@ class _AgentProcess:
             )
         )  # fmt: skip
 
-    async def send(self, sig: Signal) -> None:
-        """Signal the remote agent over a second ``devpod ssh``; failures are logged, not raised."""
-        assert self.pid is not None
+    async def send(self, sig: Signal) -> bool:
+        """Signal the remote agent over a second ``devpod ssh``; False when the workspace is not
+        running (a ``devpod ssh`` would start it). Failures are logged, not raised."""
         try:
+            if self.may_signal is not None and not await self.may_signal():
+                log.info("not signalling the agent in %s: the workspace is not running", self.ws_id)
+                return False
             res = await devpod.run(
-                self._ssh(signal_command(self.pid, sig)),
+                self._ssh(signal_command(self.run_id, sig)),
                 settings=self.dp, timeout=self.settings.signal_timeout, masker=self.masker,
             )  # fmt: skip
             if not res.ok:
-                log.info("signal %s to agent pid %s in %s: %s", sig, self.pid, self.ws_id, "; ".join(res.errors(3)))
+                log.info("signal %s to agent run %s in %s: %s", sig, self.run_id, self.ws_id, "; ".join(res.errors(3)))
         except Exception:
             log.exception("could not signal the agent in %s", self.ws_id)
+        return True
 
     async def stop(self, main: asyncio.Task[devpod.RunResult]) -> None:
         """SIGINT (the agent writes its final result), SIGTERM, SIGKILL, then the local side."""
@@ -164,27 +178,40 @@ class _AgentProcess:
                 ("KILL", self.settings.term_grace),
             ]  # fmt: skip
             for sig, grace in steps:
-                await self.send(sig)
+                if not await self.send(sig):
+                    break
                 done, _ = await asyncio.wait({main}, timeout=grace)
                 if done:
                     return
         main.cancel()
 
-    async def follow(self, main: asyncio.Task[devpod.RunResult], cancel: asyncio.Event | None) -> StopReason | None:
-        """Wait for the run, or stop it on ``cancel`` or the time limit; None if it ended by itself."""
-        cancel_wait = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    async def follow(self, main: asyncio.Task[devpod.RunResult], cancel: asyncio.Event | None,
+                     abort: asyncio.Event | None) -> StopReason | None:
+        """Wait for the run, or stop it on ``cancel`` or the time limit, or drop it on ``abort``;
+        None if it ended by itself."""
+        loop = asyncio.get_running_loop()
+        cancelled = asyncio.ensure_future(cancel.wait()) if cancel is not None else loop.create_future()
+        aborted = asyncio.ensure_future(abort.wait()) if abort is not None else loop.create_future()
+        waits = [cancelled, aborted]
         try:
-            waiting: set[asyncio.Future[Any]] = {main} | ({cancel_wait} if cancel_wait is not None else set())
-            done, _ = await asyncio.wait(waiting, timeout=self.settings.timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({main, *waits}, timeout=self.settings.timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
             if main in done:
                 return None
-            await self.stop(main)
-            return "cancelled" if cancel is not None and cancel.is_set() else "timed_out"
+            reason: StopReason = "timed_out" if not done else "cancelled"
+            if not aborted.done():
+                stopping = asyncio.ensure_future(self.stop(main))
+                await asyncio.wait({stopping, aborted}, return_when=asyncio.FIRST_COMPLETED)
+                if not stopping.done():  # aborted while signalling: the signal's devpod ssh is killed too
+                    stopping.cancel()
+                    await asyncio.gather(stopping, return_exceptions=True)
+            main.cancel()  # kills the local devpod ssh process group (a no-op once it has ended)
+            return reason
         finally:
-            if cancel_wait is not None:
-                cancel_wait.cancel()
+            for waiter in waits:
+                waiter.cancel()
                 with contextlib.suppress(BaseException):
-                    await cancel_wait
+                    await waiter
 
     async def collect(self, main: asyncio.Task[devpod.RunResult]) -> int | None:
         """``devpod ssh``'s exit code (None if the run was cancelled); its errors join the tail."""
@@ -201,7 +228,7 @@ class _AgentProcess:
 
     async def abandon(self, main: asyncio.Task[devpod.RunResult]) -> None:
         """The caller was cancelled (shutdown): interrupt the agent so it is not orphaned, then go."""
-        if self.pid is not None and not main.done():
+        if self.pid is not None and not main.done():  # send() asks may_signal first
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self.send("INT")), self.settings.signal_timeout)
         main.cancel()
@@ -247,23 +274,28 @@ async def run_agent(
     extra_env: Mapping[str, str] | None = None,
     user: str | None = None,
     workdir: str | None = None,
+    run_id: str | None = None,
+    may_signal: MaySignal | None = None,
+    abort: asyncio.Event | None = None,
 ) -> AgentResult:
     """Run the agent in workspace ``ws_id`` with ``prompt`` and follow it to the end.
 
     ``on_progress(progress)`` (sync or async) runs after every stream event; throttle
     expensive updates in it. Setting ``cancel`` stops the agent (SIGINT, then SIGTERM,
-    then SIGKILL); so does the time limit. Raises :class:`~bot.agent.remote.AgentPromptError`
-    for a prompt that cannot be sent. ``extra_env`` values are secrets: they travel like the
-    API key and are masked everywhere.
+    then SIGKILL); so does the time limit; each signal is sent only if ``may_signal()`` says
+    the workspace is running. Setting ``abort`` drops the run at once, with no remote signal
+    (it ends as cancelled). ``run_id`` names the run remotely (made here if not given).
+    Raises :class:`~bot.agent.remote.AgentPromptError` for a prompt that cannot be sent.
+    ``extra_env`` values are secrets: they travel like the API key and are masked everywhere.
     """
     payload = stdin_payload(prompt, settings, extra_env)
     masker.add(settings.api_key)
     for value in (extra_env or {}).values():
         masker.add(value)
-    run = _AgentProcess(dp, ws_id, settings, masker, on_progress, user, workdir)
+    run = _AgentProcess(dp, ws_id, settings, masker, on_progress, user, workdir, run_id or new_run_id(), may_signal)
     main = run.start(payload)
     try:
-        stop_reason = await run.follow(main, cancel)
+        stop_reason = await run.follow(main, cancel, abort)
         ssh_exit = await run.collect(main)
     except BaseException:
         await run.abandon(main)

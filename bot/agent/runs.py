@@ -14,6 +14,14 @@ Design (user-facing rules in ``docs/agent.md``):
   quotes the request, 🚀 or 😕 on the command comment, one count by outcome in the metrics.
 * Progress goes through a :class:`~bot.github.publish.Publisher`: each stream event marks the
   check run dirty; it is re-rendered at most once per ``progress_interval`` s, the end at once.
+* Durable: each run is journalled in the :class:`~bot.agent.ledger.Ledger` (accepted, its check
+  run, its final write). On start-up :meth:`AgentRuns.recover` concludes every run a crash left
+  unfinished (``cancelled``, saying the bot restarted and to run it again), ends its remote agent
+  if the workspace is running, and writes again any conclusion that never reached GitHub.
+* :meth:`AgentRuns.end_for` is the environment manager's hook before it stops, rebuilds or
+  deletes an environment: the run is aborted (its local ``devpod ssh`` killed, no remote signal:
+  the container goes anyway), concluded ``cancelled`` saying why, its slot released; only then
+  does DevPod act. Signals are sent only to a running workspace (:mod:`bot.agent.recovery`).
 * Secrets: the API key and the push token are masked in every text (``run_agent`` masks
   the stream; the final texts are masked again here) and added to the log redactor. No
   token is ever minted for a fork PR or for an untrusted PR (untrusted PRs get no run).
@@ -25,22 +33,35 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from bot import devpod
-from bot.agent.progress import Progress, render_progress
+from bot.agent.ledger import Ledger, RunEntry
+from bot.agent.model import AgentRun
+from bot.agent.prepare import ensure_up, push_env
+from bot.agent.progress import Progress
+from bot.agent.recovery import DESTRUCTIVE, recover, workspace_running
 from bot.agent.remote import AgentPromptError, stdin_payload
 from bot.agent.run import AgentResult, run_agent
+from bot.agent.view import (
+    CHECK_NAME,
+    CONCLUSIONS,
+    HEADLINES,
+    OUTCOMES,
+    TITLES,
+    check_summary,
+    ended_because,
+    progress_text,
+    request_quote,
+)
 from bot.core import logs
 from bot.core.metrics import Metrics
-from bot.environments.journal import PullInfo
+from bot.environments.journal import Op, PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
-from bot.environments.states import State, is_building
 from bot.github.permissions import allows as permission_allows
-from bot.github.publish import Publisher
+from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRequestAPI, check_output
 from bot.settings.agent import AgentSettings
 from bot.text.markdown import escape, fenced, truncate_bytes
@@ -48,59 +69,12 @@ from bot.text.templating import render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHECK_NAME", "AgentRun", "AgentRuns"]
+__all__ = ["CHECK_NAME", "OUTCOMES", "AgentRun", "AgentRuns"]
 
-CHECK_NAME = "devenv agent"
-#: How much of the request is quoted in the check run and the final comment (UTF-8 bytes).
-REQUEST_QUOTE_BYTES = 2000
 #: How many of the last output lines a failed run shows, and at most how many bytes of them.
 TAIL_LINES = 20
 TAIL_BYTES = 4000
 PROGRESS_BYTES = 12000
-
-TITLES = {
-    "success": "The agent finished",
-    "failure": "The agent run failed",
-    "cancelled": "The agent run was cancelled",
-    "timed_out": "The agent run timed out",
-    "missing_agent": "The coding agent is not installed in this environment",
-}
-HEADLINES = {
-    "success": "the agent finished the run you asked for",
-    "failure": "the agent run you asked for failed",
-    "cancelled": "the agent run you asked for was cancelled",
-    "timed_out": "the agent run you asked for hit its time limit and was stopped",
-    "missing_agent": "the agent run you asked for could not start: the coding agent is not installed in "
-                     "this environment",
-}
-CONCLUSIONS = {"success": "success", "failure": "failure", "cancelled": "cancelled", "timed_out": "timed_out",
-               "missing_agent": "action_required"}
-#: How a run ends, as ``devenv_agent_runs_total`` counts it (``error``: a bug in the bot ended it).
-OUTCOMES = (*CONCLUSIONS, "error")
-
-
-@dataclasses.dataclass
-class AgentRun:
-    """One run, from the request to its final comment."""
-
-    ws_id: str
-    info: PullInfo
-    prompt: str
-    requested_by: str
-    comment_id: int | None
-    settings: AgentSettings
-    may_push: bool
-    cancel: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    check_run_id: int | None = None
-    stopped_by: str | None = None
-    shutting_down: bool = False
-    stop_comments: list[int] = dataclasses.field(default_factory=list)  # `agent stop`s to answer with 🚀
-    progress: Progress | None = None
-    status: str = "Waiting for the environment"
-    note: str | None = None
-    started_at: float = dataclasses.field(default_factory=time.time)
-    outcome: str | None = None  # one of OUTCOMES once it has ended
 
 
 class AgentRuns:
@@ -108,8 +82,11 @@ class AgentRuns:
 
     def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, metrics: Metrics,
                  prefix: str = "/devenv", progress_interval: float = 5.0, poll_interval: float = 0.1,
-                 up_timeout: float | None = None) -> None:
+                 up_timeout: float | None = None, ledger: Ledger | None = None, abort_wait: float = 15.0,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.manager = manager
+        self.ledger = ledger if ledger is not None else Ledger(manager.settings.state_dir)
+        self.abort_wait = abort_wait  # how long a stop or delete waits for the run it ends
         self.metrics = metrics
         for outcome in OUTCOMES:  # every outcome present from the start, 0 until it happens
             metrics.agent_runs.labels(outcome)
@@ -118,7 +95,7 @@ class AgentRuns:
         self.prefix = prefix
         self.poll_interval = poll_interval
         self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
-        self.publisher = Publisher(min_interval=progress_interval)
+        self.publisher = Publisher(min_interval=progress_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "agent-check")
         self.runs: dict[str, AgentRun] = {}  # the runs going on, one slot per environment
         self._tasks: set[asyncio.Task[None]] = set()  # every run's task, until it has said its last word
@@ -159,6 +136,11 @@ class AgentRuns:
                        may_push=not info.fork and record is not None and not record.fork
                        and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
+        run.entry = RunEntry(run_id=run.run_id, ws_id=ws_id, installation_id=info.ref.installation_id,
+                             owner=info.ref.owner, repo=info.ref.repo, number=info.ref.number,
+                             head_sha=info.head_sha, requested_by=requested_by, started_at=run.started_at,
+                             comment_id=comment_id)
+        self.ledger.save(run.entry)
         run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
         self._tasks.add(run.task)
         run.task.add_done_callback(self._tasks.discard)
@@ -180,6 +162,31 @@ class AgentRuns:
             await self._react(pr, comment_id, "eyes")
         run.cancel.set()
         return True
+
+    async def end_for(self, ws_id: str, op: Op) -> None:
+        """The environment manager's hook before ``op`` runs: a stop, rebuild or delete first ends
+        the agent run (local ``devpod ssh`` killed, concluded cancelled saying why, slot released)."""
+        run = self.runs.get(ws_id)
+        if op.kind not in DESTRUCTIVE or run is None or run.task is None or run.task.done():
+            return
+        log.info("%s of %s asked for by %s: ending its agent run first", op.kind, ws_id, op.requested_by)
+        command = f"{self.prefix} {op.kind}" if op.comment_id is not None else None
+        run.ended_because = ended_because(op.kind, op.requested_by, command)
+        run.abort.set()
+        run.cancel.set()
+        _, pending = await asyncio.wait({run.task}, timeout=self.abort_wait)
+        if pending:
+            log.warning("the agent run on %s has not ended within %.0f s; %s goes ahead", ws_id, self.abort_wait,
+                        op.kind)
+
+    def recover(self) -> None:
+        """At start-up: end every run the last process left unfinished, visibly (see :mod:`bot.agent.ledger`)."""
+        recover(self.ledger, self.manager, self.checks, prefix=self.prefix, settings=self.settings, track=self._track)
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def running(self, info: PullInfo) -> AgentRun | None:
         return self.runs.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
@@ -240,12 +247,18 @@ class AgentRuns:
         run.check_run_id = await self.checks.create(
             pr, run.ws_id, name=CHECK_NAME, head_sha=run.info.head_sha, status="in_progress", paced=False,
             output=check_output("Waiting for the environment", self._summary(run)))
+        if run.entry is not None:
+            run.entry.check_run_id = run.check_run_id
+            self.ledger.save(run.entry)
         problem = await self._ensure_up(run)
         if problem is not None:
             outcome, message = problem
             await self._conclude_early(run, pr, outcome, message)
             return
         extra_env = await self._push_env(run)
+        if run.cancel.is_set():  # stopped (or the environment is going) while the token was minted
+            await self._conclude_early(run, pr, "cancelled", "The agent run was cancelled before the agent started.")
+            return
         masker = devpod.Masker([v for v in (run.settings.api_key, *extra_env.values()) if v])
         run.status = "Agent running"
         self._publish(run)
@@ -254,55 +267,22 @@ class AgentRuns:
             run.progress = progress
             self._publish(run)
 
+        async def may_signal() -> bool:
+            return not run.abort.is_set() and await workspace_running(self.manager, run.ws_id)
+
         result = await run_agent(self.manager.devpod_settings, run.ws_id, run.prompt, settings=run.settings, masker=masker,
-                                 on_progress=on_progress, cancel=run.cancel, extra_env=extra_env or None)
+                                 on_progress=on_progress, cancel=run.cancel, extra_env=extra_env or None,
+                                 run_id=run.run_id, may_signal=may_signal, abort=run.abort)
         run.progress = result.progress
         await self._conclude(run, pr, result, masker)
 
     async def _ensure_up(self, run: AgentRun) -> tuple[str, str] | None:
-        """Bring the environment up if it is not running; None when it is, else (outcome, message)."""
-        manager = self.manager
-        record = manager.find(run.info)
-        if record is not None and record.state == State.RUNNING:
-            return None
-        if record is None or not is_building(record.state):
-            manager.request(run.info, "up", requested_by=run.requested_by)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.up_timeout + 60
-        while True:
-            if run.cancel.is_set():
-                return "cancelled", "The agent run was cancelled before the environment was ready."
-            if not manager.busy(run.ws_id):
-                break
-            if loop.time() > deadline:
-                return "timed_out", "The environment did not become ready in time, so the agent did not run."
-            await asyncio.sleep(self.poll_interval)
-        record = manager.find(run.info)
-        if record is not None and record.state == State.RUNNING:
-            return None
-        state = record.state if record is not None else State.NONE
-        return "failure", (f"The environment could not be started (it is {escape(state)}), so the agent did not "
-                           f"run. The `devenv` check run and the pull request's environment comment say why.")
+        return await ensure_up(self.manager, run.info, run.requested_by, run.cancel, poll_interval=self.poll_interval,
+                               up_timeout=self.up_timeout)
 
     async def _push_env(self, run: AgentRun) -> dict[str, str]:
-        """``GH_TOKEN``: contents:write on this one repository, for same-repository PRs asked by writers."""
-        if not run.may_push or run.info.fork:
-            if run.info.fork:
-                run.note = "No push token: this pull request comes from a fork, so the agent cannot push."
-            else:
-                run.note = "No push token: the requester does not have write access, so the agent cannot push."
-            return {}
-        try:
-            token = await self.manager.mint_token(run.info.ref, "write")
-        except Exception as exc:
-            log.warning("could not mint a push token for the agent on %s: %s", run.ws_id, exc)
-            run.note = ("No push token: GitHub refused to mint one (has the app been granted *Contents: write*?), "
-                        "so the agent cannot push.")
-            return {}
-        if token is None:  # no app credentials (tests without an app)
-            return {}
-        logs.redactor.add(token)
-        return {"GH_TOKEN": token}
+        env, run.note = await push_env(self.manager, run.info, may_push=run.may_push)
+        return env
 
     # ------------------------------------------------------------------ concluding
     async def _conclude(self, run: AgentRun, pr: PullRequestAPI, result: AgentResult, masker: devpod.Masker) -> None:
@@ -320,12 +300,16 @@ class AgentRuns:
             return result.final_message  # the bot's own how-to text (Markdown)
         if outcome == "success" or (result.progress.final is not None and outcome == "failure"):
             return ""  # the final message is in the progress view (fenced)
+        if run.ended_because is not None and outcome == "cancelled":
+            return run.ended_because
         text = escape(masker.mask(result.final_message))
         if run.shutting_down and outcome == "cancelled":
             text += " devenv-bot was restarting; ask again once it is back."
         return text
 
     async def _conclude_early(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str) -> None:
+        if run.ended_because is not None and outcome == "cancelled":
+            message = run.ended_because
         await self._finish(run, pr, outcome, message, "")
 
     async def _finish(self, run: AgentRun, pr: PullRequestAPI, outcome: str, message: str, tail: str) -> None:
@@ -337,9 +321,11 @@ class AgentRuns:
         if run.check_run_id is not None:
             self._publish(run, conclusion=conclusion, message=message, tail=tail, urgent=True)
             await self.checks.flush(run.ws_id, run.check_run_id)
+        else:
+            self._forget(run)
         body = render("agent_result.md.j2", login=run.requested_by, headline=HEADLINES[outcome],
                       stopped_by=run.stopped_by if outcome == "cancelled" else None,
-                      request=self._request(run), message=message, note=run.note,
+                      request=request_quote(run.prompt), message=message, note=run.note,
                       progress=self._progress(run, limit=PROGRESS_BYTES), tail=tail)
         try:
             await pr.reply(body)
@@ -352,18 +338,12 @@ class AgentRuns:
         log.info("agent run on %s ended: %s", run.ws_id, outcome)
 
     # ------------------------------------------------------------------ rendering and writing
-    def _request(self, run: AgentRun) -> str:
-        return fenced(truncate_bytes(run.prompt, REQUEST_QUOTE_BYTES))
-
     def _progress(self, run: AgentRun, *, limit: int) -> str:
-        if run.progress is None:
-            return ""
-        return render_progress(run.progress, status=run.status, limit_bytes=limit)
+        return progress_text(run.progress, run.status, limit=limit)
 
     def _summary(self, run: AgentRun, *, message: str = "") -> str:
-        return render("agent_check.md.j2", requested_by=run.requested_by, stopped_by=run.stopped_by,
-                      request=self._request(run), message=message, note=run.note,
-                      progress=self._progress(run, limit=20000))
+        return check_summary(requested_by=run.requested_by, stopped_by=run.stopped_by, prompt=run.prompt,
+                             message=message, note=run.note, progress=self._progress(run, limit=20000))
 
     def _publish(self, run: AgentRun, *, conclusion: str | None = None, message: str = "", tail: str = "",
                  urgent: bool = False) -> None:
@@ -381,7 +361,19 @@ class AgentRuns:
                                details_url=details if conclusion == "action_required" else None,
                                output=check_output(title, self._summary(run, message=message), text))
 
-        self.checks.update(pr, run.ws_id, check_id, render, urgent=urgent)
+        if conclusion is None:
+            self.checks.update(pr, run.ws_id, check_id, render, urgent=urgent)
+            return
+        final = render()  # kept in the ledger until GitHub has it: a restart writes it again
+        if run.entry is not None:
+            run.entry.state = "ended"
+            run.entry.final = dataclasses.asdict(final)
+            self.ledger.save(run.entry)
+        self.checks.update(pr, run.ws_id, check_id, lambda: final, urgent=urgent, written=lambda: self._forget(run))
+
+    def _forget(self, run: AgentRun) -> None:
+        if run.entry is not None:
+            self.ledger.forget(run.entry.run_id)
 
     def _pr(self, info: PullInfo) -> PullRequestAPI:
         return self.manager.pull_api(info.ref)

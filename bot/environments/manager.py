@@ -15,6 +15,10 @@ in this order:
    :mod:`bot.environments.report`, on the check run and in the sticky comment;
 5. :mod:`bot.environments.journal` keeps every record on disk, so on start-up unfinished
    operations are resumed and no check run stays ``in_progress`` forever.
+
+Before a stop, rebuild or delete leaves the queue for the executor, the ``before_destructive``
+hook (injected at composition: the agent runs, a layer above) ends whatever works inside the
+environment, so nothing is left hanging on a container that goes away.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ from bot.repo_settings.problems import render_problems
 
 log = logging.getLogger(__name__)
 
+#: Operations that stop or replace the container: ``before_destructive`` runs before each.
+DESTRUCTIVE_OPS = frozenset({"stop", "delete", "recreate", "reset"})
+
 __all__ = ["CHECK_NAME", "EnvironmentManager", "PullInfo"]
 
 
@@ -53,8 +60,10 @@ class EnvironmentManager:
                  exposure: Any = None, tunnel: Any = None, max_concurrent: int = 4, publish_interval: float = 3.0,
                  retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None,
+                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None) -> None:
         self.settings = settings
+        self.before_destructive = before_destructive
         self.clock = clock
         self.where = report.Where.of(settings, dp)
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
@@ -272,4 +281,13 @@ class EnvironmentManager:
         self.executor.dropped(ws_id, op, why)
 
     async def execute(self, ws_id: str, op: Op) -> None:
+        if op.kind in DESTRUCTIVE_OPS and self.before_destructive is not None:
+            try:
+                await self.before_destructive(ws_id, op)
+            except asyncio.CancelledError:
+                if not self.queue.shutting_down:  # superseded by a delete: say so (a shutdown resumes it)
+                    self.executor.dropped(ws_id, op, "superseded by a delete")
+                raise
+            except Exception:
+                log.exception("ending what works in %s before %s failed; going ahead", ws_id, op.kind)
         await self.executor.execute(ws_id, op)

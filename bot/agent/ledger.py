@@ -1,0 +1,102 @@
+"""The agent runs' ledger: one small file per run under ``<DEVENV_STATE_DIR>/agent-runs/``.
+
+Runs live in memory while they go; this is what a crash leaves behind, so the next start can
+end each one visibly (:meth:`bot.agent.runs.AgentRuns.recover`). A file is written when a run is
+accepted, again once its ``devenv agent`` check run exists, and again when it ends, with the
+final check-run write already rendered (``final``); it is removed once that write reached
+GitHub. So on start-up an entry is either
+
+* ``running``: the bot died during the run; it is concluded ``cancelled`` saying so, and the
+  remote agent is ended if the workspace is running; or
+* ``ended``: the outcome was decided but not (all) written; it is written again.
+
+Each write replaces the file atomically (written to a temporary file, fsynced, renamed), as
+:mod:`bot.environments.journal` does for environments; an unreadable file is moved aside and
+logged, never silently dropped. The files hold no secret: not the prompt, no token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from bot.github.pulls import PullRef
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Ledger", "RunEntry"]
+
+
+@dataclasses.dataclass
+class RunEntry:
+    """What the ledger keeps of one run."""
+
+    run_id: str
+    ws_id: str
+    installation_id: int
+    owner: str
+    repo: str
+    number: int
+    head_sha: str
+    requested_by: str
+    started_at: float
+    comment_id: int | None = None
+    check_run_id: int | None = None
+    state: str = "running"  # "running" | "ended"
+    #: The final check-run write once the run ended: {"status", "conclusion", "output", "details_url"}.
+    final: dict[str, Any] | None = None
+
+    @property
+    def ref(self) -> PullRef:
+        return PullRef(self.installation_id, self.owner, self.repo, self.number)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunEntry:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Ledger:
+    """The files of the runs the bot has not finished with."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir) / "agent-runs"
+
+    def _path(self, run_id: str) -> Path:
+        return self.dir / f"{run_id}.json"
+
+    def save(self, entry: RunEntry) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(entry.run_id)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(entry.to_json(), separators=(",", ":")))
+            f.flush()
+            os.fsync(f.fileno())  # a crash never leaves an empty entry behind the rename
+        os.replace(tmp, path)
+
+    def forget(self, run_id: str) -> None:
+        self._path(run_id).unlink(missing_ok=True)
+
+    def load_all(self) -> list[RunEntry]:
+        entries = []
+        for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            try:
+                entries.append(RunEntry.from_json(json.loads(path.read_bytes())))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                aside = path.with_suffix(".corrupt")
+                with_aside = True
+                try:
+                    os.replace(path, aside)
+                except OSError:
+                    with_aside = False
+                log.error("agent run file %s cannot be read (%s)%s; its `devenv agent` check run, if any, stays "
+                          "as it is", path, exc, f": moved to {aside}" if with_aside else "")
+        return entries
