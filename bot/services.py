@@ -33,6 +33,7 @@ from bot.core.tasks import TaskTracker
 from bot.core.web import BodyBudget, Endpoints
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
+from bot.gateway.service import Gateway
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
@@ -64,7 +65,8 @@ class Bot:
     environments: EnvironmentManager | None
     agent_runs: AgentRuns | None
     reaper: IdleReaper | None
-    link_activity: dict[str, float]  # ws id -> last passed access check of a link (the reaper reads it)
+    link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
+    gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +87,8 @@ class Bot:
             await self.environments.start()
         if self.reaper is not None:
             self.reaper.start()
+        if self.gateway is not None:
+            await self.gateway.start()
         self.readiness.started = True
         await self.readiness.run_once()
         self.readiness.start()
@@ -92,6 +96,8 @@ class Bot:
     async def stop(self) -> None:
         self.readiness.started = False
         await self.readiness.stop()
+        if self.gateway is not None:  # sessions end first: they would keep environments in use
+            await self.gateway.stop()
         if self.reaper is not None:
             await self.reaper.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
@@ -139,6 +145,16 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
 
+def _gateway(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient, metrics: Metrics,
+             activity: dict[str, float], repo_settings: RepoSettingsLoader) -> Gateway | None:
+    """The SSH gateway, when DEVENV_SSH_PORT is set and there are environments to reach (no I/O yet)."""
+    if settings.gateway is None or environments is None or settings.devpod is None:
+        return None
+    return Gateway(settings=settings.gateway, dp=settings.devpod, state_dir=settings.state_dir, manager=environments,
+                   github=github, repo_settings=repo_settings, activity=activity,
+                   github_url=settings.github_url, prefix=settings.command_prefix, metrics=metrics)
+
+
 def build(settings: Settings, routers: Iterable[Router], *,
           clock: Callable[[], float] = time.time) -> Bot:
     """Every collaborator, wired once. Needs a running event loop (for the HTTP session); no I/O."""
@@ -167,14 +183,16 @@ def build(settings: Settings, routers: Iterable[Router], *,
         reaper = IdleReaper(environments, activity=link_activity.get,
                             busy=lambda record: runs is not None and record.ws_id in runs.runs,
                             interval=settings.idle_sweep_interval)
+    repo_settings = RepoSettingsLoader()
+    gateway = _gateway(settings, environments, github, metrics, link_activity, repo_settings)
     readiness = Readiness()
     add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
     tasks = TaskTracker(on_change=metrics.background_tasks.set)
     return Bot(settings=settings, metrics=metrics, dispatcher=Dispatcher(routers, metrics), tasks=tasks,
                seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
-               session=session, github=github, auth=auth, repo_settings=RepoSettingsLoader(),
+               session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=Permissions(), exposure=exposure, tunnel=tunnel, environments=environments,
-               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity)
+               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, gateway=gateway)
 
 
 __all__ = ["Bot", "build"]
