@@ -88,7 +88,17 @@ class Client:
 
 
 @pytest.fixture
-async def gateway_bot(environ, devpod, tmp_path, github, repo):
+def devenv_yml() -> str | None:
+    """The repository's ``.github/devenv.yml`` at the PR's base (parametrize a test to set one)."""
+    return None
+
+
+@pytest.fixture
+async def gateway_bot(environ, devpod, tmp_path, github, repo, devenv_yml):
+    if devenv_yml is not None:
+        pull = payloads.pull_request("opened")["pull_request"]
+        for base in (pull["base"]["sha"], github.state.repo(OWNER, REPO).pulls[pull["number"]]["base_sha"]):
+            github.set_file(OWNER, REPO, ".github/devenv.yml", devenv_yml, ref=base)  # the webhook's, the API's
     state = Path(environ["DEVENV_STATE_DIR"])
     prepare_sshd(devpod.home, state)
     env = {**environ, "DEVENV_SSH_PORT": "0", "DEVENV_SSH_HOST": "ssh.devenv.example.com",

@@ -1,0 +1,72 @@
+"""The gateway's pure parts: the user-name grammar and the failure rate limits (no sockets)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.gateway.guard import FailureGuard
+from bot.gateway.names import Target, is_bot, parse_user, ssh_command
+
+WS = "hello-world-pr2-4d960c"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    (f"octocat+{WS}", Target("octocat", WS)),
+    (f"Mona-Lisa+{WS}", Target("Mona-Lisa", WS)),
+    (f"dependabot[bot]+{WS}", Target("dependabot[bot]", WS)),
+])
+def test_a_login_and_a_workspace_split_at_the_plus(name, expected):
+    assert parse_user(name) == expected
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    (WS, f"say who you are: ssh -p <port> <your GitHub login>+{WS}@<host>"),
+    ("root", "say who you are: ssh -p <port> <your GitHub login>+root@<host>"),
+    (f"-bad+{WS}", "'-bad' is not a GitHub login"),
+    (f"two--hyphens+{WS}", "'two--hyphens' is not a GitHub login"),
+    (f"{'a' * 40}+{WS}", f"'{'a' * 40}' is not a GitHub login"),
+    ("octocat+Upper-Case", "'Upper-Case' is not a workspace name (the PR comment shows it)"),
+    ("octocat+a+b", "'a+b' is not a workspace name (the PR comment shows it)"),
+    ("octocat+" + "a" * 49, f"'{'a' * 49}' is not a workspace name (the PR comment shows it)"),
+    ("oct/cat", "the user name must be <your GitHub login>+<workspace>"),
+])
+def test_names_that_say_nothing_clear_get_a_reason(name, why):
+    assert parse_user(name) == why
+
+
+def test_bots_are_recognised_by_their_suffix():
+    assert is_bot("dependabot[bot]") and is_bot("Renovate[BOT]") and not is_bot("robot")
+
+
+def test_the_ssh_line_leaves_out_the_default_port():
+    assert ssh_command("ssh.example.com", 2222, WS, "mona") == f"ssh -p 2222 mona+{WS}@ssh.example.com"
+    assert ssh_command("ssh.example.com", 22, WS) == f"ssh LOGIN+{WS}@ssh.example.com"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failures_block_an_address_and_a_login_until_they_age_out():
+    clock = Clock()
+    guard = FailureGuard(limit=3, window=60, clock=clock)
+    for _ in range(3):
+        assert guard.blocked("10.0.0.1", "mona") is None
+        guard.failed("10.0.0.1", "mona")
+    assert "from your address" in guard.blocked("10.0.0.1", "someone-else")
+    assert "for Mona" in guard.blocked("10.0.0.2", "Mona")  # logins compare case-insensitively
+    assert guard.blocked("10.0.0.2", "someone-else") is None
+    clock.now += 61
+    assert guard.blocked("10.0.0.1", "mona") is None
+
+
+def test_the_guard_forgets_the_stalest_entry_rather_than_grow():
+    guard = FailureGuard(limit=1, window=60, maxsize=4, clock=Clock())
+    for i in range(10):
+        guard.failed(f"10.0.0.{i}", None)
+    assert len(guard._failures) <= 4
+    assert guard.blocked("10.0.0.9", None) is not None
