@@ -24,6 +24,7 @@ from tests import payloads
 from tests.botserver import BotServer
 from tests.eventually import eventually
 from tests.github_emulator.user_keys import set_user_keys
+from tests.observe import sticky
 
 SSHD = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:" + os.environ.get("PATH", ""))
 SSH = shutil.which("ssh")
@@ -239,3 +240,9 @@ async def test_failed_attempts_are_rate_limited_per_login(gateway_bot, github, t
     blocked = await eve.ssh("true")
     assert blocked.returncode == 255
     assert "too many failed attempts" in blocked.stderr.decode()
+
+
+async def test_the_sticky_comment_shows_the_gateway_line(gateway_bot, github):
+    body = sticky(github)
+    assert f"`ssh -p 2222 LOGIN+{WS}@ssh.devenv.example.com`" in body
+    assert "<summary>For operators</summary>" in body
