@@ -70,3 +70,23 @@ def test_the_guard_forgets_the_stalest_entry_rather_than_grow():
         guard.failed(f"10.0.0.{i}", None)
     assert len(guard._failures) <= 4
     assert guard.blocked("10.0.0.9", None) is not None
+
+
+def test_the_operations_guide_lists_the_gateway_metrics():
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry
+
+    from bot.core.metrics import Metrics
+    from bot.gateway.service import GatewayMetrics
+
+    guide = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    rows = {line.split("`")[1]: line for line in guide.splitlines() if line.startswith("| `devenv_ssh")}
+    metrics = Metrics()
+    GatewayMetrics(metrics)
+    assert isinstance(metrics.registry, CollectorRegistry)
+    names = {m.name + ("_total" if m.type == "counter" else "") for m in metrics.registry.collect()
+             if m.name.startswith("devenv_ssh")}
+    assert names == set(rows) == {"devenv_ssh_auth_total", "devenv_ssh_sessions_active", "devenv_ssh_sessions_total",
+                                  "devenv_ssh_session_seconds"}
+    assert all(f"`{outcome}`" in rows["devenv_ssh_auth_total"] for outcome in ("allowed", "refused", "unavailable"))
