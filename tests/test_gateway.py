@@ -246,3 +246,35 @@ async def test_the_sticky_comment_shows_the_gateway_line(gateway_bot, github):
     body = sticky(github)
     assert f"`ssh -p 2222 LOGIN+{WS}@ssh.devenv.example.com`" in body
     assert "<summary>For operators</summary>" in body
+
+
+async def test_a_stray_key_offered_before_the_right_one_neither_blocks_nor_counts(gateway_bot, github, tmp_path):
+    guard = gateway_bot.bot.gateway.doorman.guard
+    guard.limit = 2
+    carol = user(github, tmp_path, gateway_bot, "carol")
+    stray = tmp_path / "stray_ed25519"
+    keygen(stray)
+    options = carol.options()
+    options[options.index("-i") + 1] = str(stray)  # a key that is not on GitHub goes first, then carol's
+    for _ in range(3):  # more connections than the limit: each got in, so none keeps its failure
+        done = await carol.run(["ssh", "-p", str(carol.port), *options, "-i", str(carol.key), carol.target, "echo in"])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == b"in\n"
+    assert guard.blocked("127.0.0.1", "carol") is None
+
+
+async def test_stopping_the_bot_ends_open_sessions(environ, devpod, tmp_path, github, repo):
+    state = Path(environ["DEVENV_STATE_DIR"])
+    prepare_sshd(devpod.home, state)
+    srv = await BotServer(config.load({**environ, "DEVENV_SSH_PORT": "0", "DEVENV_SSH_HOST": "ssh.example.com"})).start()
+    try:
+        await srv.deliver("pull_request", payloads.pull_request("opened"))
+        await srv.settle()
+        dave = user(github, tmp_path, srv, "dave")
+        proc = await asyncio.create_subprocess_exec(
+            "ssh", "-p", str(dave.port), *dave.options(), dave.target, "echo started; sleep 300",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"started\n"
+    finally:
+        await srv.stop()
+    assert await asyncio.wait_for(proc.wait(), 30) != 0  # the connection was closed, not left to the sleep

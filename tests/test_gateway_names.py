@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.gateway.guard import FailureGuard
@@ -90,3 +92,34 @@ def test_the_operations_guide_lists_the_gateway_metrics():
     assert names == set(rows) == {"devenv_ssh_auth_total", "devenv_ssh_sessions_active", "devenv_ssh_sessions_total",
                                   "devenv_ssh_session_seconds"}
     assert all(f"`{outcome}`" in rows["devenv_ssh_auth_total"] for outcome in ("allowed", "refused", "unavailable"))
+
+
+def test_a_connection_that_gets_in_takes_back_only_its_own_failure():
+    guard = FailureGuard(limit=2, window=60, clock=Clock())
+    guard.failed("10.0.0.1", "mona")
+    guard.failed("10.0.0.1", "mona")
+    guard.forgive("10.0.0.1", "mona")
+    assert guard.blocked("10.0.0.1", "mona") is None
+    guard.failed("10.0.0.1", "mona")
+    assert guard.blocked("10.0.0.1", "mona") is not None
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ({"DEVENV_SSH_PORT": "2222"}, "DEVENV_SSH_HOST (the host name reviewers ssh to) is needed with DEVENV_SSH_PORT"),
+    ({"DEVENV_SSH_PORT": "2222", "DEVENV_SSH_HOST": "ssh.example.com", "DEVENV_SSH_PERMISSION": "read"},
+     "DEVENV_SSH_PERMISSION='read' is too low"),
+])
+def test_the_gateway_settings_say_what_is_missing(tmp_path, extra, problem):
+    from bot.settings import config
+
+    with pytest.raises(config.ConfigError, match=re.escape(problem)):
+        config.load({"DEVENV_STATE_DIR": str(tmp_path), **extra})
+
+
+def test_the_gateway_is_off_unless_its_port_is_set_and_maps_a_public_port(tmp_path):
+    from bot.settings import config
+
+    assert config.load({"DEVENV_STATE_DIR": str(tmp_path)}).gateway is None
+    on = config.load({"DEVENV_STATE_DIR": str(tmp_path), "DEVENV_SSH_PORT": "2222", "DEVENV_SSH_HOST": "ssh.example.com",
+                      "DEVENV_SSH_PUBLIC_PORT": "22"}).gateway
+    assert (on.port, on.public_port, on.host, on.permission) == (2222, 22, "ssh.example.com", "write")

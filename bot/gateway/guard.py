@@ -3,10 +3,12 @@
 A refused attempt (unknown key, no permission, no such environment) counts against both the
 client's address and the login it claimed; once either has ``limit`` failures within ``window``
 seconds, further attempts are refused at once, without asking GitHub, until the oldest failure
-ages out.  This bounds both key guessing against one account and one address spraying many
-accounts, and it keeps strangers from spending the installation's GitHub rate limit.  A success
-does not clear the count (it would let an attacker with one good key reset it).  Pure, with an
-injected clock.
+ages out.  A connection counts once however many keys it offers, and a connection that gets in
+after a refused key (a stray key in the user's agent) takes its own failure back
+(:meth:`FailureGuard.forgive`).  This bounds both key guessing against one account and one address
+spraying many accounts, and it keeps strangers from spending the installation's GitHub rate
+limit.  A success clears nothing else (it would let an attacker with one good key reset the
+count).  Pure, with an injected clock.
 """
 
 from __future__ import annotations
@@ -50,3 +52,12 @@ class FailureGuard:
         for key in (f"addr:{source}", f"login:{login.lower()}" if login else None):
             if key is not None:
                 self._failures.setdefault(key, deque()).append(now)
+
+    def forgive(self, source: str, login: str | None) -> None:
+        """Take back one failure just counted (the same connection then got in)."""
+        for key in (f"addr:{source}", f"login:{login.lower()}" if login else None):
+            times = self._failures.get(key) if key is not None else None
+            if times:
+                times.pop()
+                if not times:
+                    del self._failures[key]  # type: ignore[arg-type]

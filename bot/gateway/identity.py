@@ -14,8 +14,9 @@ address, and answers :class:`Allowed` or :class:`Refused` with a one-line reason
    ``DEVENV_SSH_PERMISSION`` (``write`` by default).  The gateway's lookup keeps no answer
    (``ttl=0``): a revoked permission takes effect at the next connection.
 
-Steps 3-6 that refuse count as failures for the guard.  GitHub not answering refuses without
-counting (nobody gets in then).  Requests act as the repository's installation.
+A refusal in steps 1 and 3-6 is a failure for the guard, counted once per connection by the
+caller (:meth:`Doorman.failed`).  GitHub not answering refuses without counting (nobody gets in
+then).  Requests act as the repository's installation.
 """
 
 from __future__ import annotations
@@ -83,9 +84,18 @@ class Doorman:
         except Exception as exc:  # GitHub is down or slow: nobody gets in, and nobody is blamed
             log.warning("ssh: could not check %s: %s", user, exc)
             verdict = Refused("GitHub did not answer the gateway; try again in a minute", counted=False)
-        if isinstance(verdict, Refused) and verdict.counted:
-            self.guard.failed(source, login)
         return verdict
+
+    def failed(self, user: str, source: str) -> None:
+        """Count one failed connection against its address and the login it claimed (the caller counts
+        once per connection: a client offering several keys, only one on GitHub, is no attacker)."""
+        target = parse_user(user)
+        self.guard.failed(source, target.login if not isinstance(target, str) else None)
+
+    def forgive(self, user: str, source: str) -> None:
+        """The connection that failed as ``user`` got in after all: take its failure back."""
+        target = parse_user(user)
+        self.guard.forgive(source, target.login if not isinstance(target, str) else None)
 
     async def _decide(self, target: Any, key: asyncssh.SSHKey) -> Allowed | Refused:
         if isinstance(target, str):

@@ -38,7 +38,10 @@ from bot.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClientConnection", "Gateway", "bridge"]
+__all__ = ["MAX_KEYS", "ClientConnection", "Gateway", "bridge"]
+
+#: Distinct (user name, key) pairs one connection may try, like OpenSSH's ``MaxAuthTries``.
+MAX_KEYS = 6
 
 
 class Gateway(Protocol):
@@ -63,8 +66,9 @@ class ClientConnection(asyncssh.SSHServer):
         self.source = "?"
         self.allowed: Allowed | None = None
         self.started = time.time()
-        self._verdicts: dict[bytes, Allowed | Refused] = {}
+        self._verdicts: dict[tuple[str, bytes], Allowed | Refused] = {}  # (user name, key) -> the answer
         self._told: set[str] = set()
+        self._failed: str | None = None  # the user name a failure was counted for (once per connection)
         self._upstream: Upstream | None = None
         self._opening: asyncio.Task[asyncssh.SSHClientConnection] | None = None
 
@@ -93,18 +97,32 @@ class ClientConnection(asyncssh.SSHServer):
         return True
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        verdict = self._verdicts.get(key.public_data)
+        verdict = self._verdicts.get((username, key.public_data))
         if verdict is None:
-            verdict = self._verdicts[key.public_data] = await self.gateway.doorman.decide(username, key, self.source)
+            if len(self._verdicts) >= MAX_KEYS:
+                verdict = Refused(f"more than {MAX_KEYS} keys tried; use -i with the key on your GitHub account")
+            else:
+                verdict = await self.gateway.doorman.decide(username, key, self.source)
+                self._verdicts[(username, key.public_data)] = verdict
             self.gateway.counted(verdict)
         if isinstance(verdict, Allowed):
-            self.allowed = verdict
             return True
+        if verdict.counted and self._failed is None:
+            self._failed = username
+            self.gateway.doorman.failed(username, self.source)
         if verdict.why not in self._told and self.conn is not None:
             self._told.add(verdict.why)
             self.conn.send_auth_banner(f"devenv: {verdict.why}\r\n")
         log.info("ssh: refused %s from %s: %s", username, self.source, verdict.why)
         return False
+
+    def auth_completed(self) -> None:
+        """Who got in: the answer for the user name that authenticated (a client may try several)."""
+        assert self.conn is not None
+        username = self.conn.get_extra_info("username")
+        self.allowed = next(v for (user, _), v in self._verdicts.items() if user == username and isinstance(v, Allowed))
+        if self._failed is not None:
+            self.gateway.doorman.forgive(self._failed, self.source)
 
     # -- the workspace side, opened once for all channels
     async def upstream(self, say: Any) -> asyncssh.SSHClientConnection:
