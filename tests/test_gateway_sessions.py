@@ -151,3 +151,11 @@ async def test_names_the_gateway_cannot_place_are_refused_with_a_reason(gateway_
     done = await alice.run(["ssh", "-p", str(alice.port), *alice.options(), f"{name}@127.0.0.1", "true"])
     assert done.returncode == 255
     assert "devenv: " in done.stderr.decode()
+
+
+async def test_when_devpod_cannot_reach_the_workspace_the_client_is_told_why(gateway_bot, github, tmp_path):
+    (gateway_bot.bot.settings.devpod.home / "standin-sshd" / "sshd_config").unlink()  # no server in the "container"
+    alice = user(github, tmp_path, gateway_bot, "alice")
+    done = await alice.ssh("true")
+    assert done.returncode == 1
+    assert "devenv: " in done.stderr.decode() and "no ssh server" in done.stderr.decode()

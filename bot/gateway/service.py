@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class Gateway:
         self._client_key: asyncssh.SSHKey | None = None
         self._server: asyncssh.SSHAcceptor | None = None
         self._open: dict[ClientConnection, float] = {}  # connection -> when it reached its workspace
+        self._clients: weakref.WeakSet[ClientConnection] = weakref.WeakSet()  # every connection, to close at stop
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- life
@@ -89,7 +91,7 @@ class Gateway:
         self.fingerprint = keys.fingerprint(host_key)
         self._client_key = keys.client_key(self.state_dir)
         self._server = await asyncssh.create_server(
-            lambda: ClientConnection(self), self.settings.listen, self.settings.port,
+            self._client, self.settings.listen, self.settings.port,
             server_host_keys=[host_key], encoding=None, line_editor=False,
             agent_forwarding=False, x11_forwarding=False, allow_scp=False, login_timeout=60,
             keepalive_interval=60)
@@ -101,13 +103,18 @@ class Gateway:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for connection in list(self._open):
+        for connection in list(self._clients):
             if connection.conn is not None:
                 connection.conn.close()
         for task in list(self._tasks):
             if task.get_name() == "ssh-activity":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _client(self) -> ClientConnection:
+        connection = ClientConnection(self)
+        self._clients.add(connection)
+        return connection
 
     def track(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

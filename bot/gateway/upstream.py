@@ -29,6 +29,7 @@ from collections import deque
 import asyncssh
 
 from bot.devpod.ids import check_id
+from bot.devpod.masking import Masker
 from bot.devpod.process import build_env
 from bot.settings.devpod import DevPodSettings
 
@@ -56,6 +57,7 @@ class Upstream:
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr: deque[str] = deque(maxlen=20)
         self._reader: asyncio.Task[None] | None = None
+        self._mask = Masker().lines()  # token shapes, as for every line DevPod prints
 
     async def open(self) -> asyncssh.SSHClientConnection:
         ours, theirs = socket.socketpair()
@@ -85,7 +87,7 @@ class Upstream:
     async def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
         async for raw in self._proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = self._mask(raw.decode("utf-8", "replace").rstrip())  # the client may see the last one
             self._stderr.append(line)
             log.debug("devpod ssh --stdio %s: %s", self.ws_id, line)
 
