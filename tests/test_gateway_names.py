@@ -123,3 +123,12 @@ def test_the_gateway_is_off_unless_its_port_is_set_and_maps_a_public_port(tmp_pa
     on = config.load({"DEVENV_STATE_DIR": str(tmp_path), "DEVENV_SSH_PORT": "2222", "DEVENV_SSH_HOST": "ssh.example.com",
                       "DEVENV_SSH_PUBLIC_PORT": "22"}).gateway
     assert (on.port, on.public_port, on.host, on.permission) == (2222, 22, "ssh.example.com", "write")
+
+
+async def test_the_cli_prints_the_host_key_fingerprint_the_gateway_will_serve(tmp_path):
+    from bot.gateway import keys
+    from tests.test_cli import run
+
+    status, out = await run({"DEVENV_STATE_DIR": str(tmp_path)}, tmp_path, "ssh-host-key")
+    assert status == 0, out
+    assert out.strip().startswith("SHA256:") and out.strip() == keys.fingerprint(keys.host_key(tmp_path))
