@@ -55,19 +55,25 @@ async def test_an_interactive_shell_gets_a_pty_that_follows_window_changes(gatew
     set_window(slave, 24, 80)
     proc = await asyncio.create_subprocess_exec(
         "ssh", "-tt", "-p", str(alice.port), *alice.options(), alice.target,
-        "stty size; echo READY; read line; stty size; tty; exit 3",
+        "stty size; tty; echo READY; while read line; do stty size; done; exit 3",
         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     loop = asyncio.get_running_loop()
     try:
         first = await loop.run_in_executor(None, read_until, master, b"READY")
-        assert b"24 80" in first
+        assert b"24 80" in first and b"/dev/pts/" in first  # a terminal of its own in the workspace
         set_window(master, 50, 132)
         proc.send_signal(28)  # SIGWINCH: ssh sends a window-change request
-        await asyncio.sleep(0.5)  # the request travels ahead of the line typed next (same channel, in order)
-        os.write(master, b"go\r")
-        rest = await loop.run_in_executor(None, read_until, master, b"/dev/pts/")
-        assert b"50 132" in rest
+        for _ in range(60):  # ask again until the new size has travelled (no sleep decides it)
+            os.write(master, b"x\r")
+            try:
+                await loop.run_in_executor(None, read_until, master, b"50 132", 1)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError("the window change never reached the workspace")
+        os.write(master, b"\x04")  # end of input: the loop ends, the shell exits 3
         assert await asyncio.wait_for(proc.wait(), 30) == 3
     finally:
         if proc.returncode is None:
