@@ -3,7 +3,8 @@
 ``make_app(settings)`` is what ``devenv-bot serve`` runs and what the tests start: the webhook,
 health, readiness and metrics endpoints (:mod:`bot.core.web`); the setup pages while no App is
 registered (:mod:`bot.setup`); the sign-in and forward-auth routes when preview links are on
-(:mod:`bot.access`), and the preview proxy in Cloudflare Tunnel mode. Start-up and shutdown run
+(:mod:`bot.access`), and the preview proxy in Cloudflare Tunnel mode; the SSH gateway's ``/`` page
+(:mod:`bot.gateway`) when it is on. Start-up and shutdown run
 the services' :meth:`~bot.services.Bot.start` and :meth:`~bot.services.Bot.stop`.
 """
 
@@ -19,6 +20,7 @@ from bot.access import routes as access
 from bot.cluster.kube import kube_api_client
 from bot.core import web as endpoints
 from bot.core.dispatch import Router
+from bot.gateway import page as gateway_page
 from bot.services import Bot, build
 from bot.settings.config import MAX_WEBHOOK_BYTES, Settings
 from bot.setup import credentials
@@ -65,6 +67,8 @@ def make_app(settings: Settings, *, bot: Bot | None = None,
     if settings.app is None:
         _add_setup(app, bot)
     _add_access(app, bot)
+    if bot.gateway is not None and settings.app is not None:  # the setup flow owns `/` until then
+        gateway_page.add_routes(app, bot.gateway)
 
     async def on_startup(_app: web.Application) -> None:
         await bot.start()

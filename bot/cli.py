@@ -18,6 +18,7 @@ from aiohttp import web
 from gidgethub import sansio
 
 from bot.core import logs
+from bot.gateway import keys
 from bot.settings import config
 
 log = logging.getLogger("bot")
@@ -212,6 +213,15 @@ def cmd_receive(args: argparse.Namespace) -> int:
     return asyncio.run(receive(settings, args.event, payload, delivery))
 
 
+def cmd_ssh_host_key(args: argparse.Namespace) -> int:
+    """Print the SSH gateway's host key fingerprint (making the key if absent), to publish for users."""
+    settings = _settings()
+    if settings is None:
+        return 2
+    print(keys.fingerprint(keys.host_key(settings.state_dir)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="devenv-bot", description="A GitHub App that gives every pull request its own development environment.",
@@ -228,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p_recv.add_argument("--dry-run", action="store_true",
                         help="print which handlers would act and what they do; call neither GitHub nor DevPod")
     p_recv.set_defaults(func=cmd_receive)
+    p_key = sub.add_parser("ssh-host-key", help="print the SSH gateway's host key fingerprint (docs/ssh.md)")
+    p_key.set_defaults(func=cmd_ssh_host_key)
     args = parser.parse_args(argv)
     return args.func(args)
 

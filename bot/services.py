@@ -35,6 +35,7 @@ from bot.environments.catchup import CatchUp, listing_transport
 from bot.environments.journal import Op
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
+from bot.gateway.service import Gateway
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
 from bot.github.permissions import Permissions
@@ -68,8 +69,9 @@ class Bot:
     environments: EnvironmentManager | None
     agent_runs: AgentRuns | None
     reaper: IdleReaper | None
-    link_activity: dict[str, float]  # ws id -> last passed access check of a link (the reaper reads it)
+    link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
+    gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +96,8 @@ class Bot:
             self.catchup.start()
         if self.reaper is not None:
             self.reaper.start()
+        if self.gateway is not None:
+            await self.gateway.start()
         self.readiness.started = True
         await self.readiness.run_once()
         self.readiness.start()
@@ -101,6 +105,8 @@ class Bot:
     async def stop(self) -> None:
         self.readiness.started = False
         await self.readiness.stop()
+        if self.gateway is not None:  # sessions end first: they would keep environments in use
+            await self.gateway.stop()
         if self.catchup is not None:
             await self.catchup.stop()
         if self.reaper is not None:
@@ -152,6 +158,16 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
 
+def _gateway(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient, metrics: Metrics,
+             activity: dict[str, float], repo_settings: RepoSettingsLoader) -> Gateway | None:
+    """The SSH gateway, when DEVENV_SSH_PORT is set and there are environments to reach (no I/O yet)."""
+    if settings.gateway is None or environments is None or settings.devpod is None:
+        return None
+    return Gateway(settings=settings.gateway, dp=settings.devpod, state_dir=settings.state_dir, manager=environments,
+                   github=github, repo_settings=repo_settings, activity=activity,
+                   github_url=settings.github_url, prefix=settings.command_prefix, metrics=metrics)
+
+
 def build(settings: Settings, routers: Iterable[Router], *,
           clock: Callable[[], float] = time.time) -> Bot:
     """Every collaborator, wired once. Needs a running event loop (for the HTTP session); no I/O."""
@@ -187,6 +203,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
                             busy=lambda record: runs is not None and record.ws_id in runs.runs,
                             interval=settings.idle_sweep_interval)
     repo_settings, permissions = RepoSettingsLoader(), Permissions()
+    gateway = _gateway(settings, environments, github, metrics, link_activity, repo_settings)
     catchup = None
     if environments is not None:
         manager = environments
@@ -202,7 +219,8 @@ def build(settings: Settings, routers: Iterable[Router], *,
                seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
-               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup)
+               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup,
+               gateway=gateway)
 
 
 __all__ = ["Bot", "build"]

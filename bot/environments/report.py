@@ -32,16 +32,23 @@ class Where:
     namespace: str | None = None  # where DevPod puts the pods (None: DevPod's default, "devpod")
     label_prefix: str = "devenv-bot.dev"
     preview_domain: str | None = None  # DEVENV_PREVIEW_DOMAIN, when browser links are configured
+    ssh_host: str | None = None  # DEVENV_SSH_HOST, when the SSH gateway is on
+    ssh_port: int = 22
+    ssh_permission: str = "write"
 
     @classmethod
     def of(cls, settings: Any, dp: Any = None) -> Where:
         """From the bot's settings (``bot.settings.config.Settings``) and DevPod's (default: the settings')."""
         dp = dp if dp is not None else settings.devpod
         exposure = settings.exposure
+        gateway = getattr(settings, "gateway", None)
         return cls(prefix=settings.command_prefix, github_url=settings.github_url,
                    namespace=dp.namespace if dp is not None else None,
                    label_prefix=dp.label_prefix if dp is not None else cls.label_prefix,
-                   preview_domain=exposure.domain if exposure is not None else None)
+                   preview_domain=exposure.domain if exposure is not None else None,
+                   ssh_host=gateway.host if gateway is not None else None,
+                   ssh_port=gateway.public_port if gateway is not None else 22,
+                   ssh_permission=gateway.permission if gateway is not None else "write")
 
 
 def words() -> Any:
@@ -63,6 +70,23 @@ def access(record: EnvRecord, where: Where) -> dict[str, Any]:
                     f"$(kubectl get pod -n {namespace} -l {label_key}={record.ws_id} -o name) -- bash"),
         "ide_host": f"code-{record.ws_id}.{preview}" if preview else None,
         "preview_domain": preview,
+        "gateway": gateway_access(record.ws_id, where),
+    }
+
+
+def gateway_access(ws_id: str, where: Where) -> dict[str, Any] | None:
+    """The SSH gateway's ways in (docs/ssh.md), or None when it is off.  ``LOGIN``: the reader's GitHub login."""
+    if not where.ssh_host:
+        return None
+    host, port, user = where.ssh_host, where.ssh_port, f"LOGIN+{ws_id}"
+    folder = f"/workspaces/{ws_id}"  # DevPod's default workdir (CONTRACT §3)
+    return {
+        "ssh": f"ssh {'' if port == 22 else f'-p {port} '}{user}@{host}",
+        "config": f"Host {ws_id}\n  HostName {host}\n  Port {port}\n  User {user}",
+        "vscode": f"vscode://vscode-remote/ssh-remote+{ws_id}{folder}",
+        "jetbrains": (f"jetbrains-gateway://connect#type=ssh&deploy=false&host={host}&port={port}"
+                      f"&user=LOGIN%2B{ws_id}&projectPath={folder}"),
+        "permission": where.ssh_permission,
     }
 
 

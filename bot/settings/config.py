@@ -32,6 +32,7 @@ from bot.settings.app import GitHubApp, read_app
 from bot.settings.cloudflare import CloudflareSettings, check_tunnel_domain, read_cloudflare
 from bot.settings.devpod import DevPodSettings, read_devpod
 from bot.settings.exposure import ExposureSettings, read_exposure
+from bot.settings.gateway import GatewaySettings, read_gateway
 from bot.settings.kube import KubeSettings, check_credentials, read_kube
 from bot.settings.reader import ConfigError, Reader
 from bot.settings.values import Network
@@ -78,6 +79,7 @@ class Settings:
     access: AccessSettings | None = None  # likewise, once the App is registered
     cloudflare: CloudflareSettings | None = None  # when DEVENV_CLOUDFLARE_TUNNEL_ID is set
     agent: AgentSettings | None = None
+    gateway: GatewaySettings | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     kube: KubeSettings = KubeSettings()  # the bot's own Kubernetes client (links)
 
     @property
@@ -155,4 +157,5 @@ def _with_features(r: Reader, core: Settings) -> Settings:
         if exposure is not None:
             check_credentials(r, kube)
     return dataclasses.replace(core, devpod=read_devpod(r, core.state_dir), exposure=exposure, access=access,
-                               cloudflare=cloudflare, agent=read_agent(r), kube=kube)
+                               cloudflare=cloudflare, agent=read_agent(r), kube=kube,
+                               gateway=read_gateway(r))

@@ -218,6 +218,19 @@ AUTH_PROXY = Var("DEVENV_CLOUDFLARE_AUTH_PROXY", v.Url("", origin=True), None,
                  "the bot's authenticating proxy as cloudflared reaches it; unset, the IDE is never published")
 PROXY_PREVIEWS = Var("DEVENV_CLOUDFLARE_PROXY_PREVIEWS", v.Flag(), "false", "route the app ports through the proxy too")
 
+# --------------------------------------------------------------------------- the SSH gateway
+
+SSH_PORT = Var("DEVENV_SSH_PORT", v.Port(), None,
+               "the SSH gateway's port (`ssh -p <port> <login>+<workspace>@<host>`; `0` picks a free one); the "
+               "gateway is off unless set", shown="— (off)")
+SSH_HOST = Var("DEVENV_SSH_HOST", v.DnsName("a DNS name like ssh.example.com"), None,
+               "the host name reviewers `ssh` to (shown in the PR comment); needed with `DEVENV_SSH_PORT`")
+SSH_PUBLIC_PORT = Var("DEVENV_SSH_PUBLIC_PORT", v.Port(), None,
+                      "the port reviewers connect to, when a load balancer maps another one to `DEVENV_SSH_PORT`",
+                      shown="`DEVENV_SSH_PORT`")
+SSH_PERMISSION = Var("DEVENV_SSH_PERMISSION", v.PERMISSION, "write",
+                     "who may open a shell through the gateway (`write` or `admin`: a shell runs code)")
+
 # --------------------------------------------------------------------------- the coding agent
 
 AGENT_API_KEY = Var("DEVENV_AGENT_API_KEY", v.Secret("one non-empty line", spaces=True), None,
@@ -261,6 +274,7 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("Coding agent ([docs/agent.md](docs/agent.md))",
      (AGENT_API_KEY, ANTHROPIC_API_KEY, AGENT_COMMAND, AGENT_TIMEOUT, AGENT_MAX_PROMPT_BYTES, AGENT_ENV_NAME,
       AGENT_CANCEL_GRACE, AGENT_PROGRESS_INTERVAL)),
+    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION)),
 )
 
 #: Every variable by name.

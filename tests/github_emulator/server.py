@@ -37,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from . import pulls as pull_lists
+from . import user_keys  # noqa: F401  (registers GET /users/{username}/keys)
 from . import web as web_pages
 from .access import authenticate, classify
 from .auth import DOCS, ROLE_TO_PERMISSION, new_private_key_pem, parse_authorization, public_key_of
