@@ -70,8 +70,10 @@ class GatewayMetrics:
 class Gateway:
     def __init__(self, *, settings: GatewaySettings, dp: DevPodSettings, state_dir: Path, manager: Any,
                  github: Any, repo_settings: RepoSettingsLoader, activity: dict[str, float], github_url: str,
-                 prefix: str, metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
+                 prefix: str, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 host_key: keys.HostKeySource | None = None) -> None:
         self.settings, self.dp, self.state_dir = settings, dp, state_dir
+        self.host_key = host_key or keys.FileHostKey(state_dir)  # the state dir's file, or a Secret
         self.manager, self.github, self.repo_settings = manager, github, repo_settings
         self.activity, self.prefix, self.clock = activity, prefix, clock
         self.metrics = GatewayMetrics(metrics)
@@ -87,7 +89,7 @@ class Gateway:
 
     # -- life
     async def start(self) -> None:
-        host_key = keys.host_key(self.state_dir)
+        host_key = await self.host_key.load()  # HostKeyUnavailable: no listener rather than another key
         self.fingerprint = keys.fingerprint(host_key)
         self._client_key = keys.client_key(self.state_dir)
         self._server = await asyncssh.create_server(
