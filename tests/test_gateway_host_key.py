@@ -148,3 +148,25 @@ async def test_the_cli_prints_the_fingerprint_of_the_key_in_the_secret(kube, tmp
     status, again = await run(env, tmp_path, "ssh-host-key")
     assert again.strip().splitlines()[-1] == stored_fingerprint(kube) and posts(kube) == [201]
     assert not (tmp_path / "state" / "ssh" / "host_ed25519").exists()
+
+
+async def test_the_running_gateway_serves_the_secret_s_key_and_shows_its_fingerprint(environ, kube, tmp_path):
+    from tests.botserver import BotServer
+
+    env = {**environ, "DEVENV_SSH_PORT": "0", "DEVENV_SSH_HOST": "ssh.devenv.example.com",
+           "DEVENV_CREDENTIALS_SECRET": "devenv-bot-credentials",
+           "KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig", "devenv-bot"))}
+    srv = await BotServer(config.load(env)).start()
+    try:
+        status, page = await srv.get("/")
+        scan = await asyncio.create_subprocess_exec(
+            "ssh-keyscan", "-t", "ed25519", "-p", str(srv.bot.gateway.port), "127.0.0.1",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(scan.communicate(), 30)
+    finally:
+        await srv.stop()
+    assert status == 200 and f"Host key fingerprint: {stored_fingerprint(kube)}" in page
+    [line] = [ln for ln in out.decode().splitlines() if "ssh-ed25519" in ln]  # what OpenSSH is shown
+    served = asyncssh.import_public_key(line.split(None, 1)[1])
+    assert keys.fingerprint(served) == stored_fingerprint(kube)
+    assert not keys.host_key_path(environ["DEVENV_STATE_DIR"]).exists()

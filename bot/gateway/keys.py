@@ -14,7 +14,8 @@ in a Kubernetes Secret when the bot keeps its secrets in the cluster.
     the key of the state directory if one was made before, so an upgrade keeps the fingerprint,
     else a new one); a create answered 409 means another replica won the race, and its key is read
     and used.  The Secret is never updated or deleted by the bot, so the key is never regenerated
-    while it exists; a Secret without a readable key stops the gateway instead of being replaced.
+    while it exists; a Secret without a readable key stops the start (the gateway's, hence the bot's)
+    instead of being replaced.
     The verbs are ``get`` (on that name) and ``create``: deploy/components/ssh-gateway's Role.
     Any failure raises :class:`HostKeyUnavailable` with the API's status, never the Secret's body;
     the key itself is never logged.
