@@ -133,6 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ListenError as exc:
             print(exc, file=sys.stderr)
             return 2
+        except keys.HostKeyUnavailable as exc:  # never serve another host key than the one users pinned
+            print(f"devenv-bot cannot start the SSH gateway: {exc}", file=sys.stderr)
+            return 1
         log.info("GitHub App registered: restarting with the new settings")
 
 

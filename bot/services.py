@@ -87,6 +87,8 @@ class Bot:
         try:
             if self.tunnel is not None:
                 await check_tunnel(self.tunnel, self.settings)
+            if self.gateway is not None:  # its host key or nothing: before any environment work starts
+                await self.gateway.load_keys()
         except BaseException:  # the start fails: leave nothing open behind (no cleanup will run)
             await self._close()
             raise

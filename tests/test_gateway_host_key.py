@@ -170,3 +170,21 @@ async def test_the_running_gateway_serves_the_secret_s_key_and_shows_its_fingerp
     served = asyncssh.import_public_key(line.split(None, 1)[1])
     assert keys.fingerprint(served) == stored_fingerprint(kube)
     assert not keys.host_key_path(environ["DEVENV_STATE_DIR"]).exists()
+
+
+async def test_serve_refuses_to_start_rather_than_serve_another_key_when_the_secret_is_forbidden(environ, tmp_path):
+    from tests.test_cli import run
+
+    fake = FakeKube(rbac=Policy.from_manifests(render("base"), service_account=BOT_ACCOUNT)).start()  # no Role
+    try:
+        env = {**environ, "PORT": "0", "DEVENV_SSH_PORT": "0", "DEVENV_SSH_HOST": "ssh.devenv.example.com",
+               "DEVENV_CREDENTIALS_SECRET": "devenv-bot-credentials",
+               "KUBECONFIG": str(fake.write_kubeconfig(tmp_path / "kubeconfig", "devenv-bot"))}
+        status, out = await run(env, tmp_path, "serve")
+    finally:
+        fake.close()
+    assert status == 1, out
+    assert (f"devenv-bot cannot start the SSH gateway: the SSH host key could not be read from the Kubernetes "
+            f"Secret devenv-bot/{NAME} (the Kubernetes API answered 403); deploy/components/ssh-gateway's Role "
+            "grants what the bot needs") in out
+    assert "devenv-bot ready" not in out and "Unclosed" not in out and not (tmp_path / "state" / "ssh" / "host_ed25519").exists()

@@ -132,7 +132,9 @@ class SecretHostKey:
         except Exception as exc:  # forbidden, unreachable: said with the status, never the response body
             status = getattr(exc, "status", None)
             why = f"the Kubernetes API answered {status}" if status else exc.__class__.__name__
-            raise HostKeyUnavailable(f"the SSH host key could not be read from {self.describe()} ({why})") from None
+            hint = "; deploy/components/ssh-gateway's Role grants what the bot needs" if status == 403 else ""
+            raise HostKeyUnavailable(f"the SSH host key could not be read from {self.describe()} ({why}){hint}"
+                                     ) from None
         log.info("SSH host key %s %s", "stored in" if created else "read from", self.describe())
         return never_logged(key)
 

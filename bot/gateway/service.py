@@ -82,15 +82,23 @@ class Gateway:
         self.fingerprint: str | None = None  # the host key's, once started
         self.port: int | None = None
         self._client_key: asyncssh.SSHKey | None = None
+        self._host_key: asyncssh.SSHKey | None = None
         self._server: asyncssh.SSHAcceptor | None = None
         self._open: dict[ClientConnection, float] = {}  # connection -> when it reached its workspace
         self._clients: weakref.WeakSet[ClientConnection] = weakref.WeakSet()  # every connection, to close at stop
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- life
+    async def load_keys(self) -> None:
+        """Read (or make) the host key first: HostKeyUnavailable stops the start before anything else runs,
+        never a listener with another key than the one users pinned."""
+        self._host_key = await self.host_key.load()
+        self.fingerprint = keys.fingerprint(self._host_key)
+
     async def start(self) -> None:
-        host_key = await self.host_key.load()  # HostKeyUnavailable: no listener rather than another key
-        self.fingerprint = keys.fingerprint(host_key)
+        if self._host_key is None:
+            await self.load_keys()
+        host_key = self._host_key
         self._client_key = keys.client_key(self.state_dir)
         self._server = await asyncssh.create_server(
             self._client, self.settings.listen, self.settings.port,
