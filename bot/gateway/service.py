@@ -3,7 +3,7 @@
 :class:`Gateway` is built by :func:`bot.services.build` when ``DEVENV_SSH_PORT`` is set and the
 bot has environments; :meth:`Gateway.start` and :meth:`Gateway.stop` run with the app's.  It owns:
 
-* the asyncssh listener (``DEVENV_SSH_PORT`` on ``HOST``), its host key from the state directory
+* the asyncssh listener (``DEVENV_SSH_PORT`` on ``HOST``), its host key (state directory or Secret)
   (fingerprint logged at start), one :class:`~bot.gateway.sessions.ClientConnection` per client;
 * :meth:`ready`: a stopped environment is woken through the environment service's ``up``, asked
   of the request policy exactly as the check run's Wake button asks it (the pull request is
