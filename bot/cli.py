@@ -133,6 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ListenError as exc:
             print(exc, file=sys.stderr)
             return 2
+        except keys.HostKeyUnavailable as exc:  # never serve another host key than the one users pinned
+            print(f"devenv-bot cannot start the SSH gateway: {exc}", file=sys.stderr)
+            return 1
         log.info("GitHub App registered: restarting with the new settings")
 
 
@@ -214,11 +217,19 @@ def cmd_receive(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh_host_key(args: argparse.Namespace) -> int:
-    """Print the SSH gateway's host key fingerprint (making the key if absent), to publish for users."""
+    """Print the SSH gateway's host key fingerprint (making the key if absent), to publish for users:
+    the one the gateway serves, from its Kubernetes Secret when it keeps it there (docs/ssh.md)."""
+    from bot.services import host_key_source
+
     settings = _settings()
     if settings is None:
         return 2
-    print(keys.fingerprint(keys.host_key(settings.state_dir)))
+    try:
+        key = asyncio.run(host_key_source(settings).load())
+    except keys.HostKeyUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(keys.fingerprint(key))
     return 0
 
 

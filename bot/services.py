@@ -35,6 +35,7 @@ from bot.environments.catchup import CatchUp, listing_transport
 from bot.environments.journal import Op
 from bot.environments.manager import EnvironmentManager
 from bot.environments.reaper import IdleReaper
+from bot.gateway import keys
 from bot.gateway.service import Gateway
 from bot.github.auth import AppAuth
 from bot.github.client import GitHubClient
@@ -45,6 +46,7 @@ from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
+from bot.setup import credentials
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class Bot:
         try:
             if self.tunnel is not None:
                 await check_tunnel(self.tunnel, self.settings)
+            if self.gateway is not None:  # its host key or nothing: before any environment work starts
+                await self.gateway.load_keys()
         except BaseException:  # the start fails: leave nothing open behind (no cleanup will run)
             await self._close()
             raise
@@ -158,6 +162,18 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
 
+def host_key_source(settings: Settings) -> keys.HostKeySource:
+    """Where the gateway's host key lives: a Kubernetes Secret when the bot keeps its secrets there
+    (DEVENV_CREDENTIALS_SECRET, resolved as the credentials' Secret is), else the state directory."""
+    spec = settings.gateway.host_key_secret if settings.gateway is not None else None
+    if not spec:
+        return keys.FileHostKey(settings.state_dir)
+    namespace, name = credentials.secret_location(
+        spec, context_namespace=credentials.kubeconfig_namespace(settings.kube))
+    return keys.SecretHostKey(namespace, name, lambda: kube_api_client(settings.kube),
+                              seed=keys.host_key_path(settings.state_dir))
+
+
 def _gateway(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient, metrics: Metrics,
              activity: dict[str, float], repo_settings: RepoSettingsLoader) -> Gateway | None:
     """The SSH gateway, when DEVENV_SSH_PORT is set and there are environments to reach (no I/O yet)."""
@@ -165,7 +181,8 @@ def _gateway(settings: Settings, environments: EnvironmentManager | None, github
         return None
     return Gateway(settings=settings.gateway, dp=settings.devpod, state_dir=settings.state_dir, manager=environments,
                    github=github, repo_settings=repo_settings, activity=activity,
-                   github_url=settings.github_url, prefix=settings.command_prefix, metrics=metrics)
+                   github_url=settings.github_url, prefix=settings.command_prefix, metrics=metrics,
+                   host_key=host_key_source(settings))
 
 
 def build(settings: Settings, routers: Iterable[Router], *,
@@ -223,4 +240,4 @@ def build(settings: Settings, routers: Iterable[Router], *,
                gateway=gateway)
 
 
-__all__ = ["Bot", "build"]
+__all__ = ["Bot", "build", "host_key_source"]

@@ -238,7 +238,8 @@ def test_the_bot_runs_as_one_locked_down_replica(variant):
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert bot["image"] == "devenv-bot:0.1.0"
     ports = {p["name"]: p["containerPort"] for p in bot["ports"]}
-    assert ports == {"http": 3000}
+    gateway = {"ssh": int(bot_config(objects)["DEVENV_SSH_PORT"])} if variant == "all-components" else {}
+    assert ports == {"http": 3000, **gateway}  # components/ssh-gateway adds the gateway's port
     assert bot["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert bot["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert bot["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -345,6 +346,11 @@ def test_the_settings_with_the_secret_s_keys_are_a_configuration_the_bot_accepts
             assert settings.exposure.router == variant
     else:
         assert settings.exposure is None  # the base alone: no links, SSH only
+    if variant == "all-components":  # components/ssh-gateway: on, its host key in the Role's Secret
+        assert (settings.gateway.port, settings.gateway.public_port) == (2222, 22)
+        assert settings.gateway.host_key_secret == "devenv-bot-ssh-host-key"
+    else:
+        assert settings.gateway is None
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -416,6 +422,15 @@ def test_rbac_is_namespaced_and_without_wildcards(variant):
                 {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["devenv-bot-credentials"],
                  "verbs": ["get", "update"]}]
             continue
+        if role["metadata"]["name"] == "devenv-bot-ssh-host-key":
+            # components/ssh-gateway: create the host key's Secret once, read only that one; never
+            # update, list or delete it (bot/gateway/keys.py SecretHostKey).
+            assert role["metadata"]["namespace"] == "devenv-bot"
+            assert role["rules"] == [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["devenv-bot-ssh-host-key"],
+                 "verbs": ["get"]}]
+            continue
         assert role["metadata"]["namespace"] == "devenv-workspaces"
     cluster_roles = find(objects, "ClusterRole")
     if variant == "all-components":  # components/detect-architecture, the one opt-in ClusterRole
@@ -438,6 +453,27 @@ def test_the_components_are_opt_in_and_sound():
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     for variant in ("base", *OVERLAYS):  # the base needs no Prometheus Operator
         assert not {o["kind"] for o in render(variant)} & {"ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
+
+
+def test_the_ssh_gateway_component_wires_its_port_and_settings_consistently():
+    objects = render("all-components")
+    config = bot_config(objects)
+    deployment = one(objects, "Deployment", "devenv-bot", "devenv-bot")
+    [bot] = deployment["spec"]["template"]["spec"]["containers"]
+    [port] = [p for p in bot["ports"] if p["name"] == "ssh"]
+    assert port == {"name": "ssh", "containerPort": int(config["DEVENV_SSH_PORT"]), "protocol": "TCP"}
+    assert int(config["DEVENV_SSH_PORT"]) >= 1024  # non-root, no capabilities: no privileged port in the pod
+    service = one(objects, "Service", "devenv-bot-ssh", "devenv-bot")["spec"]
+    assert service["type"] == "LoadBalancer" and service["externalTrafficPolicy"] == "Local"  # clients' addresses
+    assert service["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    [exposed] = service["ports"]
+    assert exposed == {"name": "ssh", "port": int(config["DEVENV_SSH_PUBLIC_PORT"]), "targetPort": "ssh",
+                       "protocol": "TCP"}
+    assert exposed["port"] == 22 and config["DEVENV_SSH_HOST"]
+    for variant in ("base", *OVERLAYS):  # opt in: without the Component no gateway, no load balancer
+        objects = render(variant)
+        assert not [o for o in find(objects, "Service") if o["spec"].get("type") == "LoadBalancer"]
+        assert "DEVENV_SSH_PORT" not in bot_config(objects)
 
 
 def test_the_alert_rules_use_metrics_the_bot_exports():

@@ -3,7 +3,7 @@
 :class:`Gateway` is built by :func:`bot.services.build` when ``DEVENV_SSH_PORT`` is set and the
 bot has environments; :meth:`Gateway.start` and :meth:`Gateway.stop` run with the app's.  It owns:
 
-* the asyncssh listener (``DEVENV_SSH_PORT`` on ``HOST``), its host key from the state directory
+* the asyncssh listener (``DEVENV_SSH_PORT`` on ``HOST``), its host key (state directory or Secret)
   (fingerprint logged at start), one :class:`~bot.gateway.sessions.ClientConnection` per client;
 * :meth:`ready`: a stopped environment is woken through the environment service's ``up``, asked
   of the request policy exactly as the check run's Wake button asks it (the pull request is
@@ -70,8 +70,10 @@ class GatewayMetrics:
 class Gateway:
     def __init__(self, *, settings: GatewaySettings, dp: DevPodSettings, state_dir: Path, manager: Any,
                  github: Any, repo_settings: RepoSettingsLoader, activity: dict[str, float], github_url: str,
-                 prefix: str, metrics: Metrics | None = None, clock: Callable[[], float] = time.time) -> None:
+                 prefix: str, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 host_key: keys.HostKeySource | None = None) -> None:
         self.settings, self.dp, self.state_dir = settings, dp, state_dir
+        self.host_key = host_key or keys.FileHostKey(state_dir)  # the state dir's file, or a Secret
         self.manager, self.github, self.repo_settings = manager, github, repo_settings
         self.activity, self.prefix, self.clock = activity, prefix, clock
         self.metrics = GatewayMetrics(metrics)
@@ -80,15 +82,23 @@ class Gateway:
         self.fingerprint: str | None = None  # the host key's, once started
         self.port: int | None = None
         self._client_key: asyncssh.SSHKey | None = None
+        self._host_key: asyncssh.SSHKey | None = None
         self._server: asyncssh.SSHAcceptor | None = None
         self._open: dict[ClientConnection, float] = {}  # connection -> when it reached its workspace
         self._clients: weakref.WeakSet[ClientConnection] = weakref.WeakSet()  # every connection, to close at stop
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- life
+    async def load_keys(self) -> None:
+        """Read (or make) the host key first: HostKeyUnavailable stops the start before anything else runs,
+        never a listener with another key than the one users pinned."""
+        self._host_key = await self.host_key.load()
+        self.fingerprint = keys.fingerprint(self._host_key)
+
     async def start(self) -> None:
-        host_key = keys.host_key(self.state_dir)
-        self.fingerprint = keys.fingerprint(host_key)
+        if self._host_key is None:
+            await self.load_keys()
+        host_key = self._host_key
         self._client_key = keys.client_key(self.state_dir)
         self._server = await asyncssh.create_server(
             self._client, self.settings.listen, self.settings.port,

@@ -24,6 +24,9 @@ class GatewaySettings:
     public_port: int  # the port they connect to (a load balancer may map it)
     permission: str = var.SSH_PERMISSION.preset()
     listen: str = var.HOST.preset()  # the address to listen on (the web server's HOST)
+    # The Kubernetes Secret (`name` or `namespace/name`) keeping the host key, when the bot keeps its
+    # secrets in the cluster (DEVENV_CREDENTIALS_SECRET set); None: the state directory's file.
+    host_key_secret: str | None = None
 
 
 def read_gateway(r: Reader) -> GatewaySettings | None:
@@ -38,5 +41,6 @@ def read_gateway(r: Reader) -> GatewaySettings | None:
     if permission not in ("write", "admin"):
         r.problem(f"DEVENV_SSH_PERMISSION={permission!r} is too low: a shell runs code, so it needs write or admin")
     public_port = r.get(var.SSH_PUBLIC_PORT) or port or 0
+    host_key_secret = r.value(var.SSH_HOST_KEY_SECRET) if r.is_set(var.CREDENTIALS_SECRET) else None
     return GatewaySettings(port=port or 0, host=host or "", public_port=public_port, permission=permission,
-                           listen=r.value(var.HOST))
+                           listen=r.value(var.HOST), host_key_secret=host_key_secret)

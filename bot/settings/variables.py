@@ -230,6 +230,11 @@ SSH_PUBLIC_PORT = Var("DEVENV_SSH_PUBLIC_PORT", v.Port(), None,
                       shown="`DEVENV_SSH_PORT`")
 SSH_PERMISSION = Var("DEVENV_SSH_PERMISSION", v.PERMISSION, "write",
                      "who may open a shell through the gateway (`write` or `admin`: a shell runs code)")
+SSH_HOST_KEY_SECRET = Var("DEVENV_SSH_HOST_KEY_SECRET",
+                          v.Text(rf"(?:{v.DNS_LABEL}/)?{v.DNS_LABEL}(?:\.{v.DNS_LABEL})*",
+                                 "a Kubernetes Secret's name, or namespace/name"), "devenv-bot-ssh-host-key",
+                          "the Kubernetes Secret (`name` or `namespace/name`) that keeps the gateway's host key, used "
+                          "when `DEVENV_CREDENTIALS_SECRET` is set (else `<DEVENV_STATE_DIR>/ssh/host_ed25519`)")
 
 # --------------------------------------------------------------------------- the coding agent
 
@@ -274,7 +279,7 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("Coding agent ([docs/agent.md](docs/agent.md))",
      (AGENT_API_KEY, ANTHROPIC_API_KEY, AGENT_COMMAND, AGENT_TIMEOUT, AGENT_MAX_PROMPT_BYTES, AGENT_ENV_NAME,
       AGENT_CANCEL_GRACE, AGENT_PROGRESS_INTERVAL)),
-    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION)),
+    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION, SSH_HOST_KEY_SECRET)),
 )
 
 #: Every variable by name.
