@@ -35,10 +35,9 @@ def created(tmp_path: Path) -> DevPodStandIn:
 def terminated(standin: DevPodStandIn, proc: subprocess.Popen, command: str) -> tuple[int, str]:
     """SIGTERM once the command hangs in its fault, like the bot's time limit does."""
     deadline = time.monotonic() + 20
-    hanging = standin.home / "standin-hanging"  # written when a hang fault fires, not when it is taken
-    while not hanging.exists() and time.monotonic() < deadline:
+    while not standin.hanging() and time.monotonic() < deadline:  # fired, not only taken
         time.sleep(0.05)
-    assert hanging.exists(), f"{command} never reached its fault"
+    assert standin.hanging(), f"{command} never reached its fault"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=10)
     return proc.returncode, out + err

@@ -231,7 +231,7 @@ async def test_an_up_the_bot_timed_out_says_what_was_running_and_where_devpod_le
 async def test_devpod_ended_by_someone_else_is_reported_and_its_state_checked(server, github, devpod):
     devpod.inject(command="up", phase="Setting up container", after_line=True, hang=True)
     await server.deliver("pull_request", payloads.pull_request("opened"))
-    await eventually(lambda: not devpod.faults(), what="up to reach its pod")
+    await eventually(devpod.hanging, what="up to hang in its pod's setup")
     os.kill(devpod.calls("up")[0]["pid"], signal.SIGTERM)  # an operator, not the bot
     await server.settle()
     [run] = checks(github)

@@ -78,6 +78,10 @@ class DevPodStandIn:
         path = self.home / "standin-faults.json"
         return json.loads(path.read_text()) if path.exists() else []
 
+    def hanging(self) -> bool:
+        """Whether a ``hang`` rule has fired (a phase rule is taken at start but fires later)."""
+        return (self.home / "standin-hanging").exists()
+
     def workspace(self, ws_id: str) -> dict | None:
         """The stored ``workspace.json`` of ``ws_id``, or None."""
         path = self.home / "contexts" / self.context / "workspaces" / ws_id / "workspace.json"
