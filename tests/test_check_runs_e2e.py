@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from tests import payloads
-from tests.observe import devenv_runs
+from tests.observe import devenv_runs, sticky
 from tests.test_approval import FIRST, FORK, SECOND, fork_pr
 from tests.test_commands_e2e import check_run_event, command
+from tests.test_links_e2e import links_environ  # noqa: F401  (the browser-links rig)
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
 READY = ("completed", "success", "The environment is ready", ["Recreate", "Stop", "Delete"])
@@ -166,3 +167,25 @@ async def test_an_approve_button_on_an_old_head_does_nothing(server, github, dev
     assert devpod.calls("up") == [] and check_writes(github) == []
     record = server.bot.environments.records["hello-world-pr2-4d960c"]
     assert record.approved_sha is None
+
+
+async def test_with_browser_links_the_ready_check_run_opens_the_ide_and_a_stopped_one_the_pr(
+        links_environ, github, kube, devpod):
+    from bot.settings import config
+    from tests.botserver import BotServer
+    from tests.test_links_e2e import IDE
+
+    srv = await BotServer(config.load(links_environ)).start()
+    try:
+        await srv.deliver("pull_request", payloads.pull_request("opened"))
+        await srv.settle()
+        [run] = devenv_runs(github)
+        ide = run["details_url"]  # the comment's IDE link, which opens the workspace's folder
+        assert ide.startswith(IDE) and f"[VS Code in the browser]({ide})" in run["output"]["summary"]
+        assert ide in sticky(github)
+        await srv.deliver("issue_comment", command(github, "/devenv stop"))
+        await srv.settle()
+        [run] = devenv_runs(github)
+        assert run["output"]["title"] == "Stopped — nothing lost" and run["details_url"] == pr_page(srv)
+    finally:
+        await srv.stop()
