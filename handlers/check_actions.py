@@ -1,4 +1,9 @@
-"""When someone presses a button on the ``devenv`` check run (or re-runs it), ask the policy and run that operation."""
+"""When someone presses a button on the ``devenv`` check run (or re-runs it), ask the policy and run that operation.
+
+A button goes through the same policy as the comment command it stands for (``Source.BUTTON``: write
+access at least).  **Approve** vouches for exactly the commit its check run is on: if the PR's head
+moved since, it does nothing (the new head has its own check run asking for approval).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from gidgethub import sansio
 
 from bot.core.dispatch import Context, Router
 from bot.environments.manager import CHECK_NAME, PullInfo
+from bot.environments.states import can_sync
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Source, policy_for
 from bot.services import Bot
@@ -18,7 +24,9 @@ log = logging.getLogger(__name__)
 router = Router()
 
 RETRYABLE = ("up", "recreate", "reset", "sync", "stop", "delete", "status")  # what "retry" may repeat
-BUTTONS = {"recreate": "recreate", "stop": "stop", "delete": "delete", "wake": "up"}  # identifier -> operation
+#: identifier -> the verb the policy is asked about (``approve`` then runs up or sync, as the command does)
+BUTTONS = {"recreate": "recreate", "stop": "stop", "delete": "delete", "wake": "up", "create": "up",
+           "approve": "approve"}
 
 
 def pressed_verb(data: dict[str, Any], record: Any) -> str | None:
@@ -60,7 +68,15 @@ async def run_check_action(event: sansio.Event, ctx: Context[Bot]) -> None:
     ref = PullRef(installation_id, repository["owner"]["login"], repository["name"], number)
     pull = await PullRequestAPI(ctx.gh, ref).get()
     info = PullInfo.from_payload(installation_id, pull, repository)
+    if verb == "approve" and run.get("head_sha") != info.head_sha:
+        log.info("not approving %s: the head moved from %s to %s", ref, run.get("head_sha"), info.head_sha)
+        return
     decision = await policy_for(ctx).ask(info, verb, login, Source.BUTTON, closed=pull.get("state") == "closed")
     if isinstance(decision, Accepted):
         # A writer pressing a build button on an untrusted PR vouches for its current head.
-        manager.request(info, verb, requested_by=login, approve=decision.approve)
+        kind = verb
+        if verb == "approve":
+            record = manager.record_for(info)
+            kind = "sync" if record.env_sha and can_sync(record.state) else "up"
+        manager.request(info, kind, requested_by=login, approve=decision.approve,
+                        check_run=(run["id"], run["head_sha"]))

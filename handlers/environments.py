@@ -34,7 +34,7 @@ async def create_environment(event: sansio.Event, ctx: Context[Bot]) -> None:
         return
     record = manager.record_for(info)
     if not isinstance(decision, Accepted):  # untrusted, and its head is not the approved commit
-        manager.explain(info, manager.paused_note(record))
+        manager.wait_for_approval(info)
         return
     if not decision.settings.auto_create:
         if record.comment_id is None and record.settings_note is None:
@@ -61,8 +61,7 @@ async def follow_new_head(event: sansio.Event, ctx: Context[Bot]) -> None:
     decision = await policy_for(ctx).ask(info, "sync", sender, Source.PUSH)
     record = manager.record_for(info)
     if not isinstance(decision, Accepted):  # untrusted, pushed by someone without write access
-        if record.env_sha or record.approved_sha:
-            manager.explain(info, manager.paused_note(record))
+        manager.wait_for_approval(info)  # the new head waits for its own approval
         return
     settings = decision.settings
     live = accepts_push(record.state)

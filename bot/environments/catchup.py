@@ -132,8 +132,7 @@ class CatchUp:
         decision = await self.policy(info.ref.installation_id).ask(info, "sync", CATCHUP_ACTOR, Source.CATCHUP)
         record = self.manager.record_for(info)
         if not isinstance(decision, Accepted):  # untrusted, and the new head is not the approved commit
-            if record.env_sha or record.approved_sha:
-                self.manager.explain(info, self.manager.paused_note(record))
+            self.manager.wait_for_approval(info)  # the new head's check run asks for an approval
             return
         on_push = decision.settings.on_push
         if accepts_push(record.state) and on_push != "ignore" and not self.agent_busy(record):

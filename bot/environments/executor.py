@@ -31,6 +31,9 @@ from bot.environments.telemetry import EnvironmentMetrics, outcome_of
 
 log = logging.getLogger(__name__)
 
+#: Operations shown on the head's ``devenv`` check run (``status`` only reports what it finds).
+CHECKED_OPS = frozenset({*BUILD_OPS, "stop", "delete"})
+
 
 class OperationExecutor:
     """Runs the operations the queue hands over (the queue's :class:`~bot.environments.queue.Executor`)."""
@@ -78,10 +81,10 @@ class OperationExecutor:
 
     # ------------------------------------------------------------------ the steps
     async def _prepare(self, record: EnvRecord, op: Op) -> None:
-        """Create the check run of a build, then wait for a DevPod slot (saying how many are ahead)."""
-        if op.kind in BUILD_OPS and op.check_run_id is None:
-            op.check_run_id = await self.publishing.create_check(record, op)
-            record.check_run_id, record.check_sha = op.check_run_id, op.head_sha
+        """Open the head's check run (edited in place if the head has one), then wait for a DevPod slot
+        (saying how many are ahead)."""
+        if op.kind in CHECKED_OPS and op.check_run_id is None:
+            op.check_run_id = await self.publishing.open_check(record, op)
             self.records.save(record)
         elif op.kind in BUILD_OPS and op.resumed:
             self.publishing.check(record, op, status="in_progress", title=report.title(op))
@@ -106,6 +109,9 @@ class OperationExecutor:
         building = op.kind in BUILD_OPS
         if building:
             self.publishing.check(record, op, status="in_progress", title=report.title(op), urgent=True)
+        else:  # a quick stop or delete shows only its end: "stopping" is written only if it lasts
+            self.publishing.check(record, op, status="in_progress", title=report.title(op),
+                                  delay=self.publishing.publisher.min_interval)
         # The check run already says it started; the comment follows after a moment, so a quick
         # operation costs one comment edit (its outcome) instead of two.
         self.publishing.comment(record, delay=self.publishing.publisher.min_interval)
@@ -166,6 +172,7 @@ class OperationExecutor:
             record.note = report.blocked_note(self.where)
         elif outcome.event in (Event.HEAD_MOVED, Event.HEAD_MOVED_NO_ENV):
             record.note = report.paused_note(record, self.where)
+            self.publishing.waiting(record)  # the new head's own check run, with an Approve button
         if outcome.wrong_commit is not None:
             expected, got, stopped = outcome.wrong_commit
             record.env_sha = None  # the workspace holds no approved commit: nothing to start as it is

@@ -83,6 +83,7 @@ class EnvRecord:
     fork: bool = False
     private: bool = False
     draft: bool | None = None  # as last seen (None: not seen yet); the catch-up stops one that became a draft
+    closed: bool = False  # as last seen: a deleted environment's check run offers no Create button then
     trusted: bool | None = None  # None: not decided yet; False: fork or author without write
     approved_sha: str | None = None  # untrusted PRs: the commit a maintainer approved
     approved_by: str | None = None
@@ -259,6 +260,7 @@ class PullInfo:
     private: bool = False
     base_sha: str = ""
     draft: bool | None = None  # None: the source does not say
+    closed: bool | None = None  # None: the source does not say
 
     @classmethod
     def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
@@ -273,6 +275,7 @@ class PullInfo:
             private=bool(repository.get("private")),
             base_sha=(pr.get("base") or {}).get("sha", ""),
             draft=pr["draft"] if isinstance(pr.get("draft"), bool) else None,
+            closed=pr["state"] == "closed" if pr.get("state") in ("open", "closed") else None,
         )
 
     @classmethod

@@ -184,6 +184,8 @@ class EnvironmentManager:
         record.fork, record.private = info.fork, info.private
         if info.draft is not None:
             record.draft = info.draft
+        if info.closed is not None:
+            record.closed = info.closed
         return record
 
     def observe(self, info: PullInfo) -> None:
@@ -191,13 +193,16 @@ class EnvironmentManager:
         self.store.save(self.record_for(info))
 
     def request(self, info: PullInfo, kind: str, *, requested_by: str, comment_id: int | None = None,
-                approve: bool = False) -> EnvRecord:
+                approve: bool = False, check_run: tuple[int, str] | None = None) -> EnvRecord:
         """Ask for an operation on the PR's environment; returns at once.
 
         ``approve``: someone with write access vouches for the PR's current head, so an
-        untrusted PR may be built at exactly that commit.
+        untrusted PR may be built at exactly that commit.  ``check_run``: the ``devenv`` check run
+        (id, head) whose button asked; on the current head it is the one the operation edits.
         """
         record = self.record_for(info)
+        if check_run is not None and check_run[1] == info.head_sha and record.check_sha != info.head_sha:
+            record.check_run_id, record.check_sha = check_run
         if approve:
             record.approved_sha, record.approved_by, record.note = info.head_sha, requested_by, None
         op = Op(kind=kind, head_sha=info.head_sha, requested_by=requested_by, requested_at=self.clock(),
@@ -235,6 +240,15 @@ class EnvironmentManager:
         record.trusted = trusted
         self.store.save(record)
         return record
+
+    def wait_for_approval(self, info: PullInfo) -> None:
+        """The PR's code is untrusted and its head not approved: say so in the comment and on the head's
+        check run (``action_required``, with an Approve button for writers)."""
+        record = self.record_for(info)
+        note = report.paused_note(record, self.where)
+        if record.note != note:
+            self.explain(info, note)
+        self.publishing.waiting(record)
 
     def refresh(self, info: PullInfo) -> None:
         """Re-render the sticky comment from what is known (e.g. a new head on a stopped environment)."""

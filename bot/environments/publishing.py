@@ -7,7 +7,12 @@ burst of phase changes costs one GitHub write.
 
 :class:`CheckRuns` is the check-run lifecycle (created once, then updated from the newest state,
 flushed when final) shared by the ``devenv`` check run here and the ``devenv agent`` check run of
-:mod:`bot.agent.runs`.
+:mod:`bot.agent.runs`.  A write identical to the last one of the same check run is skipped.
+
+The ``devenv`` check run is one per head: the record remembers its id and head (``check_run_id``,
+``check_sha``), and every later operation on that head (a wake, a stop, a delete, a rebuild) and the
+wait for an approval edit it in place (:meth:`Publishing.open_check`, :meth:`Publishing.waiting`),
+so the head's one check run always shows the environment's state and the buttons that fit it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class CheckRuns:
     def __init__(self, publisher: Publisher, kind: str) -> None:
         self.publisher = publisher
         self.kind = kind
+        self._last: dict[int, CheckUpdate] = {}  # check run id -> its last write (identical writes are skipped)
 
     def key(self, ws_id: str, check_id: int | None) -> Hashable:
         return (self.kind, ws_id, check_id)
@@ -55,18 +61,28 @@ class CheckRuns:
         return check_id
 
     def update(self, pr: PullRequestAPI, ws_id: str, check_id: int, render: Callable[[], CheckUpdate], *,
-               urgent: bool = False, written: Callable[[], None] | None = None) -> None:
+               urgent: bool = False, written: Callable[[], None] | None = None, delay: float = 0.0) -> None:
         """Write ``render()`` soon (it runs when the write happens, so it sees the newest state);
-        ``written`` hears that it was."""
+        ``written`` hears that it was (or that it needed no write: GitHub shows it already)."""
 
         async def write() -> None:
-            u = render()
-            await pr.update_check(check_id, status=u.status, conclusion=u.conclusion, actions=u.actions,
-                                  details_url=u.details_url, output=u.output)
+            await self.put(pr, check_id, render())
             if written is not None:
                 written()
 
-        self.publisher.mark(self.key(ws_id, check_id), write, urgent=urgent)
+        self.publisher.mark(self.key(ws_id, check_id), write, urgent=urgent, delay=delay)
+
+    async def put(self, pr: PullRequestAPI, check_id: int, u: CheckUpdate) -> None:
+        """Write ``u`` now, unless it is what the check run already shows."""
+        if self._last.get(check_id) != u:
+            await pr.update_check(check_id, status=u.status, conclusion=u.conclusion, actions=u.actions,
+                                  details_url=u.details_url, output=u.output)
+            self.remember(check_id, u)
+
+    def remember(self, check_id: int, update: CheckUpdate) -> None:
+        if len(self._last) > 1000:  # bounded: forgetting one only costs a repeated write
+            self._last.pop(next(iter(self._last)))
+        self._last[check_id] = update
 
     async def flush(self, ws_id: str, check_id: int | None) -> None:
         await self.publisher.flush(self.key(ws_id, check_id))  # None: nothing was marked, nothing to write
@@ -86,12 +102,45 @@ class Publishing:
     def pr_api(self, ref: PullRef) -> PullRequestAPI:
         return PullRequestAPI(self.github.installation(ref.installation_id), ref)
 
-    async def create_check(self, record: EnvRecord, op: Op) -> int:
-        """The ``devenv`` check run of a build, created queued (its history then always reads
-        queued → in progress → conclusion, even when a DevPod slot is free)."""
-        output = check_output(report.queued_title(op), report.check_summary(record, op, self.where))
-        return await self.checks.create(self.pr_api(record.ref), record.ws_id, name=CHECK_NAME,
-                                        head_sha=op.head_sha, status="queued", output=output)
+    async def open_check(self, record: EnvRecord, op: Op) -> int:
+        """The ``devenv`` check run ``op`` shows on: the head's own if it has one (edited in place),
+        else a new one, created queued for a build (its history then reads queued → in progress →
+        conclusion) or in progress for a stop or delete."""
+        if record.check_run_id is not None and record.check_sha == op.head_sha:
+            op.check_run_id = record.check_run_id
+            if op.kind in report.BUILD_OPS:
+                self.check(record, op, status="queued", title=report.queued_title(op))
+            return record.check_run_id
+        building = op.kind in report.BUILD_OPS
+        status, title = ("queued", report.queued_title(op)) if building else ("in_progress", report.title(op))
+        output = check_output(title, report.check_summary(record, op, self.where))
+        check_id = await self.checks.create(self.pr_api(record.ref), record.ws_id, name=CHECK_NAME,
+                                            head_sha=op.head_sha, status=status, output=output)
+        record.check_run_id, record.check_sha = check_id, op.head_sha
+        return check_id
+
+    def waiting(self, record: EnvRecord) -> None:
+        """Show that the head waits for a writer's approval: the head's check run (made if it has none)
+        concluded ``action_required``, with an **Approve** button pinned to that head."""
+        ws_id = record.ws_id
+
+        async def write() -> None:
+            current = self.records.get(ws_id)
+            if current is None or not report.waits_for_approval(current):
+                return  # approved (or gone) before this was written: nobody needs to see it
+            u = CheckUpdate(**report.waiting_check_run(current, self.where))
+            pr = self.pr_api(current.ref)
+            if current.check_run_id is not None and current.check_sha == current.head_sha:
+                await self.checks.put(pr, current.check_run_id, u)
+                return
+            check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=ws_id,
+                                             status=u.status, conclusion=u.conclusion, actions=u.actions,
+                                             details_url=u.details_url, output=u.output)
+            self.checks.remember(check_id, u)
+            current.check_run_id, current.check_sha = check_id, current.head_sha
+            self.records.save(current)
+
+        self.publisher.mark(("check-waiting", ws_id), write, urgent=True)
 
     def conclude(self, record: EnvRecord, op: Op, *, conclusion: str, title: str, summary: str | None = None) -> None:
         """Journal ``record`` with ``op``'s end as unpublished, then show it on the check run and
@@ -121,24 +170,22 @@ class Publishing:
         self.records.save(current)
 
     def check(self, record: EnvRecord, op: Op, *, status: str, title: str, conclusion: str | None = None,
-              summary: str | None = None, urgent: bool = False, outcome: Unpublished | None = None) -> None:
+              summary: str | None = None, urgent: bool = False, outcome: Unpublished | None = None,
+              delay: float = 0.0) -> None:
         """Show ``record`` (as it is now) on ``op``'s check run, if it has one (``outcome``: the
-        unpublished outcome this write publishes)."""
+        unpublished outcome this write publishes; ``delay``: a state that may be replaced soon)."""
         if op.check_run_id is None:
             return
         snapshot = dataclasses.replace(record, errors=list(record.errors))
         where = self.where
 
         def render() -> CheckUpdate:
-            default_summary, text = report.check_texts(snapshot, op, where)
-            return CheckUpdate(
-                status=status, conclusion=conclusion, output=check_output(title, summary or default_summary, text),
-                actions=report.buttons(snapshot, conclusion) if status == "completed" else None,
-                details_url=report.details_url(snapshot, where) if conclusion == "action_required" else None)
+            return CheckUpdate(**report.check_run(snapshot, op, where, status=status, title=title,
+                                                  conclusion=conclusion, summary=summary))
 
         written = None if outcome is None else lambda: self._published(record.ws_id, outcome, "check")
         self.checks.update(self.pr_api(record.ref), record.ws_id, op.check_run_id, render, urgent=urgent,
-                           written=written)
+                           written=written, delay=delay)
 
     def comment(self, record: EnvRecord, *, urgent: bool = False, delay: float = 0.0) -> None:
         """Show ``record`` (as it is now) in the sticky comment; remembers the comment's id."""

@@ -18,6 +18,7 @@ from bot import devpod
 from bot.environments import states
 from bot.environments.journal import EnvRecord, Op
 from bot.environments.states import State
+from bot.github.pulls import check_output
 from bot.text.templating import environment, render
 
 BUILD_OPS = ("up", "recreate", "reset", "sync")
@@ -139,15 +140,32 @@ def dropped_title(why: str) -> str:
 def conclusion_title(kind: str, conclusion: str) -> str:
     """The title of a concluded operation: success, failure or timed_out."""
     if conclusion == "success":
-        return fixed_title("ready" if kind in BUILD_OPS else "done")
+        return fixed_title(SUCCESS_TITLES.get(kind, "ready" if kind in BUILD_OPS else "done"))
     macro = words().failed_title if conclusion == "failure" else words().timed_out_title
     return str(macro(verb(kind)))
+
+
+#: The title of a stop's or a delete's success: it says the state the environment is left in.
+SUCCESS_TITLES = {"stop": "stopped", "delete": "deleted"}
+
+
+def shown_conclusion(kind: str, conclusion: str | None) -> str | None:
+    """The conclusion the check run shows: a stop or delete that worked leaves nothing to use, so it
+    is ``neutral`` (grey), not a green "success" that reads as "ready"."""
+    return "neutral" if conclusion == "success" and kind in SUCCESS_TITLES else conclusion
+
+
+def ide_url(record: EnvRecord) -> str | None:
+    """The browser IDE's link, once exposed (the comment's "VS Code in the browser" row)."""
+    if record.ide == "none":
+        return None
+    return next((link["url"] for link in record.links if link.get("name") == "code"), None)
 
 
 def check_summary(record: EnvRecord, op: Op, where: Where) -> str:
     cause = devpod.likely_cause(record.errors) if record.errors else None
     return render("check_summary.md.j2", r=record, op=op, prefix=where.prefix, ssh=access(record, where),
-                  cause=words().causes[cause] if cause else None)
+                  cause=words().causes[cause] if cause else None, ide_url=ide_url(record))
 
 
 def check_texts(record: EnvRecord, op: Op, where: Where) -> tuple[str, str | None]:
@@ -155,23 +173,62 @@ def check_texts(record: EnvRecord, op: Op, where: Where) -> tuple[str, str | Non
     return check_summary(record, op, where), render("check_text.md.j2", r=record) if record.errors else None
 
 
-def buttons(record: EnvRecord, conclusion: str | None) -> list[dict[str, str]]:
-    """The check run's buttons (at most three), for what can be done next."""
+def buttons(record: EnvRecord, conclusion: str | None, *, on_head: bool = True) -> list[dict[str, str]]:
+    """The check run's buttons (at most three), for what can be done next in the state it shows
+    (``on_head``: the check run is on the PR's current head, so an approval from it would pin that head)."""
     if conclusion in ("failure", "timed_out", "cancelled"):
         chosen = ["retry", "recreate", "delete"]
+    elif conclusion == "action_required" and waits_for_approval(record):
+        chosen = ["approve"] if on_head else []
     elif record.state == State.RUNNING:
         chosen = ["recreate", "stop", "delete"]
     elif record.state == State.STOPPED:
         chosen = ["wake", "delete"]
+    elif record.state in (State.DELETED, State.NONE) and conclusion == "neutral":
+        chosen = [] if record.closed else ["create"]
     else:
         chosen = ["retry"]
     table = words().buttons
     return [{"label": table[ident][0], "identifier": ident, "description": table[ident][1]} for ident in chosen[:3]]
 
 
+def waits_for_approval(record: EnvRecord) -> bool:
+    """Is the PR's code untrusted and its head not the approved commit (only a writer's approval builds it)?"""
+    return record.trusted is False and record.approved_sha != record.head_sha
+
+
 def details_url(record: EnvRecord, where: Where) -> str:
-    """The page GitHub links when a check run asks for action: the PR, whose comment says what."""
-    return f"{where.github_url}/{record.owner}/{record.repo}/pull/{record.number}"
+    """The page the check run's "Details" opens: the IDE while it runs, else the PR, whose comment says what."""
+    ide = ide_url(record) if record.state == State.RUNNING else None
+    return ide or f"{where.github_url}/{record.owner}/{record.repo}/pull/{record.number}"
+
+
+def check_run(record: EnvRecord, op: Op, where: Where, *, status: str, title: str, conclusion: str | None = None,
+              summary: str | None = None) -> dict[str, Any]:
+    """One whole write of ``op``'s check run showing ``record``: the fields of ``PATCH check-runs``.
+
+    Buttons and Details only once completed (GitHub shows buttons on completed runs alone); the
+    conclusion as shown (:func:`shown_conclusion`); an Approve button only on the current head."""
+    shown = shown_conclusion(op.kind, conclusion)
+    default_summary, text = check_texts(record, op, where)
+    completed = status == "completed"
+    return {"status": status, "conclusion": shown, "output": check_output(title, summary or default_summary, text),
+            "actions": buttons(record, shown, on_head=op.head_sha == record.head_sha) if completed else None,
+            "details_url": details_url(record, where) if completed else None}
+
+
+def waiting_check_run(record: EnvRecord, where: Where) -> dict[str, Any]:
+    """The check run of a head that waits for a writer's approval (``action_required``, Approve)."""
+    return {"status": "completed", "conclusion": "action_required",
+            "output": check_output(**waiting_texts(record, where)),
+            "actions": buttons(record, "action_required"), "details_url": details_url(record, where)}
+
+
+def waiting_texts(record: EnvRecord, where: Where) -> dict[str, str]:
+    """The check run of a head that waits for a writer's approval: its title and summary."""
+    return {"title": fixed_title("unapproved"),
+            "summary": render("check_waiting.md.j2", r=record, prefix=where.prefix,
+                              note=paused_note(record, where))}
 
 
 def outcome_title(kind: str, conclusion: str, event: states.Event | None, *, wrong_commit: bool = False) -> str:

@@ -95,9 +95,11 @@ class PullRequestAPI:
     # -- check runs -----------------------------------------------------------
     async def create_check(self, *, name: str, head_sha: str, external_id: str, status: str,
                            output: dict[str, str], actions: list[dict[str, str]] | None = None,
-                           conclusion: str | None = None) -> int:
+                           conclusion: str | None = None, details_url: str | None = None) -> int:
         data: dict[str, Any] = {"name": name, "head_sha": head_sha, "external_id": external_id,
                                 "status": status, "output": output}
+        if details_url:
+            data["details_url"] = details_url
         if conclusion:
             data["conclusion"] = conclusion
         if actions:
