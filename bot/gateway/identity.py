@@ -11,8 +11,10 @@ address, and answers :class:`Allowed` or :class:`Refused` with a one-line reason
    the claim "I am <login>" is proved by holding a key GitHub publishes for that account;
 6. the login's permission on the PR's repository (``GET …/collaborators/{username}/permission``
    through :class:`bot.github.permissions.Permissions`, never ``author_association``) must reach
-   ``DEVENV_SSH_PERMISSION`` (``write`` by default).  The gateway's lookup keeps no answer
-   (``ttl=0``): a revoked permission takes effect at the next connection.
+   ``DEVENV_SSH_PERMISSION`` (``write`` by default), or the stronger ``ssh.permission`` of the
+   repository's ``.github/devenv.yml`` at the PR's base (read through the bot's settings loader; a
+   repository may ask for more than the operator, never less).  The gateway's lookup keeps no
+   answer (``ttl=0``): a revoked permission takes effect at the next connection.
 
 A refusal in steps 1 and 3-6 is a failure for the guard, counted once per connection by the
 caller (:meth:`Doorman.failed`).  GitHub not answering refuses without counting (nobody gets in
@@ -34,7 +36,9 @@ from bot.environments.states import State
 from bot.gateway.guard import FailureGuard
 from bot.gateway.names import is_bot, parse_user
 from bot.github.client import is_not_found
-from bot.github.permissions import Permissions, allows
+from bot.github.permissions import LEVELS, Permissions, allows
+from bot.github.pulls import PullRequestAPI
+from bot.repo_settings.loader import RepoSettingsLoader
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,10 @@ class Doorman:
 
     def __init__(self, *, github: Any, records: Callable[[], Mapping[str, EnvRecord]], need: str,
                  github_url: str, guard: FailureGuard | None = None, key_ttl: float = 30.0,
+                 repo_settings: RepoSettingsLoader | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.github = github
+        self.repo_settings = repo_settings
         self.records = records
         self.need = need
         self.github_url = github_url.rstrip("/")
@@ -113,10 +119,23 @@ class Doorman:
         if not any(same_key(key, line) for line in keys):
             return Refused(f"this key is not one of {login}'s SSH keys on GitHub; add it at "
                            f"{self.github_url}/settings/keys (ssh-keygen -lf shows its fingerprint)")
+        need = await self.need_for(gh, record)
         have = await self.permissions.of(gh, record.owner, record.repo, login)
-        if not allows(have, self.need):
-            return Refused(f"{login} has {have} access to {record.owner}/{record.repo}; a shell needs {self.need}")
+        if not allows(have, need):
+            return Refused(f"{login} has {have} access to {record.owner}/{record.repo}; a shell needs {need}")
         return Allowed(login, record, have)
+
+    async def need_for(self, gh: Any, record: EnvRecord) -> str:
+        """The permission a shell needs here: the operator's, or the repository's ``ssh.permission``
+        at the PR's base if that is stronger (a broken settings file leaves the operator's)."""
+        if self.repo_settings is None:
+            return self.need
+        pull = await PullRequestAPI(gh, record.ref).get()
+        settings, _ = await self.repo_settings.load(gh, record.owner, record.repo, pull["base"]["sha"])
+        asked = settings.ssh_permission
+        if asked is not None and LEVELS.get(asked, 0) > LEVELS.get(self.need, 0):
+            return asked
+        return self.need
 
     async def _keys_of(self, gh: Any, login: str) -> tuple[str, ...] | None:
         """The login's public keys as published by GitHub (None: no such user); kept ``key_ttl`` seconds."""

@@ -76,7 +76,7 @@ class Gateway:
         self.activity, self.prefix, self.clock = activity, prefix, clock
         self.metrics = GatewayMetrics(metrics)
         self.doorman = Doorman(github=github, records=lambda: manager.records, need=settings.permission,
-                               github_url=github_url)
+                               github_url=github_url, repo_settings=repo_settings)
         self.fingerprint: str | None = None  # the host key's, once started
         self.port: int | None = None
         self._client_key: asyncssh.SSHKey | None = None
