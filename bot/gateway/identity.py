@@ -8,7 +8,11 @@ address, and answers :class:`Allowed` or :class:`Refused` with a one-line reason
 3. Apps' accounts (``…[bot]``) are refused: a shell is for people;
 4. the workspace must be one the bot tracks (and not deleted);
 5. the key must be one of the login's public keys on GitHub (``GET /users/{username}/keys``):
-   the claim "I am <login>" is proved by holding a key GitHub publishes for that account;
+   the claim "I am <login>" is proved by holding a key GitHub publishes for that account; or a
+   key the login's owner linked through the browser sign-in (:mod:`bot.gateway.links`).  With
+   linking on, an unknown key of a login that has the permission is :class:`Unlinked`: the
+   connection is let in pending, and waits for the link (:meth:`Gateway.link
+   <bot.gateway.service.Gateway.link>`); nothing is reached before it is confirmed;
 6. the login's permission on the PR's repository (``GET …/collaborators/{username}/permission``
    through :class:`bot.github.permissions.Permissions`, never ``author_association``) must reach
    ``DEVENV_SSH_PERMISSION`` (``write`` by default), or the stronger ``ssh.permission`` of the
@@ -34,6 +38,8 @@ from cachetools import TTLCache
 from bot.environments.journal import EnvRecord
 from bot.environments.states import State
 from bot.gateway.guard import FailureGuard
+from bot.gateway.keys import fingerprint
+from bot.gateway.links import KeyLinks
 from bot.gateway.names import is_bot, parse_user
 from bot.github.client import is_not_found
 from bot.github.permissions import LEVELS, Permissions, allows
@@ -42,13 +48,22 @@ from bot.repo_settings.loader import RepoSettingsLoader
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Allowed", "Doorman", "Refused"]
+__all__ = ["Allowed", "Doorman", "Refused", "Unlinked"]
 
 
 class Allowed(NamedTuple):
     login: str
     record: EnvRecord
     permission: str
+
+
+class Unlinked(NamedTuple):
+    """A key not (yet) tied to ``login``, whose owner may link it through the sign-in."""
+
+    login: str
+    record: EnvRecord
+    key: asyncssh.SSHKey
+    fingerprint: str
 
 
 class Refused(NamedTuple):
@@ -68,10 +83,11 @@ class Doorman:
 
     def __init__(self, *, github: Any, records: Callable[[], Mapping[str, EnvRecord]], need: str,
                  github_url: str, guard: FailureGuard | None = None, key_ttl: float = 30.0,
-                 repo_settings: RepoSettingsLoader | None = None,
+                 repo_settings: RepoSettingsLoader | None = None, links: KeyLinks | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.github = github
         self.repo_settings = repo_settings
+        self.links = links  # None: no linking (a key must be on GitHub)
         self.records = records
         self.need = need
         self.github_url = github_url.rstrip("/")
@@ -79,7 +95,7 @@ class Doorman:
         self.permissions = Permissions(ttl=0, clock=clock)  # asked again at every connection
         self._keys: TTLCache[str, tuple[str, ...]] = TTLCache(maxsize=4096, ttl=key_ttl, timer=clock)
 
-    async def decide(self, user: str, key: asyncssh.SSHKey, source: str) -> Allowed | Refused:
+    async def decide(self, user: str, key: asyncssh.SSHKey, source: str) -> Allowed | Unlinked | Refused:
         target = parse_user(user)
         login = target.login if not isinstance(target, str) else None
         blocked = self.guard.blocked(source, login)
@@ -103,7 +119,7 @@ class Doorman:
         target = parse_user(user)
         self.guard.forgive(source, target.login if not isinstance(target, str) else None)
 
-    async def _decide(self, target: Any, key: asyncssh.SSHKey) -> Allowed | Refused:
+    async def _decide(self, target: Any, key: asyncssh.SSHKey) -> Allowed | Unlinked | Refused:
         if isinstance(target, str):
             return Refused(target)
         login, ws_id = target
@@ -116,14 +132,18 @@ class Doorman:
         keys = await self._keys_of(gh, login)
         if keys is None:
             return Refused(f"there is no GitHub user {login}")
-        if not any(same_key(key, line) for line in keys):
-            return Refused(f"this key is not one of {login}'s SSH keys on GitHub; add it at "
-                           f"{self.github_url}/settings/keys (ssh-keygen -lf shows its fingerprint)")
+        known = any(same_key(key, line) for line in keys)
+        linked = not known and self.links is not None and (self.links.linked(fingerprint(key)) or "").lower() == login.lower()
+        not_theirs = Refused(f"this key is not one of {login}'s SSH keys on GitHub; add it at "
+                             f"{self.github_url}/settings/keys (ssh-keygen -lf shows its fingerprint)")
+        if not (known or linked or self.links is not None):
+            return not_theirs
         need = await self.need_for(gh, record)
         have = await self.permissions.of(gh, record.owner, record.repo, login)
-        if not allows(have, need):
-            return Refused(f"{login} has {have} access to {record.owner}/{record.repo}; a shell needs {need}")
-        return Allowed(login, record, have)
+        if not allows(have, need):  # to a key not proved theirs, nothing is said about the login
+            return Refused(f"{login} has {have} access to {record.owner}/{record.repo}; a shell needs {need}") \
+                if known or linked else not_theirs
+        return Allowed(login, record, have) if known or linked else Unlinked(login, record, key, fingerprint(key))
 
     async def need_for(self, gh: Any, record: EnvRecord) -> str:
         """The permission a shell needs here: the operator's, or the repository's ``ssh.permission``

@@ -24,6 +24,7 @@ class GatewaySettings:
     public_port: int  # the port they connect to (a load balancer may map it)
     permission: str = var.SSH_PERMISSION.preset()
     listen: str = var.HOST.preset()  # the address to listen on (the web server's HOST)
+    link_ttl: float = var.SSH_KEY_LINK_TTL.preset()  # how long a key linked through the sign-in is kept
 
 
 def read_gateway(r: Reader) -> GatewaySettings | None:
@@ -39,4 +40,4 @@ def read_gateway(r: Reader) -> GatewaySettings | None:
         r.problem(f"DEVENV_SSH_PERMISSION={permission!r} is too low: a shell runs code, so it needs write or admin")
     public_port = r.get(var.SSH_PUBLIC_PORT) or port or 0
     return GatewaySettings(port=port or 0, host=host or "", public_port=public_port, permission=permission,
-                           listen=r.value(var.HOST))
+                           listen=r.value(var.HOST), link_ttl=r.value(var.SSH_KEY_LINK_TTL))

@@ -230,6 +230,8 @@ SSH_PUBLIC_PORT = Var("DEVENV_SSH_PUBLIC_PORT", v.Port(), None,
                       shown="`DEVENV_SSH_PORT`")
 SSH_PERMISSION = Var("DEVENV_SSH_PERMISSION", v.PERMISSION, "write",
                      "who may open a shell through the gateway (`write` or `admin`: a shell runs code)")
+SSH_KEY_LINK_TTL = Var("DEVENV_SSH_KEY_LINK_TTL", v.Duration(positive=True), str(30 * 86400),
+                       "how long a key linked to a GitHub login through the sign-in is remembered (seconds)")
 
 # --------------------------------------------------------------------------- the coding agent
 
@@ -274,7 +276,8 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("Coding agent ([docs/agent.md](docs/agent.md))",
      (AGENT_API_KEY, ANTHROPIC_API_KEY, AGENT_COMMAND, AGENT_TIMEOUT, AGENT_MAX_PROMPT_BYTES, AGENT_ENV_NAME,
       AGENT_CANCEL_GRACE, AGENT_PROGRESS_INTERVAL)),
-    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION)),
+    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION,
+                                                             SSH_KEY_LINK_TTL)),
 )
 
 #: Every variable by name.
