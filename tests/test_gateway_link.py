@@ -169,3 +169,29 @@ async def test_a_key_is_not_offered_a_link_when_the_login_may_not_have_a_shell(l
     done = await reader.ssh("true")
     assert done.returncode == 255
     assert b"this key is not one of reader's SSH keys on GitHub" in done.stderr and b"/ssh/link" not in done.stderr
+
+
+async def test_the_sign_in_returns_only_to_the_link_page_on_the_bots_own_host(link_bot, github):
+    browser = Browser(link_bot, github)
+    for rd in ("https://bot.test/auth/check", "https://evil.test/ssh/link?code=x", "https://bot.test.evil.test/ssh/link",
+               "https://bot.test//evil.test/ssh/link", "https://bot.test/ssh/linked"):
+        status, _, _ = await browser.get(f"{PUBLIC}/auth/login?rd={rd}")
+        assert status == 400, rd
+    status, headers, _ = await browser.get(f"{PUBLIC}/auth/login?rd={PUBLIC}/ssh/link?code=x")
+    assert status == 302 and "/login/oauth/authorize" in headers["Location"]
+
+
+async def test_a_confirmation_without_the_pages_token_or_from_a_sibling_site_is_refused(link_bot, github, tmp_path):
+    alice = unlinked(github, tmp_path, link_bot, "alice")
+    waiting = Waiting(alice, "echo in")
+    link = await waiting.link()
+    browser, status, page = await open_link(link_bot, github, link, "alice")
+    form = form_of(page)
+    assert (await post(link_bot, browser, {"code": form["code"], "token": "0" * 64}))[0] == 403
+    assert (await post(link_bot, Browser(link_bot, github), form))[0] == 403  # no session cookie
+    headers = {"Host": "bot.test", "Cookie": browser.cookie_header("bot.test"), "Sec-Fetch-Site": "same-site"}
+    async with link_bot.session.post(link_bot.url + "/ssh/link", data=form, headers=headers) as resp:
+        assert resp.status == 403
+    assert link_bot.bot.gateway.links.linked(fingerprint_of(alice)) is None
+    assert (await post(link_bot, browser, form))[0] == 200  # the real page's form still works
+    assert (await waiting.end()).returncode == 0

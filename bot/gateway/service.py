@@ -151,7 +151,8 @@ class Gateway:
             f"{CODE_TTL / 60:g} minutes and sign in: {self.link_url}/ssh/link?code={pending.code}")
         try:
             await asyncio.wait_for(pending.done.wait(), CODE_TTL)
-        except TimeoutError:
+        except TimeoutError:  # a link nobody confirms counts as a failed attempt (no free waiting slots)
+            self.doorman.failed(user_name(unlinked.login, unlinked.record.ws_id), source)
             raise ConnectionError("the key was not linked in time; connect again for a new link") from None
         finally:
             self.links.drop(pending.code)
