@@ -38,7 +38,6 @@ from cachetools import TTLCache
 from bot.environments.journal import EnvRecord
 from bot.environments.states import State
 from bot.gateway.guard import FailureGuard
-from bot.gateway.keys import fingerprint
 from bot.gateway.links import KeyLinks
 from bot.gateway.names import is_bot, parse_user
 from bot.github.client import is_not_found
@@ -69,6 +68,11 @@ class Unlinked(NamedTuple):
 class Refused(NamedTuple):
     why: str  # one line, shown to the client
     counted: bool = True  # a failure for the rate limits (False: GitHub did not answer)
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    """``SHA256:…``, as ``ssh-keygen -lf`` shows it (what a link is kept under)."""
+    return str(key.get_fingerprint("sha256"))
 
 
 def same_key(a: asyncssh.SSHKey, line: str) -> bool:
