@@ -7,6 +7,11 @@ hands the browser to the preview host with a one-time code, redeemed at ``<previ
 A browser already signed in on the bot host is never sent back to GitHub: ``/auth/login`` decides
 at once and either hands off or shows why not (ingress-nginx sends every refusal here as a 401).
 
+A few pages on the bot's own host need the signed-in user too (:data:`BOT_PAGES`: the SSH
+gateway's key-link page): ``/auth/login?rd=<DEVENV_PUBLIC_URL>/ssh/link?…`` signs in the same way
+and returns there with the bot-host session cookie only (no handoff, no host cookie).  Any other
+return address is refused as before.
+
 GitHub tokens never leave the callback: the user token is used once for ``GET /user`` and dropped;
 cookies and URLs carry only signed identities and one-time codes.
 """
@@ -30,7 +35,10 @@ from bot.github.client import USER_AGENT
 
 log = logging.getLogger(__name__)
 
-__all__ = ["callback", "handoff", "login"]
+__all__ = ["BOT_PAGES", "bot_page_url", "callback", "handoff", "login"]
+
+#: Paths on the bot's own host that the sign-in may return to.
+BOT_PAGES = ("/ssh/link",)
 
 _NOT_A_PREVIEW = "This address is not a preview of this devenv-bot."
 MAX_RETURN_IN_COOKIE = 1200  # characters of the return address the signed login cookie carries
@@ -41,6 +49,11 @@ async def login(request: web.Request) -> web.Response:
     access = request.app[ACCESS_KEY]
     s = access.settings
     target = parse_return_url(request.query.get("rd", ""), s)
+    page_url = bot_page_url(request.query.get("rd", ""), s.public_url) if target is None else None
+    if page_url is not None:
+        if access.sessions.session_identity(request.headers.get("Cookie", "")) is not None:
+            return web.Response(status=302, headers={"Location": page_url, "Cache-Control": "no-store"})
+        return _to_github(access, page_url)
     if target is None:
         return error(400, "Cannot sign in to that address",
                      f"The return address is not a preview under {s.preview_domain}; devenv-bot only signs "
@@ -55,13 +68,29 @@ async def login(request: web.Request) -> web.Response:
         if answer is not None:
             return answer
         return _handoff_redirect(access, identity, target)
+    return_url = f"{target.scheme}://{target.netloc}{target.path}"
+    if len(return_url) > MAX_RETURN_IN_COOKIE:  # a cookie holds about 4 kB: back to the preview's front page
+        return_url = f"{target.scheme}://{target.netloc}/"
+    return _to_github(access, return_url)
+
+
+def bot_page_url(url: str, public_url: str) -> str | None:
+    """``url`` if it is one of :data:`BOT_PAGES` on the bot's own origin (plain path and query), else None."""
+    if not url.startswith(public_url + "/") or len(url) > MAX_RETURN_IN_COOKIE:
+        return None
+    path = safe_path(url[len(public_url):])
+    if path is None or path.split("?", 1)[0] not in BOT_PAGES:
+        return None
+    return public_url + path
+
+
+def _to_github(access: Access, return_url: str) -> web.Response:
+    """Start the GitHub OAuth flow that comes back to ``return_url`` (a preview page or a bot page)."""
+    s, sessions = access.settings, access.sessions
     # Nothing is kept here: the state and the way back ride in the login cookie, the verifier is
     # derived from the state, so no number of /auth/login calls can evict a sign-in in progress.
     state = secrets.token_urlsafe(32)
     challenge = b64(hashlib.sha256(sessions.login_verifier(state).encode()).digest())
-    return_url = f"{target.scheme}://{target.netloc}{target.path}"
-    if len(return_url) > MAX_RETURN_IN_COOKIE:  # a cookie holds about 4 kB: back to the preview's front page
-        return_url = f"{target.scheme}://{target.netloc}/"
     query = urlencode({"client_id": s.client_id, "redirect_uri": f"{s.public_url}/auth/callback",
                        "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
                        "allow_signup": "false"})
@@ -120,15 +149,28 @@ async def _finish(access: Access, request: web.Request, return_url: str, verifie
     if request.query.get("error"):  # the user declined on GitHub
         return error(403, "Sign-in cancelled", "GitHub did not sign you in, so the preview stays closed.", retry)
     target = parse_return_url(return_url, s)
+    page_url = bot_page_url(return_url, s.public_url)
     code = request.query.get("code", "")
-    if target is None or not code:
+    if (target is None and page_url is None) or not code:
         return error(400, "Sign-in failed", "GitHub sent no code back.", retry)
     try:
         identity = await _identify(access, code, verifier)
     except _SignInFailed as exc:
         log.warning("preview sign-in failed: %s", exc)
         return error(502, "Sign-in failed", str(exc), retry)
-    log.info("%s (id %s) signed in for %s", identity.login, identity.user_id, target.host)
+    if target is None:  # a bot page: back to it, signed in on the bot host
+        log.info("%s (id %s) signed in on the bot's host", identity.login, identity.user_id)
+        resp = web.Response(status=302, headers={"Location": str(page_url), "Cache-Control": "no-store"})
+    else:
+        log.info("%s (id %s) signed in for %s", identity.login, identity.user_id, target.host)
+        resp = await _after_preview_sign_in(access, identity, target, return_url)
+    resp.set_cookie(sessions.session_cookie, sessions.session_cookie_value(identity),
+                    max_age=int(s.session_ttl), path="/", httponly=True, secure=s.bot_secure, samesite="Lax")
+    return resp
+
+
+async def _after_preview_sign_in(access: Access, identity: Identity, target: PreviewTarget,
+                                 return_url: str) -> web.Response:
     split = access.port_and_workspace(target.host)
     if split is None or (await access.decide_for(identity, *split)).status != 200:
         # Refused: not to the preview (whose check would only send the browser back to sign in),
@@ -138,8 +180,6 @@ async def _finish(access: Access, request: web.Request, return_url: str, verifie
                                                  "Cache-Control": "no-store"})
     else:
         resp = _handoff_redirect(access, identity, target)
-    resp.set_cookie(sessions.session_cookie, sessions.session_cookie_value(identity),
-                    max_age=int(s.session_ttl), path="/", httponly=True, secure=s.bot_secure, samesite="Lax")
     return resp
 
 

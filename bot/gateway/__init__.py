@@ -7,6 +7,7 @@ client's channels (shell, command, sftp, ``-L`` forwards) to the workspace over 
 connection through ``devpod ssh --stdio``; the client never sees DevPod or the cluster.  The user
 name grammar is :mod:`~bot.gateway.names`, the decision :mod:`~bot.gateway.identity`, the rate
 limits :mod:`~bot.gateway.guard`, the keys (the host key in a Secret on Kubernetes) :mod:`~bot.gateway.keys`,
+keys linked through the browser sign-in :mod:`~bot.gateway.links` and their page :mod:`~bot.gateway.link_page`,
 the workspace side :mod:`~bot.gateway.upstream`, the sessions :mod:`~bot.gateway.sessions` and the
 listener and its accounting :mod:`~bot.gateway.service`.  docs/ssh.md is the user's and operator's guide.
 """

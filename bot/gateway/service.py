@@ -9,6 +9,10 @@ bot has environments; :meth:`Gateway.start` and :meth:`Gateway.stop` run with th
   of the request policy exactly as the check run's Wake button asks it (the pull request is
   read for its base commit, whose ``.github/devenv.yml`` says who may ``up``); the client gets
   one progress line, or the reason it may not wake it and how to;
+* :meth:`link`: a connection authenticated with an :class:`~bot.gateway.identity.Unlinked` key
+  prints a one-time link to the bot's page (on ``DEVENV_PUBLIC_URL``, when the sign-in is set up:
+  :mod:`bot.gateway.link_page` sets :attr:`link_url`) and waits up to ``CODE_TTL`` for its owner to
+  confirm it there, then is decided again (permission as usual);
 * accounting: an open connection counts as use of its environment for the idle reaper (the same
   ``activity`` map the browser links' checks write, touched at open, every minute and at close),
   each connection is logged at its end (who, which workspace, from where, when, how long) and
@@ -32,7 +36,9 @@ from bot.core.metrics import Metrics
 from bot.environments.journal import PullInfo
 from bot.environments.states import State, is_stopped
 from bot.gateway import keys
-from bot.gateway.identity import Allowed, Doorman, Refused
+from bot.gateway.identity import Allowed, Doorman, Refused, Unlinked
+from bot.gateway.links import CODE_TTL, KeyLinks
+from bot.gateway.names import user_name
 from bot.gateway.sessions import ClientConnection
 from bot.gateway.upstream import Upstream
 from bot.github.pulls import PullRequestAPI
@@ -58,7 +64,7 @@ class GatewayMetrics:
     def __init__(self, metrics: Metrics | None) -> None:
         registry = metrics.registry if metrics is not None else None
         self.auth = Counter("devenv_ssh_auth", "SSH gateway key checks, by outcome", ["outcome"], registry=registry)
-        for outcome in ("allowed", "refused", "unavailable"):
+        for outcome in ("allowed", "pending", "refused", "unavailable"):
             self.auth.labels(outcome)
         self.active = Gauge("devenv_ssh_sessions_active", "SSH gateway connections open now", registry=registry)
         self.sessions = Counter("devenv_ssh_sessions", "SSH gateway connections that reached a workspace",
@@ -77,8 +83,10 @@ class Gateway:
         self.manager, self.github, self.repo_settings = manager, github, repo_settings
         self.activity, self.prefix, self.clock = activity, prefix, clock
         self.metrics = GatewayMetrics(metrics)
+        self.links = KeyLinks(Path(state_dir) / "ssh" / "key_links.json", ttl=settings.link_ttl, clock=clock)
+        self.link_url: str | None = None  # the bot's public URL once the link page is served; None: no linking
         self.doorman = Doorman(github=github, records=lambda: manager.records, need=settings.permission,
-                               github_url=github_url)
+                               github_url=github_url, repo_settings=repo_settings)
         self.fingerprint: str | None = None  # the host key's, once started
         self.port: int | None = None
         self._client_key: asyncssh.SSHKey | None = None
@@ -131,10 +139,40 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def enable_links(self, public_url: str) -> None:
+        """Offer unknown keys a link to ``public_url``'s ``/ssh/link`` (:mod:`bot.gateway.link_page`)."""
+        self.link_url = public_url
+        self.doorman.links = self.links
+
     # -- the workspace side
     def upstream_for(self, ws_id: str) -> Upstream:
         assert self._client_key is not None, "start() the gateway first"
         return Upstream(self.dp, ws_id, self._client_key)
+
+    async def link(self, unlinked: Unlinked, source: str, say: Callable[[str], None]) -> Allowed:
+        """Print the one-time link for ``unlinked``'s key, wait for its owner to confirm it, decide again."""
+        pending = self.links.start(unlinked.fingerprint, unlinked.login, unlinked.record.ws_id) \
+            if self.link_url else None
+        if pending is None:
+            raise ConnectionError(f"this key is not one of {unlinked.login}'s SSH keys on GitHub; add it at "
+                                  f"{self.doorman.github_url}/settings/keys")
+        say(f"this key ({unlinked.fingerprint}) is not on {unlinked.login}'s GitHub account.")
+        say(f"To link it to {unlinked.login} for {self.settings.link_ttl / 86400:g} days, open within "
+            f"{CODE_TTL / 60:g} minutes and sign in: {self.link_url}/ssh/link?code={pending.code}")
+        try:
+            await asyncio.wait_for(pending.done.wait(), CODE_TTL)
+        except TimeoutError:  # a link nobody confirms counts as a failed attempt (no free waiting slots)
+            self.doorman.failed(user_name(unlinked.login, unlinked.record.ws_id), source)
+            raise ConnectionError("the key was not linked in time; connect again for a new link") from None
+        finally:
+            self.links.drop(pending.code)
+        verdict = await self.doorman.decide(user_name(unlinked.login, unlinked.record.ws_id), unlinked.key, source)
+        self.counted(verdict)
+        if not isinstance(verdict, Allowed):
+            raise ConnectionError(verdict.why if isinstance(verdict, Refused) else "the key is still not linked")
+        log.info("ssh: key %s linked to %s", unlinked.fingerprint, unlinked.login)
+        say("key linked; connecting…")
+        return verdict
 
     async def ready(self, allowed: Allowed, say: Callable[[str], None]) -> None:
         """Return once the environment runs; wake a stopped one if ``allowed.login`` may, else raise."""
@@ -173,8 +211,9 @@ class Gateway:
         self.manager.request(info, "up", requested_by=allowed.login, approve=decision.approve)
 
     # -- accounting
-    def counted(self, verdict: Allowed | Refused) -> None:
-        outcome = "allowed" if isinstance(verdict, Allowed) else "refused" if verdict.counted else "unavailable"
+    def counted(self, verdict: Allowed | Unlinked | Refused) -> None:
+        outcome = ("allowed" if isinstance(verdict, Allowed) else "pending" if isinstance(verdict, Unlinked)
+                   else "refused" if verdict.counted else "unavailable")
         self.metrics.auth.labels(outcome).inc()
 
     def opened(self, connection: ClientConnection) -> None:

@@ -4,7 +4,10 @@
 asks the :class:`~bot.gateway.identity.Doorman` (once per offered key: OpenSSH first asks whether
 a key would do, then signs with it); a refusal is sent to the client as an authentication banner,
 one line that OpenSSH prints before "Permission denied".  Passwords and keyboard-interactive are
-not offered.
+not offered.  A key the doorman finds :class:`~bot.gateway.identity.Unlinked` is accepted (so the
+client proves it holds it by signing) but the connection stays pending: its first session channel
+prints the sign-in link and waits for it (:meth:`Gateway.link
+<bot.gateway.service.Gateway.link>`) before anything reaches the workspace.
 
 After authentication the first channel opens the gateway's own connection to the workspace
 (:class:`~bot.gateway.upstream.Upstream`, waking a stopped environment first through
@@ -33,7 +36,7 @@ import asyncssh
 from asyncssh.constants import EXTENDED_DATA_STDERR
 from asyncssh.stream import SSHReader, SSHWriter
 
-from bot.gateway.identity import Allowed, Doorman, Refused
+from bot.gateway.identity import Allowed, Doorman, Refused, Unlinked
 from bot.gateway.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,8 @@ class Gateway(Protocol):
     @property
     def doorman(self) -> Doorman: ...
     def track(self, coro: Coroutine[Any, Any, Any], *, name: str) -> None: ...
-    def counted(self, verdict: Allowed | Refused) -> None: ...
+    def counted(self, verdict: Allowed | Unlinked | Refused) -> None: ...
+    async def link(self, unlinked: Unlinked, source: str, say: Callable[[str], None]) -> Allowed: ...
     async def ready(self, allowed: Allowed, say: Callable[[str], None]) -> None: ...
     def upstream_for(self, ws_id: str) -> Upstream: ...
     def opened(self, connection: ClientConnection) -> None: ...
@@ -65,8 +69,9 @@ class ClientConnection(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.source = "?"
         self.allowed: Allowed | None = None
+        self.unlinked: Unlinked | None = None  # authenticated with a key waiting to be linked
         self.started = time.time()
-        self._verdicts: dict[tuple[str, bytes], Allowed | Refused] = {}  # (user name, key) -> the answer
+        self._verdicts: dict[tuple[str, bytes], Allowed | Unlinked | Refused] = {}  # (user name, key) -> the answer
         self._told: set[str] = set()
         self._failed: str | None = None  # the user name a failure was counted for (once per connection)
         self._upstream: Upstream | None = None
@@ -105,7 +110,7 @@ class ClientConnection(asyncssh.SSHServer):
                 verdict = await self.gateway.doorman.decide(username, key, self.source)
                 self._verdicts[(username, key.public_data)] = verdict
             self.gateway.counted(verdict)
-        if isinstance(verdict, Allowed):
+        if isinstance(verdict, (Allowed, Unlinked)):
             return True
         if verdict.counted and self._failed is None:
             self._failed = username
@@ -120,7 +125,12 @@ class ClientConnection(asyncssh.SSHServer):
         """Who got in: the answer for the user name that authenticated (a client may try several)."""
         assert self.conn is not None
         username = self.conn.get_extra_info("username")
-        self.allowed = next(v for (user, _), v in self._verdicts.items() if user == username and isinstance(v, Allowed))
+        accepted = [v for (user, _), v in self._verdicts.items() if user == username and not isinstance(v, Refused)]
+        allowed = [v for v in accepted if isinstance(v, Allowed)]
+        if allowed:
+            self.allowed = allowed[0]
+        else:
+            self.unlinked = next(v for v in accepted if isinstance(v, Unlinked))
         if self._failed is not None:
             self.gateway.doorman.forgive(self._failed, self.source)
 
@@ -132,6 +142,8 @@ class ClientConnection(asyncssh.SSHServer):
         return await asyncio.shield(self._opening)
 
     async def _open(self, say: Any) -> asyncssh.SSHClientConnection:
+        if self.allowed is None and self.unlinked is not None:
+            self.allowed = await self.gateway.link(self.unlinked, self.source, say)
         assert self.allowed is not None
         await self.gateway.ready(self.allowed, say)
         self._upstream = self.gateway.upstream_for(self.allowed.record.ws_id)

@@ -41,6 +41,7 @@ __all__ = [
     "Port",
     "RepoAgentSettings",
     "RepoSettings",
+    "SSH_KEYS",
     "SettingsError",
 ]
 
@@ -70,6 +71,11 @@ PORT_NAME_MAX: Final = 63 - 1 - ID_MAX_LEN
 RESERVED_PORTS: Final = frozenset({10800})
 #: ``code-<workspace id>`` is the IDE's own host name.
 RESERVED_PORT_NAMES: Final = frozenset({"code"})
+
+#: The keys of the ``ssh`` section: ``permission``, the least repository permission a gateway
+#: shell needs (never below :data:`CODE_RUNNING_FLOOR`; the operator's ``DEVENV_SSH_PERMISSION``
+#: is a floor the gateway applies on top: a repository may ask for more, never less).
+SSH_KEYS: Final[tuple[str, ...]] = ("permission",)
 
 DEFAULT_IDLE_STOP: Final = 2 * 3600
 DEFAULT_DELETE_AFTER: Final = 7 * 86400
@@ -119,6 +125,8 @@ class RepoSettings:
     * ``resources``: DevPod's ``RESOURCES`` provider option
       (``requests.cpu=500m,limits.memory=4Gi``), None for the operator's default.
     * ``agent``: the coding agent's settings.
+    * ``ssh_permission``: the least permission for a shell through the SSH gateway (the ``ssh``
+      section's ``permission``); None leaves it to the operator's ``DEVENV_SSH_PERMISSION``.
     """
 
     auto_create: bool = True
@@ -131,6 +139,7 @@ class RepoSettings:
     delete_after: int | None = DEFAULT_DELETE_AFTER
     resources: str | None = None
     agent: RepoAgentSettings = RepoAgentSettings()
+    ssh_permission: str | None = None
 
     def required_permission(self, verb: str) -> str:
         """The least permission ``verb`` needs in this repository (``write`` for a verb it does not know)."""

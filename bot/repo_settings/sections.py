@@ -28,6 +28,7 @@ from bot.repo_settings.schema import (
     PORT_PERMISSIONS,
     RESERVED_PORT_NAMES,
     RESERVED_PORTS,
+    SSH_KEYS,
     Port,
     RepoAgentSettings,
 )
@@ -190,6 +191,31 @@ class SectionChecker(Checker):
                 continue
             merged[verb] = level
         return len(self.problems) == before, MappingProxyType(merged)
+
+    def ssh(self, path: str, value: Any) -> tuple[bool, str | None]:
+        """``ssh: {permission: admin}``: who may have a shell through the gateway (at least write)."""
+        if value is None:
+            return True, None
+        if not isinstance(value, dict):
+            self.add(path, f"expected a mapping such as {{permission: admin}}, found {show(value)}")
+            return False, None
+        before = len(self.problems)
+        for key in value:
+            if not isinstance(key, str) or key not in SSH_KEYS:
+                self.unknown_key(path, key, SSH_KEYS)
+        level = value.get("permission")
+        here = f"{path}.permission"
+        levels = tuple(PERMISSION_LEVELS)
+        if level is None:
+            if "permission" in value:
+                self.add(here, f"has no value; write one of {', '.join(levels)}, or remove the line for the default")
+        elif not isinstance(level, str) or level not in PERMISSION_LEVELS:
+            self.add(here, f"{show(level)} is not one of {', '.join(levels)}"
+                     f"{bool_hint(level) or suggest(level, levels)}")
+        elif PERMISSION_LEVELS[level] < PERMISSION_LEVELS[CODE_RUNNING_FLOOR]:
+            self.add(here, f"{show(level)} is too low: a shell runs code in the environment, so it needs at least"
+                     f" {CODE_RUNNING_FLOOR} (and never less than the operator's DEVENV_SSH_PERMISSION)")
+        return len(self.problems) == before, level if isinstance(level, str) else None
 
     def unknown_verb(self, path: str, verb: Any) -> None:
         choices = ", ".join(VERBS)

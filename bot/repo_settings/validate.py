@@ -23,7 +23,7 @@ __all__ = ["parse_duration", "parse_settings"]
 
 _KEYS: Final = (
     "auto_create", "on_push", "devcontainer_path", "ide", "ports", "permissions",
-    "idle_stop", "delete_after", "resources", "agent",
+    "idle_stop", "delete_after", "resources", "agent", "ssh",
 )  # fmt: skip
 
 
@@ -68,6 +68,10 @@ def parse_settings(text: str) -> RepoSettings:
             ok, seconds = check.duration(key, value)
             if ok:
                 fields[key] = seconds
+        elif key == "ssh":
+            ok, level = check.ssh(key, value)
+            if ok:
+                fields["ssh_permission"] = level
         else:
             ok, result = getattr(check, key)(key, value)
             if ok:

@@ -27,6 +27,7 @@ class GatewaySettings:
     # The Kubernetes Secret (`name` or `namespace/name`) keeping the host key, when the bot keeps its
     # secrets in the cluster (DEVENV_CREDENTIALS_SECRET set); None: the state directory's file.
     host_key_secret: str | None = None
+    link_ttl: float = var.SSH_KEY_LINK_TTL.preset()  # how long a key linked through the sign-in is kept
 
 
 def read_gateway(r: Reader) -> GatewaySettings | None:
@@ -43,4 +44,5 @@ def read_gateway(r: Reader) -> GatewaySettings | None:
     public_port = r.get(var.SSH_PUBLIC_PORT) or port or 0
     host_key_secret = r.value(var.SSH_HOST_KEY_SECRET) if r.is_set(var.CREDENTIALS_SECRET) else None
     return GatewaySettings(port=port or 0, host=host or "", public_port=public_port, permission=permission,
-                           listen=r.value(var.HOST), host_key_secret=host_key_secret)
+                           listen=r.value(var.HOST), host_key_secret=host_key_secret,
+                           link_ttl=r.value(var.SSH_KEY_LINK_TTL))

@@ -235,6 +235,8 @@ SSH_HOST_KEY_SECRET = Var("DEVENV_SSH_HOST_KEY_SECRET",
                                  "a Kubernetes Secret's name, or namespace/name"), "devenv-bot-ssh-host-key",
                           "the Kubernetes Secret (`name` or `namespace/name`) that keeps the gateway's host key, used "
                           "when `DEVENV_CREDENTIALS_SECRET` is set (else `<DEVENV_STATE_DIR>/ssh/host_ed25519`)")
+SSH_KEY_LINK_TTL = Var("DEVENV_SSH_KEY_LINK_TTL", v.Duration(positive=True), str(30 * 86400),
+                       "how long a key linked to a GitHub login through the sign-in is remembered (seconds)")
 
 # --------------------------------------------------------------------------- the coding agent
 
@@ -279,7 +281,8 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("Coding agent ([docs/agent.md](docs/agent.md))",
      (AGENT_API_KEY, ANTHROPIC_API_KEY, AGENT_COMMAND, AGENT_TIMEOUT, AGENT_MAX_PROMPT_BYTES, AGENT_ENV_NAME,
       AGENT_CANCEL_GRACE, AGENT_PROGRESS_INTERVAL)),
-    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION, SSH_HOST_KEY_SECRET)),
+    ("SSH gateway ([docs/ssh.md](docs/ssh.md))", (SSH_PORT, SSH_HOST, SSH_PUBLIC_PORT, SSH_PERMISSION,
+                                                  SSH_HOST_KEY_SECRET, SSH_KEY_LINK_TTL)),
 )
 
 #: Every variable by name.
