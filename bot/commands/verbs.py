@@ -16,7 +16,8 @@ from typing import Final
 
 from bot.text import markdown
 
-__all__ = ["LOGS_DEFAULT_LINES", "LOGS_MAX_LINES", "SYNTAX", "USAGE", "VERBS", "agent_run_examples", "code_span", "usage_markdown"]
+__all__ = ["LOGS_DEFAULT_LINES", "LOGS_MAX_LINES", "SYNTAX", "USAGE", "VERBS", "agent_run_examples", "code_span",
+           "usage_markdown"]
 
 VERBS: Final[tuple[str, ...]] = (
     "up",

@@ -19,6 +19,7 @@ from typing import Any
 from bot.cluster.podlog import PodLog, workspace_log
 from bot.environments.journal import EnvRecord
 from bot.environments.oplog import OperationLog
+from bot.environments.states import State
 from bot.text.templating import render
 
 __all__ = ["MAX_BODY", "MAX_LINE", "Section", "logs_reply"]
@@ -62,11 +63,13 @@ def masked(mask: Callable[[], Callable[[str], str]], text: str) -> list[str]:
 
 async def logs_reply(*, login: str, prefix: str, lines: int, record: EnvRecord | None, op_log: OperationLog | None,
                      kube: Any, label_prefix: str, mask: Callable[[], Callable[[str], str]]) -> str:
-    """The reply's Markdown.  ``record`` None: the PR has no environment.  ``kube``: a
+    """The reply's Markdown.  ``record`` None (or never built, or deleted, with no output kept): the PR has no
+    environment.  ``kube``: a
     :class:`~bot.cluster.kube.KubeApi` on the workspaces' namespace, or None without cluster access."""
-    values: dict[str, Any] = {"login": login, "prefix": prefix, "lines": lines, "record": record, "op_log": op_log}
-    if record is None and op_log is None:
-        return render("logs_reply.md.j2", **values, none=True)
+    values: dict[str, Any] = {"login": login, "prefix": prefix, "lines": lines, "record": record, "op_log": op_log,
+                              "no_environment": False}
+    if op_log is None and (record is None or record.state in (State.NONE, State.DELETED)):
+        return render("logs_reply.md.j2", **{**values, "no_environment": True})
     pod = await workspace_log(kube, label_prefix, record.ws_id, lines) if record is not None \
         else PodLog(None, None, "the pull request has no environment")
     op_lines = masked(mask, "\n".join(list(op_log.lines)[-lines:])) if op_log is not None else []

@@ -15,8 +15,8 @@ import signal
 from typing import Any
 
 from bot import devpod
-from bot.environments import states
 from bot.commands.verbs import SYNTAX, USAGE, VERBS
+from bot.environments import states
 from bot.environments.journal import Action, EnvRecord, Op
 from bot.environments.states import State
 from bot.text.templating import environment, render
