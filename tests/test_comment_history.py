@@ -98,3 +98,32 @@ def test_a_stopped_comment_lists_only_ways_in_that_work_when_stopped(tmp_path):
     gateway = report.comment_body(record(state=State.STOPPED, env_sha=SHA), where(tmp_path, **GATEWAY))
     compare("comment_ssh_stopped", gateway)
     assert "connecting wakes it" in gateway and "For operators" not in gateway and "kubectl" not in gateway
+
+
+def test_a_port_name_with_a_dash_is_refused_by_the_settings_with_a_clear_message():
+    from bot.repo_settings.schema import SettingsError
+    from bot.repo_settings.validate import parse_settings
+
+    try:
+        parse_settings("ports:\n  - {name: admin-api, port: 8080}\n")
+    except SettingsError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("admin-api was accepted, and would get no link")
+    assert "ports[0].name: 'admin-api' may hold only lower-case letters and digits, starting with a letter; no -" in message
+    assert "e.g. 'adminapi'" in message
+
+
+def test_every_port_name_the_settings_accept_gets_its_link():
+    from bot.cluster.workspace import exposed_workspace
+    from bot.repo_settings.validate import parse_settings
+    from bot.settings.exposure import ExposureSettings
+
+    exposure = ExposureSettings.from_env({"DEVENV_PREVIEW_DOMAIN": "preview.example.com",
+                                          "DEVENV_AUTH_URL": "http://bot:3000/auth/check",
+                                          "DEVENV_BOT_SERVICE": "devenv-bot:3000",
+                                          "DEVENV_AUTH_SIGNIN": "https://devenv.example.com/auth/login"})
+    assert exposure is not None
+    settings = parse_settings("ports:\n  - {name: web, port: 3000}\n  - {name: adminapi2, port: 8080}\n")
+    ws = exposed_workspace(exposure, "hello-world-pr2-4d960c", None, {p.name: p.port for p in settings.ports})
+    assert [name for name, _ in ws.ports] == ["code", "adminapi2", "web"]
