@@ -13,11 +13,14 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from bot import devpod
 from bot.commands.verbs import LOGS_MAX_LINES
 
 __all__ = ["KEPT_LINES", "OperationLog", "OperationLogs"]
+
+T = TypeVar("T")
 
 #: Lines kept per workspace: as many as ``/devenv logs`` may ask for.
 KEPT_LINES = LOGS_MAX_LINES
@@ -45,15 +48,16 @@ class OperationLogs:
         self.clock = clock
         self._last: dict[str, OperationLog] = {}
 
-    def watch(self, ws_id: str, kind: str,
-              on_line: Callable[[devpod.LogLine], None]) -> Callable[[devpod.LogLine], None]:
-        """``on_line``, also keeping each line as the output of ``ws_id``'s new operation ``kind``."""
+    def watch(self, ws_id: str, kind: str, on_line: Callable[[devpod.LogLine], T]) -> Callable[[devpod.LogLine], T]:
+        """``on_line``, also keeping each line as the output of ``ws_id``'s new operation ``kind``.
+
+        What ``on_line`` returns is handed back (the runner awaits it when it is awaitable)."""
         log = self._last[ws_id] = OperationLog(kind, self.clock())
 
-        def keep(line: devpod.LogLine) -> None:
+        def keep(line: devpod.LogLine) -> T:
             log.lines.append(shown(line))
             log.total += 1
-            on_line(line)
+            return on_line(line)
 
         return keep
 
