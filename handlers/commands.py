@@ -9,8 +9,9 @@ from typing import Any
 from gidgethub import sansio
 
 from bot.commands.grammar import Ignore, Reply, parse
-from bot.commands.verbs import VERBS, usage_markdown
+from bot.commands.verbs import LOGS_DEFAULT_LINES, VERBS, usage_markdown
 from bot.core.dispatch import Context, Router
+from bot.environments.logs import logs_reply
 from bot.environments.manager import PullInfo
 from bot.environments.states import can_sync
 from bot.github.permissions import REQUIRED_PERMISSION_DEFAULTS, allows
@@ -72,6 +73,8 @@ async def run_command(event: sansio.Event, ctx: Context[Bot]) -> None:
     elif isinstance(decision, Refused):
         await reply("refused", command=command, need=decision.need, have=decision.have)
         await pr.react(comment["id"], "confused")
+    elif verb == "logs":
+        await logs_command(ctx, info, result.lines or LOGS_DEFAULT_LINES, login=login, pr=pr)
     elif verb in AGENT_VERBS:
         await agent_command(ctx, verb, result.prompt, decision, info=info, comment_id=comment["id"], login=login,
                             reply=reply, pr=pr)
@@ -119,6 +122,20 @@ async def agent_command(ctx: Context[Bot], verb: str, prompt: str | None, decisi
         return
     await runs.start(info, prompt or "", login, comment_id, permission=decision.have or "none",
                      command=decision.settings.agent.command)
+
+
+async def logs_command(ctx: Context[Bot], info: PullInfo, lines: int, *, login: str, pr: PullRequestAPI) -> None:
+    """Reply with the end of the last DevPod operation's output and of the workspace container's log, masked."""
+    manager = ctx.bot.environments
+    assert manager is not None  # run_command returns early without one
+    record = manager.find(info)
+    ops = manager.operations
+    exposure = manager.exposure
+    await pr.reply(await logs_reply(
+        login=login, prefix=ctx.bot.settings.command_prefix, lines=lines, record=record,
+        op_log=ops.logs.last(record.ws_id) if record is not None else None,
+        kube=exposure.kube if exposure is not None else None, label_prefix=ops.dp.label_prefix,
+        mask=ops.masker.lines))
 
 
 def help_lists(have: str, prefix: str, required=REQUIRED_PERMISSION_DEFAULTS.__getitem__) -> dict[str, str]:

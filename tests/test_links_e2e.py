@@ -248,13 +248,19 @@ def test_the_comment_with_links_matches_its_golden_file(tmp_path):
     compare("comment_links_stopped", manager(tmp_path, **env).comment_body(asleep))
 
 
-async def test_a_port_the_router_cannot_serve_costs_only_its_own_link(bot, github, kube):
+async def test_a_port_the_router_cannot_serve_costs_only_its_own_link(links_environ, github, kube):
+    """The settings accept names up to 14 characters; a host template with a prefix leaves the router less room."""
     base = payloads.pull_request("opened")["pull_request"]["base"]["sha"]
-    github.set_file(OWNER, REPO, ".github/devenv.yml", "ports: [{name: web, port: 3000}, {name: admin-api, port: 8080}]\n",
-                    ref=base)
-    await opened(bot)
+    github.set_file(OWNER, REPO, ".github/devenv.yml",
+                    "ports: [{name: web, port: 3000}, {name: administrators, port: 8080}]\n", ref=base)
+    bot = await BotServer(config.load({**links_environ, "DEVENV_HOST_TEMPLATE": "p{port}-{id}"})).start()
+    try:
+        await opened(bot)
+    finally:
+        await bot.stop()
     record = bot.bot.environments.records[WS]
     assert [link["name"] for link in record.links] == ["code", "web"]
     assert names(kube, "ingresses") == {f"devenv-{WS}-code", f"devenv-{WS}-web", f"devenv-{WS}--handoff"}
     body = sticky(github)
-    assert "Some ports got no browser link: port name 'admin-api'" in body and f"({WEB})" in body
+    assert "Some ports got no browser link: port name 'administrators'" in body
+    assert f"(https://pweb-{WS}.{DOMAIN}/)" in body

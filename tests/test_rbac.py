@@ -50,8 +50,8 @@ NEEDED_BY_DEVPOD: dict[tuple[str, str, str], str] = {
     ("", "pods", "delete"): "D:pkg/driver/kubernetes/wait.go",
     # D:pkg/driver/kubernetes/client.go Exec: SPDY POST to pods/exec (ssh, agent injection, setup)
     ("", "pods/exec", "create"): "D:pkg/driver/kubernetes/client.go",
-    # D:pkg/driver/kubernetes/client.go Logs, via driver.go GetDevContainerLogs (`devpod logs`)
-    ("", "pods/log", "get"): "D:pkg/driver/kubernetes/client.go",
+    # ("", "pods/log", "get") is needed by D:pkg/driver/kubernetes/client.go Logs (`devpod logs`) too, but
+    # the bot's own /devenv logs exercises it below (test_devenv_logs_stays_within_the_rules).
     # D:pkg/driver/kubernetes/driver.go getDevContainerPvc (every find, status, start)
     ("", "persistentvolumeclaims", "get"): "D:pkg/driver/kubernetes/driver.go",
     # D:pkg/driver/kubernetes/pvc.go createPersistentVolumeClaim (first up)
@@ -135,6 +135,7 @@ async def test_links_live_and_die_within_the_traefik_rules(links_environ, github
     srv = await BotServer(config.load(env)).start()
     try:
         await links.opened(srv)
+        await read_logs(srv, github, kube)
         assert [o["metadata"]["name"] for o in kube.objects("middlewares", NS)] == [f"devenv-{WS}--auth"]
         await srv.deliver("pull_request", payloads.pull_request("closed"))
         await srv.settle()
@@ -149,6 +150,7 @@ async def test_tunnel_mode_stays_within_the_cloudflare_tunnel_rules(tunnel_envir
     srv = await BotServer(config.load(tunnel_environ)).start()
     try:
         await links.opened(srv)
+        await read_logs(srv, github, kube)
         assert names(kube, "services") == {f"devenv-{WS}"} and names(kube, "ingresses") == set()
         await srv.deliver("pull_request", payloads.pull_request("closed"))
         await srv.settle()
@@ -188,6 +190,21 @@ async def test_the_applier_s_update_and_adopt_paths_stay_within_the_rules(kube, 
         assert {v for g, r, v in kube.exercised if r == resource} == {"list", "create", "get", "update", "delete"}
 
 
+async def read_logs(srv, github, kube) -> None:
+    """/devenv logs lists the workspace pod by label and reads its log (tests/test_logs_e2e.py)."""
+    from tests.test_logs_e2e import ask, put_pod
+
+    github.set_permission(links.OWNER, links.REPO, "octocat", "read")
+    put_pod(kube, "hello from the app\n")
+    assert "hello from the app" in await ask(srv, github, "/devenv logs")
+    assert kube.exercised >= {("", "pods", "list"), ("", "pods/log", "get")}
+
+
+async def test_devenv_logs_stays_within_the_ingress_nginx_rules(bot, github, kube):  # noqa: F811
+    await links.opened(bot)
+    await read_logs(bot, github, kube)
+
+
 # --------------------------------------------------------------------------- the enforcer itself
 
 
@@ -219,7 +236,8 @@ def test_the_rendered_rules_allow_devpod_s_calls_and_nothing_cluster_wide():
     assert rules.allows(Request("create", "", "pods/exec", NS, "devpod-x"))
     assert rules.allows(Request("get", "", "persistentvolumeclaims", NS, "devpod-x"))
     assert not rules.allows(Request("create", "", "pods/exec", "kube-system", "devpod-x"))
-    assert not rules.allows(Request("list", "", "pods", NS, None))  # DevPod gets pods by name only
+    assert rules.allows(Request("list", "", "pods", NS, None))  # /devenv logs finds the pod by label (DevPod by name)
+    assert not rules.allows(Request("list", "", "pods", "kube-system", None))
     assert not rules.allows(Request("list", "", "nodes", None, None))  # DEVENV_ARCHITECTURE is set
     assert not rules.allows(Request("get", "", "namespaces", None, NS))
     assert not policy("cloudflare-tunnel").allows(Request("list", "networking.k8s.io", "ingresses", NS, None))

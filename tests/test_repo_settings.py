@@ -42,7 +42,7 @@ ide: none
 ports:
   - name: web
     port: 3000
-  - name: admin-api
+  - name: adminapi
     port: 8080
     permission: write
 permissions:
@@ -78,7 +78,7 @@ def test_the_full_example_is_read_into_every_setting():
     assert settings.on_push == "recreate"
     assert settings.devcontainer_path == ".devcontainer/python/devcontainer.json"
     assert settings.ide == "none"
-    assert settings.ports == (Port("web", 3000, "read"), Port("admin-api", 8080, "write"))
+    assert settings.ports == (Port("web", 3000, "read"), Port("adminapi", 8080, "write"))
     assert settings.permissions == {**REQUIRED_PERMISSION_DEFAULTS, "delete": "admin", "stop": "read",
                                     "agent run": "maintain"}
     assert settings.idle_stop == 30 * 60
@@ -162,7 +162,7 @@ ERRORS = [
     ("ports: [{name: web, port: 3000}, {name: db, port: 0}]", "ports[1].port: 0 is not a TCP port (1-65535)"),
     ("ports: [{name: web, port: '3000'}]", "ports[0].port: '3000' is not a TCP port (1-65535)"),
     ("ports: [{name: ide, port: 10800}]", "ports[0].port: 10800 is OpenVSCode's own port"),
-    ("ports: [{name: Web, port: 3000}]", "ports[0].name: 'Web' may hold only lower-case letters, digits and -"),
+    ("ports: [{name: Web, port: 3000}]", "ports[0].name: 'Web' may hold only lower-case letters and digits, starting with a letter"),
     ("ports: [{name: -web, port: 3000}]", "ports[0].name: '-web' may hold only lower-case letters"),
     ("ports: [{name: " + "a" * (PORT_NAME_MAX + 1) + ", port: 3000}]",
      f"characters long; the limit is {PORT_NAME_MAX} so that <name>-<workspace id> stays one DNS label"),

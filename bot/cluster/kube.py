@@ -39,7 +39,7 @@ from bot.settings.kube import KubeSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Kind", "KubeApi", "in_daemon_thread", "in_flight", "kube_api_client"]
+__all__ = ["POD_KIND", "Kind", "KubeApi", "in_daemon_thread", "in_flight", "kube_api_client"]
 
 T = TypeVar("T")
 
@@ -98,6 +98,10 @@ class Kind(NamedTuple):
     plural: str
 
 
+#: Workspace pods: DevPod creates them, the bot only lists them and reads their logs (``/devenv logs``).
+POD_KIND = Kind("v1", "Pod", "pods")
+
+
 def kube_api_client(kube: KubeSettings) -> Any:
     """An ``ApiClient``: in-cluster service account if there is one, else ``KUBECONFIG``
     (``DEVENV_KUBE_CONTEXT`` picks the context). The in-cluster loader re-reads the
@@ -153,10 +157,10 @@ class KubeApi:
         return min(self._timeout, left)
 
     def _call(self, method: str, path: str, query: list[tuple[str, str]] | None, body: Any,
-              timeout: float) -> dict[str, Any]:
+              timeout: float, text: bool = False) -> Any:
         from kubernetes.client.exceptions import ApiException  # slow to import; see the module docstring
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "text/plain" if text else "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         method, url, headers, body, _ = self.client.param_serialize(
@@ -165,17 +169,18 @@ class KubeApi:
         resp.read()
         if not 200 <= resp.status < 300:
             raise ApiException.from_response(http_resp=resp, body=resp.data.decode("utf-8", "replace"), data=None)
-        return json.loads(resp.data or b"{}")
+        return resp.data.decode("utf-8", "replace") if text else json.loads(resp.data or b"{}")
 
     async def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-                      body: Any = None) -> dict[str, Any]:
-        """One API call, retried while the error is temporary; returns the decoded answer."""
+                      body: Any = None, text: bool = False) -> Any:
+        """One API call, retried while the error is temporary; returns the decoded answer (``text``:
+        the body as text, for the answers that are not JSON, such as a pod's log)."""
         delay = self._backoff
         for attempt in range(self._retries + 1):
             last = attempt == self._retries or SHUTDOWN.remaining() is not None  # no retries while stopping
             try:
                 return await in_daemon_thread(f"{method} {path}", self._call, method, path, query, body,
-                                              self.timeout())
+                                              self.timeout(), text)
             except HTTPError as e:
                 if last:
                     raise
@@ -205,6 +210,15 @@ class KubeApi:
         for item in items:  # list items carry no kind/apiVersion
             item["apiVersion"], item["kind"] = kind.api_version, kind.kind
         return items
+
+    async def pod_log(self, name: str, *, container: str | None = None, tail_lines: int,
+                      limit_bytes: int) -> str:
+        """The end of a pod's container log (``GET pods/<name>/log``: RBAC ``pods/log`` get), at most
+        ``tail_lines`` lines and ``limit_bytes`` bytes; a 404 raises like any other error."""
+        query = [("tailLines", str(tail_lines)), ("limitBytes", str(limit_bytes))]
+        if container:
+            query.append(("container", container))
+        return str(await self.request("GET", path(POD_KIND, self.namespace, name) + "/log", query=query, text=True))
 
     async def read(self, kind: Kind, name: str) -> dict[str, Any]:
         """The object; a 404 raises like any other error."""

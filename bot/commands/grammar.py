@@ -22,13 +22,14 @@ The grammar, the multiple-commands rule and examples are in ``docs/commands.md``
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from bot.commands.lexer import command_lines, fenced_block, is_blank, split_lines
-from bot.commands.verbs import VERBS, agent_run_examples, code_span, usage_markdown
+from bot.commands.verbs import LOGS_DEFAULT_LINES, LOGS_MAX_LINES, VERBS, agent_run_examples, code_span, usage_markdown
 from bot.text import markdown
 
 __all__ = [
@@ -46,7 +47,7 @@ ReplyKind = Literal["unknown_verb", "bad_arguments", "empty_prompt", "prompt_too
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``).
+    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``, ``lines`` only for ``logs``).
 
     ``line`` is the 1-based line of the comment it was on; ``ignored_extra`` is
     how many further command lines the comment held (they are not run).
@@ -56,6 +57,7 @@ class Command:
     prompt: str | None = None
     line: int = 1
     ignored_extra: int = 0
+    lines: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ escape_markdown = markdown.escape  # one implementation, shared with comments an
 
 # --- the grammar ----------------------------------------------------------------
 
-_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v)
+_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v) - {"logs"}
 _HEADS = tuple(dict.fromkeys(v.split()[0] for v in VERBS))  # up, recreate, …, agent
 _HINTS = {  # words people try, and the verb they are after
     "start": "up",
@@ -116,6 +118,9 @@ _HINTS = {  # words people try, and the verb they are after
     "cancel": "agent stop",
     "ask": "agent run",
     "prompt": "agent run",
+    "log": "logs",
+    "tail": "logs",
+    "output": "logs",
 }
 _AGENT_HINTS = {
     "cancel": "stop",
@@ -241,6 +246,29 @@ def _parse_simple(verb: str, arguments: str, index: int, prefix: str) -> Command
     return Command(verb, None, index + 1)
 
 
+def _parse_logs(arguments: str, index: int, prefix: str) -> Command | Reply:
+    """``logs`` alone, or with how many lines of each log (1 to the maximum)."""
+    words = arguments.split()
+    if not words:
+        return Command("logs", None, index + 1, lines=LOGS_DEFAULT_LINES)
+    count = words[0]
+    if len(words) == 1 and count.isascii() and count.isdigit() and len(count) <= 6 and 1 <= int(count) <= LOGS_MAX_LINES:
+        return Command("logs", None, index + 1, lines=int(count))
+    if len(words) > 1:
+        problem = f"takes at most one number, but it is followed by {code_span(arguments.strip())}."
+    elif count.isascii() and count.isdigit():
+        problem = f"shows 1 to {LOGS_MAX_LINES} lines of each log, not {code_span(count)}."
+    else:
+        problem = f"takes a number of lines, not {code_span(count)}."
+    return _reply(
+        "bad_arguments",
+        f"{code_span(prefix + ' logs')} {problem} For example {code_span(prefix + ' logs 200')}.\n\n"
+        + usage_markdown(prefix, ("logs",)),
+        prefix,
+        "logs",
+    )
+
+
 def _parse_agent(arguments: str, lines: list[str], index: int, prefix: str, max_prompt_bytes: int) -> Command | Reply:
     """``agent`` and what follows it: ``run`` with a prompt, ``stop`` alone, or a reply."""
     parts = arguments.split(None, 1)
@@ -301,6 +329,8 @@ def _parse_line(
         return _parse_simple(verb, arguments, index, prefix)
     if verb == "agent":
         return _parse_agent(arguments, lines, index, prefix, max_prompt_bytes)
+    if verb == "logs":
+        return _parse_logs(arguments, index, prefix)
     return _unknown_verb(first, arguments, prefix)
 
 
@@ -329,4 +359,4 @@ def parse(
     if isinstance(result, Reply):
         return result
     extra = sum(1 for _ in found)
-    return Command(result.verb, result.prompt, result.line, extra) if extra else result
+    return dataclasses.replace(result, ignored_extra=extra) if extra else result

@@ -16,7 +16,8 @@ from typing import Final
 
 from bot.text import markdown
 
-__all__ = ["SYNTAX", "USAGE", "VERBS", "agent_run_examples", "code_span", "usage_markdown"]
+__all__ = ["LOGS_DEFAULT_LINES", "LOGS_MAX_LINES", "SYNTAX", "USAGE", "VERBS", "agent_run_examples", "code_span",
+           "usage_markdown"]
 
 VERBS: Final[tuple[str, ...]] = (
     "up",
@@ -29,7 +30,12 @@ VERBS: Final[tuple[str, ...]] = (
     "approve",
     "agent run",
     "agent stop",
+    "logs",
 )
+
+#: ``logs [lines]``: how many lines of each log a reply shows unless asked, and at most.
+LOGS_DEFAULT_LINES: Final = 50
+LOGS_MAX_LINES: Final = 500
 
 #: What follows the prefix for each verb, as shown in help texts.
 SYNTAX: Final = MappingProxyType({**{v: v for v in VERBS}, "agent run": 'agent run "<prompt>"'})
@@ -50,6 +56,11 @@ USAGE: Final = MappingProxyType(
         "approve": "Allow environments for this pull request (needed when its author may not start one).",
         "agent run": "Run the coding agent in the environment with this prompt.",
         "agent stop": "Stop the coding agent's current run.",
+        "logs": (
+            f"Show the end of the last DevPod operation's output and of the environment's container log:"
+            f" {LOGS_DEFAULT_LINES} lines of each, or as many as the number after it (logs 200), at most"
+            f" {LOGS_MAX_LINES}."
+        ),
     }
 )
 

@@ -158,6 +158,7 @@ class OperationExecutor:
         await self.publishing.flush(record, op)
         if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
             self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits
+            self.ops.logs.forget(record.ws_id)
         self._count(record.ws_id, op, outcome_of(outcome.conclusion), ended)
 
     async def _follow(self, record: EnvRecord, op: Op, outcome: Outcome) -> None:

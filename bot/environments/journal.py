@@ -28,12 +28,34 @@ from bot.github.pulls import PullRef
 log = logging.getLogger(__name__)
 
 
+#: How many actions a record remembers (the sticky comment's history); the oldest is dropped first.
+HISTORY_SIZE = 10
+
+
 @dataclasses.dataclass
 class Action:
+    """Who asked for what, when (asked, or ended once it has), and how it ended (``queued`` until then)."""
+
     verb: str
     by: str
     at: float
     outcome: str = "queued"
+
+
+def remember(history: list[Action], action: Action, size: int = HISTORY_SIZE) -> list[Action]:
+    """``history`` (oldest first) with ``action`` added, at most ``size`` long, oldest dropped first.
+
+    An ended action replaces the queued entries of its verb: its own request, and the requests merged
+    into it (those keep their asker and get its outcome), so one command is one entry, not two.
+    """
+    if action.outcome == "queued":
+        kept, merged = list(history), []
+    else:
+        waiting = [a for a in history if a.outcome == "queued" and a.verb == action.verb]
+        kept = [a for a in history if a not in waiting]
+        merged = [dataclasses.replace(a, at=action.at, outcome=action.outcome)
+                  for a in waiting if a.by != action.by]
+    return (kept + merged + [action])[-size:]
 
 
 @dataclasses.dataclass
@@ -110,9 +132,19 @@ class EnvRecord:
     queued_ahead: int | None = None
     unpublished: Unpublished | None = None
     updated_at: float = 0.0
+    history: list[Action] = dataclasses.field(default_factory=list)  # the last actions, oldest first
 
     def __post_init__(self) -> None:
         self.state = State(self.state)
+        self.history = list(self.history)  # never shared with the record it was copied from
+        if not self.history and self.last_action is not None:  # a record from before the history was kept
+            self.history = [self.last_action]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting ``last_action`` (as the manager and the executor do) also adds it to :attr:`history`."""
+        object.__setattr__(self, name, value)
+        if name == "last_action" and value is not None and "history" in self.__dict__:
+            object.__setattr__(self, "history", remember(self.history, value))
 
     @property
     def full_name(self) -> str:
@@ -131,12 +163,13 @@ class EnvRecord:
         op = data.pop("op", None)
         pending = data.pop("pending", None) or []
         action = data.pop("last_action", None)
+        history = data.pop("history", None) or []  # records written before the history have none
         unpublished = data.pop("unpublished", None)
         known = {f.name for f in dataclasses.fields(cls)}
-        record = cls(**{k: v for k, v in data.items() if k in known})
+        record = cls(**{k: v for k, v in data.items() if k in known},
+                     last_action=Action(**action) if action else None, history=[Action(**a) for a in history])
         record.op = Op(**op) if op else None
         record.pending = [Op(**p) for p in pending]
-        record.last_action = Action(**action) if action else None
         record.unpublished = Unpublished.from_json(unpublished) if unpublished else None
         return record
 

@@ -31,12 +31,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 from bot import devpod
 from bot.environments import report
 from bot.environments.journal import EnvRecord, Op
+from bot.environments.oplog import OperationLogs
 from bot.environments.states import FOUND, Event
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class Operations:
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
+        self.logs = OperationLogs(time.time)  # the last operation's output of each workspace (/devenv logs)
         self.git_access = devpod.GitAccess.for_settings(dp)  # the clone token reaches git through it only
         self.prepared = False
         self.runs = 0  # DevPod processes started (metrics, tests)
@@ -241,6 +244,8 @@ class Operations:
         """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up."""
         dp, kind = self.dp, op.kind
         extra_error = None
+        if kind != "status":  # a read: the last operation's output stays for /devenv logs
+            on_line = self.logs.watch(record.ws_id, kind, on_line)
         if kind in BUILD_OPS:
             try:
                 result = await self._up(record, kind, on_line)

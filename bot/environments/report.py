@@ -15,8 +15,9 @@ import signal
 from typing import Any
 
 from bot import devpod
+from bot.commands.verbs import SYNTAX, USAGE, VERBS
 from bot.environments import states
-from bot.environments.journal import EnvRecord, Op
+from bot.environments.journal import Action, EnvRecord, Op
 from bot.environments.states import State
 from bot.github.pulls import check_output
 from bot.text.templating import environment, render
@@ -93,7 +94,15 @@ def gateway_access(ws_id: str, where: Where) -> dict[str, Any] | None:
 
 def comment_body(record: EnvRecord, where: Where) -> str:
     return render("comment.md.j2", r=record, prefix=where.prefix, access=access(record, where),
-                  ways_in=states.shows_ways_in(record.state))
+                  ways_in=states.shows_ways_in(record.state), outcome=lambda action: outcome(record, action),
+                  commands=[(SYNTAX[v], USAGE[v]) for v in VERBS])
+
+
+def outcome(record: EnvRecord, action: Action) -> str:
+    """How ``action`` ended, as the comment says it: ``in progress`` (not ``queued``) once its operation
+    runs, so the last action agrees with the state line."""
+    running = record.op is not None and record.op.kind == action.verb and record.state != State.QUEUED
+    return "in progress" if action.outcome == "queued" and running else action.outcome
 
 
 def paused_note(record: EnvRecord, where: Where) -> str:

@@ -59,7 +59,7 @@ class Source(enum.Enum):
 
 #: What may still run on a closed pull request, by source.
 RUNS_ON_CLOSED: dict[Source, frozenset[str]] = {
-    Source.COMMENT: frozenset({"delete", "status", "agent stop"}),
+    Source.COMMENT: frozenset({"delete", "status", "agent stop", "logs"}),
     Source.BUTTON: frozenset({"delete"}),
     Source.PUSH: frozenset(),
     Source.OPEN: frozenset(),
@@ -68,7 +68,7 @@ RUNS_ON_CLOSED: dict[Source, frozenset[str]] = {
 #: The least permission a request from this source needs whatever the settings say.
 SOURCE_FLOOR: dict[Source, str] = {Source.BUTTON: "write"}
 #: Requests that run nothing from the PR, so its trust need not be known.
-NEEDS_NO_TRUST = frozenset({"help", "agent stop"})
+NEEDS_NO_TRUST = frozenset({"help", "agent stop", "logs"})
 
 
 class PullFacts(Protocol):

@@ -40,7 +40,9 @@ _RESOURCE_SECTIONS: Final = ("requests", "limits")
 _RESOURCE_NAMES: Final = ("cpu", "memory")
 _AGENT_KEYS: Final = ("command",)
 
-_PORT_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+#: As the links require (bot/cluster/workspace.py): the host ``<name>-<workspace id>`` splits at the first
+#: ``-``, so a name holding one would never get its link.
+_PORT_NAME = re.compile(r"[a-z][a-z0-9]*")
 #: Kubernetes quantities, in the form DevPod's RESOURCES accepts (no exponents or signs).
 _QUANTITY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 _SUFFIX_VALUE: Final = {
@@ -140,8 +142,9 @@ class SectionChecker(Checker):
         if not isinstance(name, str):
             self.add(f"{here}.name", f"{show(name)} is not a name{bool_hint(name)}; write e.g. web")
         elif not _PORT_NAME.fullmatch(name):
-            self.add(f"{here}.name", f"{show(name)} may hold only lower-case letters, digits and -, and must"
-                     " start and end with a letter or digit (it becomes part of a host name)")
+            self.add(f"{here}.name", f"{show(name)} may hold only lower-case letters and digits, starting with a"
+                     " letter; no - (it becomes the first part of a host name, <name>-<workspace id>, which is split"
+                     f" at its first -), e.g. {show(_port_name_hint(name))}")
         elif len(name) > PORT_NAME_MAX:
             self.add(f"{here}.name", f"{show(name)} is {len(name)} characters long; the limit is {PORT_NAME_MAX}"
                      " so that <name>-<workspace id> stays one DNS label")
@@ -324,3 +327,9 @@ class SectionChecker(Checker):
                 ok = False
         ok = ok and len(self.problems) == before
         return ok, RepoAgentSettings(tuple(command)) if ok else RepoAgentSettings()
+
+
+def _port_name_hint(name: str) -> str:
+    """``name`` as a valid port name, to suggest (``admin-api`` → ``adminapi``; ``web`` when nothing is left)."""
+    kept = re.sub(r"[^a-z0-9]", "", name.lower()).lstrip("0123456789")
+    return kept or "web"

@@ -65,6 +65,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     ("networking.k8s.io", "v1", "ingresses"): "Ingress",
     ("traefik.io", "v1alpha1", "middlewares"): "Middleware",
     ("", "v1", "secrets"): "Secret",  # where the setup flow stores the App's credentials in a pod
+    ("", "v1", "pods"): "Pod",  # DevPod's workspace pods (put by tests); the bot lists them for /devenv logs
 }
 
 
@@ -167,6 +168,8 @@ class FakeKube:
         self.errors: list[str] = []
         self._store: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name) → object
         self._faults: list[Fault] = []
+        #: (namespace, pod, container) → the container's log, served by GET .../pods/<pod>/log.
+        self.pod_logs: dict[tuple[str, str, str], str] = {}
         self._hangs: list[Fault] = []  # requests to hold without an answer (status unused)
         #: "METHOD path" of each request held by :meth:`hang` so far.
         self.hanging: list[str] = []
@@ -216,6 +219,7 @@ class FakeKube:
         app.router.add_route("*", "/api/{version}/namespaces/{ns}/{plural}/{name}", self._serve)
         app.router.add_route("*", "/apis/{group}/{version}/namespaces/{ns}/{plural}", self._serve)
         app.router.add_route("*", "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", self._serve)
+        app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._pod_log)
         # Everything else under the resource APIs (subresources such as pods/exec, cluster-scoped
         # resources): authorised like the rest, then 404, as a server without those resources.
         app.router.add_route("*", "/api/{tail:.*}", self._elsewhere)
@@ -338,6 +342,46 @@ class FakeKube:
         with self._lock:
             self.calls.append(Call(request.method, request.path, dict(request.query), ctype, body, code))
         return web.json_response(payload, status=code)
+
+    def set_pod_log(self, namespace: str, pod: str, text: str, container: str = "devpod") -> None:
+        """What ``GET pods/<pod>/log`` answers for ``container`` (the pod must be put too)."""
+        with self._lock:
+            self.pod_logs[(namespace, pod, container)] = text
+
+    async def _pod_log(self, request: web.Request) -> web.Response:
+        """The pods/log subresource as the API server serves it: text/plain, ``container`` (needed when
+        the pod has more than one), ``tailLines`` and ``limitBytes`` (both positive integers)."""
+        ns, name, query = request.match_info["ns"], request.match_info["name"], request.query
+        try:
+            if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            self._authorize(request)
+            with self._lock:
+                pod = self._store.get(("pods", ns, name))
+                if pod is None:
+                    raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+                containers = [c["name"] for c in pod["spec"]["containers"]]
+                container = query.get("container") or (containers[0] if len(containers) == 1 else None)
+                if container not in containers:
+                    raise ApiError(400, "BadRequest", f"container {container!r} is not valid for pod {name}")
+                text = self.pod_logs.get((ns, name, container), "")
+            for key in ("tailLines", "limitBytes"):
+                if key in query and not (query[key].isdigit() and int(query[key]) > 0):
+                    raise ApiError(400, "BadRequest", f"{key}: must be a positive integer")
+            if "tailLines" in query:
+                text = "".join(text.splitlines(keepends=True)[-int(query["tailLines"]):])
+            data = text.encode()
+            if "limitBytes" in query:
+                data = data[: int(query["limitBytes"])]
+            code, response = 200, web.Response(body=data, content_type="text/plain", charset="utf-8")
+        except ApiError as e:
+            code = e.code
+            response = web.json_response(status_object(e.code, e.reason, e.message, e.details), status=e.code)
+            if e.code in (400, 415, 422):
+                self.errors.append(f"GET {request.path_qs}: {e.code} {e.message}")
+        with self._lock:
+            self.calls.append(Call("GET", request.path, dict(query), None, None, code))
+        return response
 
     async def _elsewhere(self, request: web.Request) -> web.Response:
         try:
