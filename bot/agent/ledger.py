@@ -20,10 +20,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from bot.core.files import set_aside, write_atomic
 from bot.github.pulls import PullRef
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,7 @@ class Ledger:
 
     def save(self, entry: RunEntry) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(entry.run_id)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(json.dumps(entry.to_json(), separators=(",", ":")))
-            f.flush()
-            os.fsync(f.fileno())  # a crash never leaves an empty entry behind the rename
-        os.replace(tmp, path)
+        write_atomic(self._path(entry.run_id), json.dumps(entry.to_json(), separators=(",", ":")), durable=True)
 
     def forget(self, run_id: str) -> None:
         self._path(run_id).unlink(missing_ok=True)
@@ -91,12 +85,10 @@ class Ledger:
             try:
                 entries.append(RunEntry.from_json(json.loads(path.read_bytes())))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                aside = path.with_suffix(".corrupt")
-                with_aside = True
                 try:
-                    os.replace(path, aside)
+                    moved = f": moved to {set_aside(path)}"
                 except OSError:
-                    with_aside = False
+                    moved = ""
                 log.error("agent run file %s cannot be read (%s)%s; its `devenv agent` check run, if any, stays "
-                          "as it is", path, exc, f": moved to {aside}" if with_aside else "")
+                          "as it is", path, exc, moved)
         return entries

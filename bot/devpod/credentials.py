@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from bot.core.files import write_atomic
 from bot.devpod import askpass
 from bot.devpod.scrub import scrub
 from bot.settings.devpod import DevPodSettings
@@ -192,9 +193,4 @@ class GitAccess:
                 return
         except OSError:
             pass
-        tmp = self.directory / f".git-askpass.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o700)
-        os.replace(tmp, self.helper)
+        write_atomic(self.helper, text, mode=0o700)

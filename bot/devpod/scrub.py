@@ -20,6 +20,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from bot.core.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 __all__ = ["MAX_BYTES", "scrub"]
@@ -61,15 +63,7 @@ def _forms(values: Iterable[str]) -> list[bytes]:
 
 
 def _rewrite(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.scrub-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IMODE(mode) or 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=stat.S_IMODE(mode) or 0o600)
 
 
 def scrub(home: Path, values: Iterable[str], *, since: float = 0.0) -> list[Path]:

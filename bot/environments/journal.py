@@ -17,11 +17,11 @@ import collections
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.core.files import set_aside, write_atomic
 from bot.environments.states import State
 from bot.github.pulls import PullRef
 
@@ -183,13 +183,7 @@ class Journal:
         return self.dir / f"{ws_id}.json"
 
     def save(self, record: EnvRecord) -> None:
-        path = self._path(record.ws_id)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(json.dumps(record.to_json(), separators=(",", ":")))
-            f.flush()
-            os.fsync(f.fileno())  # a crash never leaves an empty record behind the rename
-        os.replace(tmp, path)
+        write_atomic(self._path(record.ws_id), json.dumps(record.to_json(), separators=(",", ":")), durable=True)
 
     def load_all(self) -> list[EnvRecord]:
         records = []
@@ -212,9 +206,8 @@ class Journal:
 
     def _set_aside(self, path: Path, exc: Exception) -> None:
         """Keep a record that cannot be read, out of the way, so a new record never overwrites it."""
-        aside = path.with_suffix(".corrupt")
         try:
-            os.replace(path, aside)
+            aside = set_aside(path)
         except OSError as move_error:
             log.error("cannot read journal file %s (%s) nor move it aside (%s)", path, exc, move_error)
             return

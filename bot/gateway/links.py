@@ -18,11 +18,12 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from bot.core.files import write_atomic
 
 __all__ = ["CODE_TTL", "KeyLinks", "PendingLink"]
 
@@ -70,11 +71,7 @@ class KeyLinks:
                 if isinstance(e, dict) and isinstance(e.get("until"), (int, float)) and float(e["until"]) > now}  # type: ignore[arg-type]
         data[fingerprint] = {"login": login, "until": now + self.ttl}
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(data))
 
     # -- the one-time codes
     def start(self, fingerprint: str, login: str, ws_id: str) -> PendingLink | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from bot.core.files import write_atomic
 from bot.settings.kube import KubeSettings
 
 #: Keys of the Secret / .env file, as the settings read them.
@@ -51,11 +51,7 @@ def write_env(path: Path, values: dict[str, str]) -> None:
     keep = [ln for ln in lines if ln.split("=", 1)[0].strip() not in values]
     for key, value in values.items():
         keep.append(f"{key}={json.dumps(value)}" if ("\n" in value or " " in value) else f"{key}={value}")
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(keep) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(keep) + "\n")
 
 
 class DotEnvFile:
