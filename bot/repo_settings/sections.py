@@ -177,15 +177,12 @@ class SectionChecker(Checker):
             return False, REQUIRED_PERMISSION_DEFAULTS
         before = len(self.problems)
         merged = dict(REQUIRED_PERMISSION_DEFAULTS)
-        levels = tuple(PERMISSION_LEVELS)
         for verb, level in value.items():
             if not isinstance(verb, str) or verb not in VERBS:
                 self.unknown_verb(path, verb)
                 continue
             here = f"{path}.{verb}"
-            if not isinstance(level, str) or level not in PERMISSION_LEVELS:
-                self.add(here, f"{show(level)} is not one of {', '.join(levels)}"
-                         f"{bool_hint(level) or suggest(level, levels)}")
+            if not self.known_level(here, level):
                 continue
             if verb in CODE_RUNNING_VERBS and PERMISSION_LEVELS[level] < PERMISSION_LEVELS[CODE_RUNNING_FLOOR]:
                 self.add(here, f"{show(level)} is too low: {verb} runs code in the environment, so it needs at"
@@ -212,13 +209,18 @@ class SectionChecker(Checker):
         if level is None:
             if "permission" in value:
                 self.add(here, f"has no value; write one of {', '.join(levels)}, or remove the line for the default")
-        elif not isinstance(level, str) or level not in PERMISSION_LEVELS:
-            self.add(here, f"{show(level)} is not one of {', '.join(levels)}"
-                     f"{bool_hint(level) or suggest(level, levels)}")
-        elif PERMISSION_LEVELS[level] < PERMISSION_LEVELS[CODE_RUNNING_FLOOR]:
+        elif self.known_level(here, level) and PERMISSION_LEVELS[level] < PERMISSION_LEVELS[CODE_RUNNING_FLOOR]:
             self.add(here, f"{show(level)} is too low: a shell runs code in the environment, so it needs at least"
                      f" {CODE_RUNNING_FLOOR} (and never less than the operator's DEVENV_SSH_PERMISSION)")
         return len(self.problems) == before, level if isinstance(level, str) else None
+
+    def known_level(self, here: str, level: Any) -> bool:
+        """Whether ``level`` is a permission level; if not, say which ones are (with a likely meant one)."""
+        if isinstance(level, str) and level in PERMISSION_LEVELS:
+            return True
+        levels = tuple(PERMISSION_LEVELS)
+        self.add(here, f"{show(level)} is not one of {', '.join(levels)}{bool_hint(level) or suggest(level, levels)}")
+        return False
 
     def unknown_verb(self, path: str, verb: Any) -> None:
         choices = ", ".join(VERBS)
