@@ -21,7 +21,7 @@ from bot.access import preview_proxy
 from bot.access import routes as access
 from bot.access.hosts import PreviewTarget
 from bot.access.origin import cross_site_refusal
-from bot.cluster.kube import kube_api_client
+from bot.cluster.kube import kube_api_client, kubeconfig_namespace
 from bot.core import web as endpoints
 from bot.core.dispatch import Router
 from bot.gateway import link_page
@@ -39,7 +39,7 @@ def credential_store(settings: Settings) -> credentials.CredentialStore:
     if not settings.credentials_secret:
         return credentials.DotEnvFile(settings.env_file)
     namespace, name = credentials.secret_location(
-        settings.credentials_secret, context_namespace=credentials.kubeconfig_namespace(settings.kube))
+        settings.credentials_secret, context_namespace=kubeconfig_namespace(settings.kube))
     return credentials.KubernetesSecret(namespace, name, lambda: kube_api_client(settings.kube))
 
 

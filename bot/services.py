@@ -22,7 +22,7 @@ from gidgethub import sansio
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
 from bot.cluster.exposure import Exposure
-from bot.cluster.kube import kube_api_client
+from bot.cluster.kube import kube_api_client, kubeconfig_namespace
 from bot.cluster.routers import ServiceOnlyBackend
 from bot.core import logs
 from bot.core.deliveries import SeenDeliveries
@@ -169,7 +169,7 @@ def host_key_source(settings: Settings) -> keys.HostKeySource:
     if not spec:
         return keys.FileHostKey(settings.state_dir)
     namespace, name = credentials.secret_location(
-        spec, context_namespace=credentials.kubeconfig_namespace(settings.kube))
+        spec, context_namespace=kubeconfig_namespace(settings.kube))
     return keys.SecretHostKey(namespace, name, lambda: kube_api_client(settings.kube),
                               seed=keys.host_key_path(settings.state_dir))
 

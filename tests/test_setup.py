@@ -382,8 +382,8 @@ async def test_setup_states_expire_after_an_hour_and_are_bounded_in_number(githu
 def test_the_secrets_namespace_follows_the_context_the_bots_client_uses(tmp_path):
     import json as _json
 
+    from bot.cluster.kube import kubeconfig_namespace
     from bot.settings.kube import KubeSettings
-    from bot.setup.credentials import kubeconfig_namespace
 
     path = tmp_path / "kubeconfig"
     path.write_text(_json.dumps({

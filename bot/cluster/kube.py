@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from urllib3.exceptions import HTTPError
@@ -38,6 +39,37 @@ from bot.core.tasks import SHUTDOWN
 from bot.settings.kube import KubeSettings
 
 log = logging.getLogger(__name__)
+
+#: The namespace of the pod the bot runs in (its service account's), when it runs in one.
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def pod_namespace(pod_namespace_file: Path = POD_NAMESPACE_FILE) -> str | None:
+    """The namespace of the pod the bot runs in, or None outside a pod."""
+    try:
+        return pod_namespace_file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def kubeconfig_namespace(kube: KubeSettings) -> str | None:
+    """The namespace of the kubeconfig context the bot's client uses (``DEVENV_KUBE_CONTEXT``, else the
+    current one), if it names one."""
+    from kubernetes import config
+
+    try:
+        contexts, active = config.list_kube_config_contexts(
+            config_file=str(kube.kubeconfig) if kube.kubeconfig is not None else None)
+    except (config.ConfigException, OSError, TypeError):
+        return None
+    chosen = next((c for c in contexts if c.get("name") == kube.context), None) if kube.context else active
+    return (chosen or {}).get("context", {}).get("namespace") or None
+
+
+def own_namespace(kube: KubeSettings, pod_namespace_file: Path = POD_NAMESPACE_FILE) -> str:
+    """The bot's own namespace, where replicas keep their shared state: the pod's, else the kubeconfig
+    context's, else ``default``."""
+    return pod_namespace(pod_namespace_file) or kubeconfig_namespace(kube) or "default"
 
 __all__ = ["POD_KIND", "Kind", "KubeApi", "in_daemon_thread", "in_flight", "kube_api_client"]
 

@@ -253,6 +253,11 @@ class Records:
     def get(self, ws_id: str) -> EnvRecord | None:
         return self.by_id.get(ws_id)
 
+    def refresh(self, ws_id: str) -> EnvRecord | None:
+        """The record as the store holds it now, before a decision on it (another replica may have
+        changed it). The file backend has one process, so its memory is the truth: nothing to read."""
+        return self.by_id.get(ws_id)
+
     def __iter__(self) -> Iterator[EnvRecord]:
         return iter(list(self.by_id.values()))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -74,6 +75,9 @@ class Settings:
     sync_debounce: float = var.SYNC_DEBOUNCE.preset()  # quiet seconds after a push before the environment follows
     idle_sweep_interval: float = var.IDLE_SWEEP_INTERVAL.preset()  # how often idle environments are looked for
     catchup_interval: float = var.CATCHUP_INTERVAL.preset()  # how often open PRs are listed to catch missed events
+    state_backend: str = var.STATE_BACKEND.preset()  # "file" (one process) or "kubernetes" (replicas)
+    replica_id: str = ""  # this replica's name in Leases and records (never empty once loaded)
+    lease_duration: float = var.LEASE_DURATION.preset()  # seconds a Lease lasts without renewal
     devpod: DevPodSettings | None = None
     exposure: ExposureSettings | None = None  # when DEVENV_PREVIEW_DOMAIN is set
     access: AccessSettings | None = None  # likewise, once the App is registered
@@ -136,7 +140,13 @@ def _core(r: Reader, env_file: Path) -> Settings:
         max_rate_wait=r.value(var.MAX_RATE_WAIT), command_prefix=r.value(var.COMMAND_PREFIX),
         max_concurrent_ops=r.value(var.MAX_CONCURRENT_OPS), publish_interval=r.value(var.PUBLISH_INTERVAL),
         sync_debounce=r.value(var.SYNC_DEBOUNCE), idle_sweep_interval=r.value(var.IDLE_SWEEP_INTERVAL),
-        catchup_interval=r.value(var.CATCHUP_INTERVAL))
+        catchup_interval=r.value(var.CATCHUP_INTERVAL), state_backend=r.value(var.STATE_BACKEND),
+        replica_id=r.get(var.REPLICA_ID) or default_replica_id(), lease_duration=r.value(var.LEASE_DURATION))
+
+
+def default_replica_id() -> str:
+    """The host name (a pod's name, unique among a Deployment's replicas) and the process id."""
+    return f"{socket.gethostname() or 'devenv-bot'}-{os.getpid()}"
 
 
 def _github_urls(r: Reader) -> tuple[str, str]:

@@ -102,6 +102,20 @@ CATCHUP_INTERVAL = Var("DEVENV_CATCHUP_INTERVAL", v.Duration(), "600",
                        "repository) to catch a PR closed, turned draft or pushed to while no webhook came; it "
                        "also runs at start-up (`0`: only then)")
 
+# --------------------------------------------------------------------------- Replicas
+
+STATE_BACKEND = Var("DEVENV_STATE_BACKEND", v.Choice("file", "kubernetes",
+                                                     hint="{name}={value!r} must be 'file' or 'kubernetes'"),
+                    "file", "`file`: one process keeps its state in `DEVENV_STATE_DIR`; `kubernetes`: the state "
+                    "lives in the bot's namespace (a `DevEnvironment` custom resource, Leases, Secrets), so several "
+                    "replicas can run ([docs/operations.md](docs/operations.md))")
+REPLICA_ID = Var("DEVENV_REPLICA_ID", v.Text(), None,
+                 "this replica's name in Leases and records (unique among the replicas)",
+                 shown="the host name (a pod's name), then the process id")
+LEASE_DURATION = Var("DEVENV_LEASE_DURATION", v.Duration(positive=True), "15",
+                     "how long a replica's Lease (on a workspace, or as leader) lasts without renewal; another "
+                     "replica takes over after it")
+
 # --------------------------------------------------------------------------- DevPod
 
 _PROVIDER = r"[a-z0-9][a-z0-9-]*"
@@ -266,6 +280,7 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub requests", (WRITES_PER_MINUTE, WRITE_BURST, MAX_RETRIES, RETRY_BACKOFF, MAX_RATE_WAIT)),
     ("Environments", (COMMAND_PREFIX, MAX_CONCURRENT_OPS, PUBLISH_INTERVAL, SYNC_DEBOUNCE, IDLE_SWEEP_INTERVAL,
                       CATCHUP_INTERVAL)),
+    ("Replicas ([docs/operations.md](docs/operations.md))", (STATE_BACKEND, REPLICA_ID, LEASE_DURATION)),
     ("DevPod", (DEVPOD_BIN, DEVPOD_HOME, PROVIDER, DEVPOD_CONTEXT, SSH_CONFIG_DIR, DEVPOD_USER_HOME, PATH, LABEL_PREFIX,
                 UP_TIMEOUT, STOP_TIMEOUT, DELETE_TIMEOUT, STATUS_TIMEOUT, SSH_TIMEOUT, PROVIDER_TIMEOUT, KILL_GRACE,
                 IDE_DOWNLOAD_AMD64, IDE_DOWNLOAD_ARM64)),

@@ -17,15 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bot.cluster.kube import POD_NAMESPACE_FILE, pod_namespace
 from bot.core.files import write_atomic
-from bot.settings.kube import KubeSettings
 
 #: Keys of the Secret / .env file, as the settings read them.
 KEYS = ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET")
-POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class CannotStore(Exception):
@@ -80,23 +79,7 @@ def secret_location(spec: str, *, pod_namespace_file: Path = POD_NAMESPACE_FILE,
     if "/" in spec:
         namespace, name = spec.split("/", 1)
         return namespace, name
-    try:
-        namespace = pod_namespace_file.read_text().strip()
-    except OSError:
-        namespace = ""
-    return namespace or context_namespace or "default", spec
-
-
-def kubeconfig_namespace(kube: KubeSettings) -> str | None:
-    """The namespace of the kubeconfig context the bot's client uses (``DEVENV_KUBE_CONTEXT``, else the
-    current one), if it names one."""
-    try:
-        contexts, active = config.list_kube_config_contexts(
-            config_file=str(kube.kubeconfig) if kube.kubeconfig is not None else None)
-    except (config.ConfigException, OSError, TypeError):
-        return None
-    chosen = next((c for c in contexts if c.get("name") == kube.context), None) if kube.context else active
-    return (chosen or {}).get("context", {}).get("namespace") or None
+    return pod_namespace(pod_namespace_file) or context_namespace or "default", spec
 
 
 class KubernetesSecret:
