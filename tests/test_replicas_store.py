@@ -218,3 +218,13 @@ def test_a_merge_keeps_their_fields_and_reapplies_mine():
     theirs = {"state": "stopped", "comment_id": None, "note": "b", "history": [1, 3], "updated_at": 8}
     assert merge3(base, mine, theirs, lists=("history",), limits={"history": 2}) == {
         "state": "stopped", "comment_id": 9, "note": "b", "history": [3, 2], "updated_at": 8}
+
+
+def test_a_refresh_with_no_other_writer_keeps_what_is_held_unsaved(kube):
+    """The poll must not undo a change made in memory and not saved yet, when nobody else wrote."""
+    one = records(kube)
+    record = one.add(new_record())
+    one.save(record)
+    record.phase = "cloning"  # not saved yet
+    one.refresh_all()
+    assert one.refresh(WS) is record and record.phase == "cloning"

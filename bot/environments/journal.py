@@ -235,6 +235,9 @@ class Journal:
     def was_stored(self, ws_id: str) -> bool:
         return self._path(ws_id).exists()
 
+    def changed(self, ws_id: str) -> bool:
+        return True
+
     def load(self, ws_id: str) -> EnvRecord | None:
         try:
             return EnvRecord.from_json(json.loads(self._path(ws_id).read_bytes()))
@@ -309,6 +312,8 @@ class Records:
             return known
         if known is None:
             return self.add(fresh)
+        if not self.journal.changed(ws_id):  # nobody else wrote it: what is held (maybe unsaved yet) stays
+            return known
         assign(known, fresh)
         self._count(ws_id, known.state)
         return known

@@ -46,6 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from urllib3.exceptions import HTTPError
 
 from bot.cluster.kube import Kind, path
+from bot.core.tasks import SHUTDOWN
 from bot.replicas.records_merge import assign, merge3
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class ClusterRecords(Generic[R]):
         self.lists, self.limits, self.identity = tuple(lists), dict(limits or {}), tuple(identity)
         self._timeout, self._retries, self._backoff, self._sleep = request_timeout, retries, backoff, sleep
         self._base: dict[str, Base] = {}
+        self._changed: dict[str, bool] = {}  # ws id -> did the last read find another version than the one before
         self._aside: set[str] = set()
 
     # ------------------------------------------------------------------ HTTP
@@ -129,7 +131,9 @@ class ClusterRecords(Generic[R]):
             headers["Content-Type"] = "application/json"
         method, url, headers, body, _ = self.client.param_serialize(
             method, url_path, query_params=[], header_params=headers, body=body, auth_settings=["BearerToken"])
-        resp = self.client.call_api(method, url, headers, body, _request_timeout=self._timeout)
+        left = SHUTDOWN.remaining()  # once stopping, a call gets at most the grace that is left
+        timeout = self._timeout if left is None else max(0.1, min(self._timeout, left))
+        resp = self.client.call_api(method, url, headers, body, _request_timeout=timeout)
         resp.read()
         try:
             data = json.loads(resp.data or b"{}")
@@ -141,7 +145,7 @@ class ClusterRecords(Generic[R]):
         """One call, retried while the error is temporary: (HTTP status, decoded answer)."""
         delay = self._backoff
         for attempt in range(self._retries + 1):
-            last = attempt == self._retries
+            last = attempt == self._retries or SHUTDOWN.remaining() is not None  # no retries while stopping
             try:
                 status, data = self._once(method, url_path, body)
             except HTTPError as e:
@@ -176,6 +180,8 @@ class ClusterRecords(Generic[R]):
 
     def _remember(self, obj: dict[str, Any]) -> Base:
         base = Base(obj["metadata"]["resourceVersion"], copy.deepcopy(obj.get("spec") or {}))
+        before = self._base.get(obj["metadata"]["name"])
+        self._changed[obj["metadata"]["name"]] = before is None or before.resource_version != base.resource_version
         self._base[obj["metadata"]["name"]] = base
         return base
 
@@ -211,6 +217,11 @@ class ClusterRecords(Generic[R]):
         log.error("DevEnvironment %s cannot be read (%s): set aside as %s", ws_id, exc, aside)
 
     # ------------------------------------------------------------------ the journal's verbs
+    def changed(self, ws_id: str) -> bool:
+        """Did the last read of the workspace's object find it changed (written by someone else) since
+        this replica last read or wrote it? When not, the record held in memory is left as it is."""
+        return self._changed.get(ws_id, True)
+
     def was_stored(self, ws_id: str) -> bool:
         """Has this replica read or written the workspace's object (so its absence now means deleted)?"""
         return ws_id in self._base
