@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 from gidgethub import sansio
 
+from bot.agent.ledger import open_ledger
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
 from bot.cluster.exposure import Exposure
@@ -209,6 +210,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
     environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
+                               ledger=open_ledger(environments.store.journal, settings.state_dir),
                                metrics=metrics, prefix=settings.command_prefix,
                                progress_interval=settings.agent.progress_interval,
                                retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))

@@ -431,6 +431,13 @@ def test_rbac_is_namespaced_and_without_wildcards(variant):
                 {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["devenv-bot-ssh-host-key"],
                  "verbs": ["get"]}]
             continue
+        if role["metadata"]["name"] == "devenv-bot-state":
+            # The environments' records with DEVENV_STATE_BACKEND=kubernetes (bot/replicas/records.py):
+            # exactly the verbs the store uses, on its own kind only, in the bot's own namespace.
+            assert role["metadata"]["namespace"] == "devenv-bot"
+            assert role["rules"] == [{"apiGroups": ["devenv-bot.dev"], "resources": ["devenvironments"],
+                                      "verbs": ["get", "list", "create", "update", "delete"]}]
+            continue
         assert role["metadata"]["namespace"] == "devenv-workspaces"
     cluster_roles = find(objects, "ClusterRole")
     if variant == "all-components":  # components/detect-architecture, the one opt-in ClusterRole
@@ -440,6 +447,24 @@ def test_rbac_is_namespaced_and_without_wildcards(variant):
     else:
         assert cluster_roles == [] and find(objects, "ClusterRoleBinding") == []
         assert bot_config(objects)["DEVENV_ARCHITECTURE"] in ("amd64", "arm64")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_devenvironment_crd_is_shipped_with_the_columns_operators_read(variant):
+    """Every variant carries the CRD of the records (harmless with the file backend), and
+    `kubectl get devenvironments` shows repository, PR, state, head and age."""
+    crd = one(render(variant), "CustomResourceDefinition", "devenvironments.devenv-bot.dev")
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"], spec["names"]["kind"], spec["names"]["plural"]) == (
+        "devenv-bot.dev", "Namespaced", "DevEnvironment", "devenvironments")
+    assert "devenv" in spec["names"]["shortNames"]
+    [version] = spec["versions"]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns == {"Repository": ".spec.repository", "PR": ".spec.pr", "State": ".spec.state",
+                       "Head": ".spec.head", "Age": ".metadata.creationTimestamp"}
+    binding = one(render(variant), "RoleBinding", "devenv-bot-state", "devenv-bot")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "devenv-bot", "namespace": "devenv-bot"}]
 
 
 def test_the_components_are_opt_in_and_sound():

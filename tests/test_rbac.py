@@ -200,6 +200,16 @@ async def read_logs(srv, github, kube) -> None:
     assert kube.exercised >= {("", "pods", "list"), ("", "pods/log", "get")}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_records_store_stays_within_the_rules(kube, overlay):
+    """DEVENV_STATE_BACKEND=kubernetes: the DevEnvironment records in the bot's own namespace
+    (tests/test_replicas_store.py)."""
+    from tests.test_replicas_store import exercise
+
+    exercise(kube)
+    assert {v for g, r, v in kube.exercised if r == "devenvironments"} == {"get", "list", "create", "update", "delete"}
+
+
 async def test_devenv_logs_stays_within_the_ingress_nginx_rules(bot, github, kube):  # noqa: F811
     await links.opened(bot)
     await read_logs(bot, github, kube)

@@ -13,6 +13,9 @@ GitHub. So on start-up an entry is either
 Each write replaces the file atomically (written to a temporary file, fsynced, renamed), as
 :mod:`bot.environments.journal` does for environments; an unreadable file is moved aside and
 logged, never silently dropped. The files hold no secret: not the prompt, no token.
+
+With ``DEVENV_STATE_BACKEND=kubernetes`` the same entries live in the cluster instead
+(:class:`bot.replicas.records_runs.ClusterRunLedger`, chosen by :func:`open_ledger`).
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from typing import Any
 
 from bot.core.files import set_aside, write_atomic
 from bot.github.pulls import PullRef
+from bot.replicas.records import ClusterRecords
+from bot.replicas.records_runs import ClusterRunLedger
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Ledger", "RunEntry"]
+__all__ = ["ClusterLedger", "Ledger", "RunEntry", "open_ledger"]
 
 
 @dataclasses.dataclass
@@ -92,3 +97,28 @@ class Ledger:
                 log.error("agent run file %s cannot be read (%s)%s; its `devenv agent` check run, if any, stays "
                           "as it is", path, exc, moved)
         return entries
+
+
+
+class ClusterLedger(Ledger):
+    """The same verbs, the entries in the cluster (:class:`~bot.replicas.records_runs.ClusterRunLedger`)."""
+
+    def __init__(self, store: ClusterRunLedger[RunEntry]) -> None:  # no directory: nothing on disk
+        self.store = store
+
+    def save(self, entry: RunEntry) -> None:
+        self.store.save(entry)
+
+    def forget(self, run_id: str) -> None:
+        self.store.forget(run_id)
+
+    def load_all(self) -> list[RunEntry]:
+        return self.store.load_all()
+
+
+def open_ledger(journal: object, state_dir: Path) -> Ledger:
+    """Where runs are journalled: beside the environments' records (``journal``, the manager's): in
+    their DevEnvironment objects when those are in the cluster, else in files under ``state_dir``."""
+    if isinstance(journal, ClusterRecords):
+        return ClusterLedger(ClusterRunLedger(journal, RunEntry.from_json))
+    return Ledger(state_dir)

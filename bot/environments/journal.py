@@ -21,9 +21,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.cluster.kube import kube_api_client, own_namespace
 from bot.core.files import set_aside, write_atomic
 from bot.environments.states import State
 from bot.github.pulls import PullRef
+from bot.replicas.records import ClusterRecords
+from bot.replicas.records_merge import assign
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,16 @@ class Action:
     by: str
     at: float
     outcome: str = "queued"
+
+
+def open_journal(settings: Any) -> Journal | ClusterRecords[EnvRecord]:
+    """Where records are kept: the state directory's files, or (``DEVENV_STATE_BACKEND=kubernetes``, for
+    several replicas) DevEnvironment objects in the bot's namespace (:mod:`bot.replicas.records`)."""
+    if getattr(settings, "state_backend", "file") != "kubernetes":
+        return Journal(settings.state_dir)
+    return ClusterRecords(kube_api_client(settings.kube), own_namespace(settings.kube), EnvRecord.from_json,
+                          replica=settings.replica_id, lists=("history", "pending"), limits={"history": HISTORY_SIZE},
+                          identity=("ws_id", "installation_id", "owner", "repo", "number", "head_sha"))
 
 
 def remember(history: list[Action], action: Action, size: int = HISTORY_SIZE) -> list[Action]:
@@ -175,6 +188,9 @@ class EnvRecord:
 
 
 class Journal:
+    #: One process writes here: its memory is the truth (see :meth:`Records.refresh`).
+    shared = False
+
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "environments"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -216,6 +232,18 @@ class Journal:
     def forget(self, ws_id: str) -> None:
         self._path(ws_id).unlink(missing_ok=True)
 
+    def was_stored(self, ws_id: str) -> bool:
+        return self._path(ws_id).exists()
+
+    def changed(self, ws_id: str) -> bool:
+        return True
+
+    def load(self, ws_id: str) -> EnvRecord | None:
+        try:
+            return EnvRecord.from_json(json.loads(self._path(ws_id).read_bytes()))
+        except FileNotFoundError:
+            return None
+
 
 class Records:
     """The records the bot tracks, in memory and in the journal.
@@ -225,7 +253,7 @@ class Records:
     environments-by-state gauge follows it), at a constant cost however many records there are.
     """
 
-    def __init__(self, journal: Journal, clock: Callable[[], float],
+    def __init__(self, journal: Journal | ClusterRecords[EnvRecord], clock: Callable[[], float],
                  on_change: Callable[[Mapping[State, int]], None] | None = None) -> None:
         self.journal = journal
         self.clock = clock
@@ -255,8 +283,40 @@ class Records:
 
     def refresh(self, ws_id: str) -> EnvRecord | None:
         """The record as the store holds it now, before a decision on it (another replica may have
-        changed it). The file backend has one process, so its memory is the truth: nothing to read."""
-        return self.by_id.get(ws_id)
+        changed it). The file backend has one process, so its memory is the truth: nothing to read.
+        With the cluster's store the tracked record is updated IN PLACE (others hold references to
+        it); one another replica created is added, one it deleted is dropped."""
+        if not self.journal.shared:
+            return self.by_id.get(ws_id)
+        stored = self.journal.was_stored(ws_id)
+        return self._take(ws_id, self.journal.load(ws_id), stored)
+
+    def refresh_all(self) -> None:
+        """Pick up every record other replicas created, changed or deleted (the cluster store's poll)."""
+        if not self.journal.shared:
+            return
+        stored = {ws_id for ws_id in self.by_id if self.journal.was_stored(ws_id)}
+        fresh = {record.ws_id: record for record in self.journal.load_all()}
+        for ws_id in stored - fresh.keys():
+            self._take(ws_id, None, True)
+        for ws_id, record in fresh.items():
+            self._take(ws_id, record, True)
+
+    def _take(self, ws_id: str, fresh: EnvRecord | None, stored: bool) -> EnvRecord | None:
+        known = self.by_id.get(ws_id)
+        if fresh is None:
+            if known is not None and stored:  # deleted by another replica (a new, unsaved record stays)
+                self.by_id.pop(ws_id, None)
+                self._count(ws_id, None)
+                return None
+            return known
+        if known is None:
+            return self.add(fresh)
+        if not self.journal.changed(ws_id):  # nobody else wrote it: what is held (maybe unsaved yet) stays
+            return known
+        assign(known, fresh)
+        self._count(ws_id, known.state)
+        return known
 
     def __iter__(self) -> Iterator[EnvRecord]:
         return iter(list(self.by_id.values()))

@@ -34,7 +34,7 @@ from bot import devpod
 from bot.core.metrics import Metrics
 from bot.environments import report
 from bot.environments.executor import OperationExecutor
-from bot.environments.journal import Action, EnvRecord, Journal, Op, PullInfo, Records
+from bot.environments.journal import Action, EnvRecord, Op, PullInfo, Records, open_journal
 from bot.environments.links import Links
 from bot.environments.operations import BUILD_OPS, Operations
 from bot.environments.publishing import CHECK_NAME, Publishing
@@ -67,7 +67,8 @@ class EnvironmentManager:
         self.clock = clock
         self.where = report.Where.of(settings, dp)
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
-        self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
+        self.store = Records(open_journal(settings), clock, on_change=self.metrics.states)
+        self.poll: asyncio.Task[None] | None = None  # the cluster store's poll of other replicas' writes
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
@@ -113,6 +114,8 @@ class EnvironmentManager:
         resume unfinished operations."""
         self.operations.prepare_dirs()
         self.store.load()
+        if self.store.journal.shared:
+            self.poll = asyncio.create_task(self._poll(), name="poll the records")
         try:
             await self.operations.prepare_devpod()
         except Exception:
@@ -148,6 +151,18 @@ class EnvironmentManager:
         """
         await self.queue.drain(grace)
         await self.publishing.close()
+        if self.poll is not None:
+            self.poll.cancel()
+            await asyncio.gather(self.poll, return_exceptions=True)
+
+    async def _poll(self) -> None:
+        """Every lease duration, pick up the records other replicas created, changed or deleted."""
+        while True:
+            await asyncio.sleep(getattr(self.settings, "lease_duration", 15.0))
+            try:
+                self.store.refresh_all()
+            except Exception:
+                log.exception("reading the records from the cluster failed; trying again later")
 
     # ------------------------------------------------------------------ looking
     @property
@@ -156,8 +171,8 @@ class EnvironmentManager:
         return types.MappingProxyType(self.store.by_id)
 
     def find(self, info: PullInfo) -> EnvRecord | None:
-        """The PR's record if the bot tracks it (never creates one)."""
-        return self.store.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
+        """The PR's record if the bot tracks it (never creates one), as the store holds it now."""
+        return self.store.refresh(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
 
     def busy(self, ws_id: str) -> bool:
         """Is an operation of this environment running or waiting?"""
@@ -175,7 +190,7 @@ class EnvironmentManager:
     def record_for(self, info: PullInfo) -> EnvRecord:
         """The PR's record, made if new, brought up to date with what ``info`` says."""
         ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
-        record = self.store.get(ws_id) or self.store.add(EnvRecord(
+        record = self.store.refresh(ws_id) or self.store.add(EnvRecord(
             ws_id=ws_id, installation_id=info.ref.installation_id, owner=info.ref.owner, repo=info.ref.repo,
             number=info.ref.number, head_sha=info.head_sha))
         record.installation_id = info.ref.installation_id

@@ -19,11 +19,14 @@ Each function returns a list of problems (empty: valid).
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import yaml
 
 #: The Kubernetes version the fake pretends to be (and validates against).
 KUBERNETES_VERSION = "1.30"
@@ -74,7 +77,43 @@ MIDDLEWARE_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Custom resources of the bot's own, checked against the CRD shipped in deploy/ (so what the tests
+#: enforce is what the cluster gets): kind → the CRD's file.
+OWN_CRDS = {"DevEnvironment": Path(__file__).resolve().parents[2] / "deploy" / "base" / "devenvironments.yaml"}
+
+
+def structural(schema: Any) -> Any:
+    """An openAPIV3Schema as JSON Schema, as strict as the API server is with a structural schema:
+    ``nullable`` becomes a ``null`` type, and an object that names its properties takes no others
+    (the API server would prune them silently: data lost) unless it has
+    ``x-kubernetes-preserve-unknown-fields``."""
+    if isinstance(schema, list):
+        return [structural(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: structural(v) for k, v in schema.items() if not k.startswith("x-kubernetes-") and k != "nullable"}
+    if schema.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if ("properties" in schema and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one of :data:`OWN_CRDS`, from its CustomResourceDefinition's served version."""
+    [crd] = [d for d in yaml.safe_load_all(OWN_CRDS[kind].read_text())
+             if d and d.get("kind") == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == kind]
+    [version] = [v for v in crd["spec"]["versions"] if v.get("served")]
+    return structural(version["schema"]["openAPIV3Schema"])
+
+
 def _schema_problems(obj: dict[str, Any]) -> list[str]:
+    if obj.get("kind") in OWN_CRDS:
+        validator = jsonschema.Draft202012Validator(crd_schema(obj["kind"]))
+        return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+                for e in validator.iter_errors(obj)]
     if obj.get("kind") == "Middleware":
         validator = jsonschema.Draft202012Validator(MIDDLEWARE_SCHEMA)
         return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
