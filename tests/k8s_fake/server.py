@@ -1,4 +1,4 @@
-"""A small Kubernetes API server for tests: namespaced Services, Ingresses and Traefik Middlewares.
+"""A small Kubernetes API server for tests: namespaced Services, Ingresses, Traefik Middlewares, Leases ...
 
 It runs aiohttp on 127.0.0.1 (random port) in a background thread with its own event
 loop, because the official ``kubernetes`` client is synchronous: the code under test calls
@@ -66,6 +66,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     ("traefik.io", "v1alpha1", "middlewares"): "Middleware",
     ("", "v1", "secrets"): "Secret",  # where the setup flow stores the App's credentials in a pod
     ("", "v1", "pods"): "Pod",  # DevPod's workspace pods (put by tests); the bot lists them for /devenv logs
+    ("coordination.k8s.io", "v1", "leases"): "Lease",  # replicas: one operation per workspace, the leader
 }
 
 
