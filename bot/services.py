@@ -187,6 +187,20 @@ def _replicas(settings: Settings, metrics: Metrics) -> tuple[Coordination, Leade
     return coordination, LeaderElection(leases), api
 
 
+def _lead(leader: LeaderElection | None, environments: EnvironmentManager | None) -> Callable[[], bool]:
+    """Give the leader its own singletons; returns what the others (reaper, catch-up) ask at each round."""
+    if leader is None:
+        return lambda: True
+    if environments is not None:
+        manager = environments
+        leader.on_elected.append(manager.sweep_orphans)  # the links no replica's record knows
+
+        async def take_over() -> None:
+            await manager.take_over()  # operations whose replica died: resumed here
+        leader.on_tick.append(take_over)
+    return leader.is_leader
+
+
 def host_key_source(settings: Settings) -> keys.HostKeySource:
     """Where the gateway's host key lives: a Kubernetes Secret when the bot keeps its secrets there
     (DEVENV_CREDENTIALS_SECRET, resolved as the credentials' Secret is), else the state directory."""
@@ -234,13 +248,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
             await agent_runs.end_for(ws_id, op)
 
     environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, coordination)
-    is_leader = leader.is_leader if leader is not None else (lambda: True)
-    if leader is not None and environments is not None:
-        leader.on_elected.append(environments.sweep_orphans)  # the links no replica's record knows
-
-        async def take_over() -> None:
-            await environments.take_over()  # operations whose replica died: resumed here
-        leader.on_tick.append(take_over)
+    is_leader = _lead(leader, environments)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                metrics=metrics, prefix=settings.command_prefix,

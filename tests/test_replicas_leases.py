@@ -1,0 +1,124 @@
+"""The Lease primitive (bot/replicas/leases.py) against the Kubernetes fake: two holders, expiry takeover,
+renewal, release, and a race for an expired Lease with exactly one winner. Time is a hand-moved clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from kubernetes.client import ApiClient, Configuration
+
+from bot.cluster.kube import KubeApi
+from bot.replicas.leases import Leases, format_micro, parse_micro
+from tests.eventually import eventually
+from tests.k8s_fake.server import ApiError
+
+NS = "devenv-bot"
+NAME = "devenv-ws-hello-world-pr2-4d960c"
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def api(kube):
+    api = KubeApi(ApiClient(Configuration(host=kube.url)), NS)
+    yield api
+    await api.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def replica(api: KubeApi, clock: Clock, name: str, duration: float = 15) -> Leases:
+    return Leases(api, name, duration, clock=clock)
+
+
+def spec(kube) -> dict:
+    return kube.get("leases", NS, NAME)["spec"]
+
+
+def test_micro_time_is_what_the_api_server_parses():
+    assert format_micro(1_800_000_000.25) == "2027-01-15T08:00:00.250000Z"
+    assert parse_micro("2027-01-15T08:00:00.250000Z") == 1_800_000_000.25
+    assert parse_micro("2027-01-15T08:00:00Z") == 1_800_000_000.0
+
+
+def test_the_fake_refuses_a_lease_whose_times_are_not_micro_time(kube):
+    bad = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "x"},
+           "spec": {"holderIdentity": "a", "renewTime": "2027-01-15T08:00:00Z"}}
+    with pytest.raises(ApiError, match="MicroTime"):
+        kube.put_object("leases", NS, bad)
+
+
+async def test_the_first_replica_takes_a_free_lease_and_the_second_is_refused(kube, api, clock):
+    one, two = replica(api, clock, "replica-1"), replica(api, clock, "replica-2")
+    assert await one.try_acquire(NAME)
+    assert not await two.try_acquire(NAME)
+    s = spec(kube)
+    assert s["holderIdentity"] == "replica-1" and s["leaseDurationSeconds"] == 15 and s["leaseTransitions"] == 0
+    assert s["renewTime"] == format_micro(clock.now)
+    assert await one.try_acquire(NAME)  # its own: taken again (renewed), nobody else's turn
+    assert spec(kube)["holderIdentity"] == "replica-1"
+
+
+async def test_an_expired_lease_is_taken_over_and_the_transition_counted(kube, api, clock):
+    one, two = replica(api, clock, "replica-1"), replica(api, clock, "replica-2")
+    assert await one.try_acquire(NAME)
+    clock.now += 15  # renewTime + duration == now: not expired yet
+    assert not await two.try_acquire(NAME)
+    clock.now += 0.5
+    assert await two.try_acquire(NAME)
+    s = spec(kube)
+    assert s["holderIdentity"] == "replica-2" and s["leaseTransitions"] == 1
+    assert s["acquireTime"] == s["renewTime"] == format_micro(clock.now)
+    assert not await one.renew(NAME)  # the old holder learns it lost it
+    assert spec(kube)["holderIdentity"] == "replica-2"
+
+
+async def test_renewal_keeps_a_lease_from_being_taken_over(kube, api, clock):
+    one, two = replica(api, clock, "replica-1"), replica(api, clock, "replica-2")
+    assert await one.try_acquire(NAME)
+    acquired = spec(kube)["acquireTime"]
+    for _ in range(5):
+        clock.now += 10
+        assert await one.renew(NAME)
+        assert not await two.try_acquire(NAME)
+    s = spec(kube)
+    assert s["renewTime"] == format_micro(clock.now) and s["acquireTime"] == acquired and s["leaseTransitions"] == 0
+
+
+async def test_a_released_lease_is_free_at_once_and_release_never_frees_someone_else_s(kube, api, clock):
+    one, two = replica(api, clock, "replica-1"), replica(api, clock, "replica-2")
+    assert await one.try_acquire(NAME)
+    await two.release(NAME)  # not its own: nothing happens
+    assert spec(kube)["holderIdentity"] == "replica-1"
+    await one.release(NAME)
+    assert "holderIdentity" not in spec(kube)
+    assert await two.try_acquire(NAME)  # no need to wait for an expiry
+    assert spec(kube)["holderIdentity"] == "replica-2"
+
+
+async def test_two_replicas_racing_for_an_expired_lease_leave_exactly_one_winner(kube, api, clock):
+    """Both read the same resourceVersion (their GETs are held until both are in), both PUT: the API
+    server's optimistic concurrency answers one of them 409."""
+    old = replica(api, clock, "replica-0")
+    assert await old.try_acquire(NAME)
+    clock.now += 60
+    racers = [replica(api, clock, f"replica-{i}") for i in (1, 2)]
+    kube.hang("GET", f"/leases/{NAME}", times=2)
+    race = asyncio.gather(*(r.try_acquire(NAME) for r in racers))
+    await eventually(lambda: len(kube.hanging) == 2, what="both replicas read the expired lease")
+    kube.release()
+    results = await race
+    assert sorted(results) == [False, True]
+    winner = racers[results.index(True)].holder
+    assert spec(kube)["holderIdentity"] == winner and spec(kube)["leaseTransitions"] == 1
+    assert [c.status for c in kube.calls if c.method == "PUT"] == [200, 409]
