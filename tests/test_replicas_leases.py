@@ -4,6 +4,8 @@ renewal, release, and a race for an expired Lease with exactly one winner. Time 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
 
 import pytest
 from kubernetes.client import ApiClient, Configuration
@@ -122,3 +124,38 @@ async def test_two_replicas_racing_for_an_expired_lease_leave_exactly_one_winner
     winner = racers[results.index(True)].holder
     assert spec(kube)["holderIdentity"] == winner and spec(kube)["leaseTransitions"] == 1
     assert [c.status for c in kube.calls if c.method == "PUT"] == [200, 409]
+
+
+# --------------------------------------------------------------------------- the stand-in's overlap check
+
+
+def test_the_stand_in_sees_two_processes_on_one_workspace_even_though_its_lock_serialises_them(tmp_path):
+    """The ops log is written before DevPod's workspace lock: two ``up`` at once are an overlap (the bot
+    must never ask for that), two in a row are not, and a stop of another workspace meanwhile is fine."""
+    from tests.standin import DevPodStandIn
+    from tests.test_devpod_standin import SOURCE, WS, up
+
+    standin = DevPodStandIn(tmp_path / "home", provider_configured=True)
+    (standin.home / "ssh").mkdir()
+    assert up(standin).returncode == 0 and up(standin).returncode == 0
+    [first, second] = standin.op_spans()
+    assert first["ws"] == second["ws"] == WS and first["command"] == "up" and second["start"] >= first["end"]
+    standin.assert_no_overlap()
+    standin.inject(command="up", sleep=1.0)
+    slow = subprocess.Popen([str(standin.binary), "up", WS, "--id", WS, "--source", SOURCE, "--ide", "none",
+                             "--open-ide=false", "--ssh-config", str(standin.home / "ssh" / "c")],
+                            env={"PATH": standin.search_path, "DEVPOD_HOME": str(standin.home)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while len(standin.op_spans()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)  # a subprocess, not the bot: no event loop to wait on
+        assert up(standin, ws="other-ws", source="git:https://github.com/Codertocat/other").returncode == 0
+        assert standin.overlaps() == []  # another workspace: not an overlap
+        assert up(standin).returncode == 0  # DevPod's lock makes it wait, but the bot asked for it at once
+    finally:
+        assert slow.wait(20) == 0
+    [(a, b)] = standin.overlaps()
+    assert a["ws"] == b["ws"] == WS and a["pid"] != b["pid"]
+    with pytest.raises(AssertionError, match="two DevPod processes ran on one workspace at once"):
+        standin.assert_no_overlap()

@@ -182,3 +182,24 @@ async def test_a_stopping_leader_hands_over_at_once(kube):
     finally:
         await api.close()
     await asyncio.sleep(0)
+
+
+async def test_only_the_leader_catches_up():
+    from bot.environments.catchup import CatchUp
+
+    listed: list[tuple] = []
+
+    class Lister:
+        async def list_open(self, *repository):
+            listed.append(repository)
+            return SimpleNamespace(pulls={}, changed=False, calls=1)
+
+    record = EnvRecord(ws_id=WS, installation_id=1, owner=OWNER, repo=REPO, number=NUMBER, head_sha="a" * 40)
+    leading = [False]
+    manager = SimpleNamespace(records={WS: record}, clock=time.time, busy=lambda _: False)
+    catchup = CatchUp(manager, Lister(), policy=lambda _: None, leader=lambda: leading[0])
+    await catchup.run_once()
+    assert listed == [] and catchup.rounds == 0
+    leading[0] = True
+    await catchup.run_once()
+    assert listed == [(1, OWNER, REPO)] and catchup.rounds == 1

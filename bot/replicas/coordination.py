@@ -97,8 +97,9 @@ class LeaseCoordination:
 
     def __init__(self, leases: Leases, *, slots: int, on_lost: Callable[[str], None] = lambda _: None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, first_poll: float = FIRST_POLL) -> None:
         self.leases = leases
+        self.first_poll = first_poll
         self.slots = slots
         self.on_lost = on_lost  # hears "workspace" or "slot" when a renewal was lost
         self.sleep = sleep
@@ -113,7 +114,7 @@ class LeaseCoordination:
         return self.leases.duration / 3
 
     async def _poll(self, take: Callable[[], Awaitable[str | None]], on_wait: Callable[[], None]) -> str:
-        delay, told = FIRST_POLL, False
+        delay, told = self.first_poll, False
         while True:
             name = await take()
             if name is not None:
