@@ -159,3 +159,32 @@ def test_the_stand_in_sees_two_processes_on_one_workspace_even_though_its_lock_s
     assert a["ws"] == b["ws"] == WS and a["pid"] != b["pid"]
     with pytest.raises(AssertionError, match="two DevPod processes ran on one workspace at once"):
         standin.assert_no_overlap()
+
+
+async def test_a_workspace_lease_lost_mid_operation_is_logged_counted_and_not_released_from_its_new_holder(
+        kube, api, clock, caplog):
+    from bot.replicas.coordination import LeaseCoordination, workspace_lease
+
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the renewer's pauses, one per tick the test gives
+        slept.append(seconds)
+        await ticks.get()
+
+    lost: list[str] = []
+    one = LeaseCoordination(replica(api, clock, "replica-1"), slots=1, on_lost=lost.append, sleep=sleep,
+                            clock=clock)
+    async with one.workspace("hello-world-pr2-4d960c", lambda: None):
+        assert spec(kube)["holderIdentity"] == "replica-1"
+        clock.now += 4
+        ticks.put_nowait(None)
+        await eventually(lambda: len(slept) == 2, what="one renewal")
+        assert spec(kube)["renewTime"] == format_micro(clock.now) and lost == []
+        assert slept[0] == 5  # a third of the lease duration
+        later = Clock(clock.now + 60)  # a replica that believes the lease expired (it stopped being renewed)
+        assert await replica(api, later, "replica-2").try_acquire(workspace_lease("hello-world-pr2-4d960c"))
+        ticks.put_nowait(None)
+        await eventually(lambda: lost == ["workspace"], what="the loss noticed")
+        assert "LOST lease devenv-ws-hello-world-pr2-4d960c" in caplog.text
+    assert spec(kube)["holderIdentity"] == "replica-2"  # the end of the operation did not free it
