@@ -148,13 +148,14 @@ class EnvironmentManager:
         more (the one that ran them died: their workspace Lease expired), as start-up resumes its own."""
         taken: list[str] = []
         for record in self.store:
-            if record.op is None or self.queue.busy(record.ws_id):
+            if (record.op is None and not record.pending) or self.queue.busy(record.ws_id):
                 continue
             fresh = self.store.refresh(record.ws_id)
-            if fresh is None or fresh.op is None or self.queue.busy(fresh.ws_id):
+            if fresh is None or (fresh.op is None and not fresh.pending) or self.queue.busy(fresh.ws_id):
                 continue
             if await self.coordination.abandoned(fresh.ws_id, fresh.updated_at):
-                log.warning("taking over %s of %s: the replica that ran it is gone", fresh.op.kind, fresh.ws_id)
+                log.warning("taking over %s of %s: the replica that ran it is gone",
+                            ", ".join(op.kind for op in [fresh.op, *fresh.pending] if op is not None), fresh.ws_id)
                 self._resume(fresh, "taken over from a replica that is gone")
                 taken.append(fresh.ws_id)
         return taken
