@@ -23,7 +23,7 @@ from bot.agent.ledger import open_ledger
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
 from bot.cluster.exposure import Exposure
-from bot.cluster.kube import kube_api_client, kubeconfig_namespace
+from bot.cluster.kube import KubeApi, kube_api_client, kubeconfig_namespace, own_namespace
 from bot.cluster.routers import ServiceOnlyBackend
 from bot.core import logs
 from bot.core.deliveries import SeenDeliveries
@@ -45,6 +45,9 @@ from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
+from bot.replicas.coordination import Coordination, LeaseCoordination, LocalCoordination
+from bot.replicas.leader import LeaderElection
+from bot.replicas.leases import Leases
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
 from bot.setup import credentials
@@ -75,6 +78,8 @@ class Bot:
     link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
+    leader: LeaderElection | None = None  # DEVENV_STATE_BACKEND=kubernetes: who runs the singletons
+    lease_api: KubeApi | None = None  # ... and the Leases' client, closed last
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +100,9 @@ class Bot:
             raise
         if self.environments is not None:
             await self.environments.start()
+        if self.leader is not None:  # the first round now: the singletons below know who leads
+            await self.leader.step()
+            self.leader.start()
         if self.agent_runs is not None:
             self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
@@ -116,6 +124,8 @@ class Bot:
             await self.catchup.stop()
         if self.reaper is not None:
             await self.reaper.stop()
+        if self.leader is not None:  # handed over at once, not after a lease duration
+            await self.leader.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
         if self.agent_runs is not None:
             await self.agent_runs.drain(self.settings.shutdown_grace)
@@ -129,6 +139,8 @@ class Bot:
             await self.exposure.close()
         await self.session.close()
         self.seen_deliveries.close()
+        if self.lease_api is not None:
+            await self.lease_api.close()
 
     def context_for(self, event: sansio.Event) -> Context[Bot]:
         installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
@@ -152,15 +164,42 @@ def _exposure(settings: Settings) -> Exposure | None:
 
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
                   tunnel: CloudflareTunnelRoutes | None, metrics: Metrics,
-                  before_destructive: Callable[[str, Op], Awaitable[None]]) -> EnvironmentManager | None:
+                  before_destructive: Callable[[str, Op], Awaitable[None]],
+                  coordination: Coordination) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
         sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
+        coordination=coordination,
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+
+
+def _replicas(settings: Settings, metrics: Metrics) -> tuple[Coordination, LeaderElection | None, KubeApi | None]:
+    """Leases in the bot's namespace with ``DEVENV_STATE_BACKEND=kubernetes`` (no I/O yet); else one process."""
+    if settings.state_backend != "kubernetes":
+        return LocalCoordination(), None, None
+    api = KubeApi(kube_api_client(settings.kube), own_namespace(settings.kube))
+    leases = Leases(api, settings.replica_id, settings.lease_duration)
+    coordination = LeaseCoordination(leases, slots=settings.max_concurrent_ops,
+                                     on_lost=lambda kind: metrics.lease_lost.labels(kind).inc())
+    return coordination, LeaderElection(leases), api
+
+
+def _lead(leader: LeaderElection | None, environments: EnvironmentManager | None) -> Callable[[], bool]:
+    """Give the leader its own singletons; returns what the others (reaper, catch-up) ask at each round."""
+    if leader is None:
+        return lambda: True
+    if environments is not None:
+        manager = environments
+        leader.on_elected.append(manager.sweep_orphans)  # the links no replica's record knows
+
+        async def take_over() -> None:
+            await manager.take_over()  # operations whose replica died: resumed here
+        leader.on_tick.append(take_over)
+    return leader.is_leader
 
 
 def host_key_source(settings: Settings) -> keys.HostKeySource:
@@ -198,16 +237,19 @@ def build(settings: Settings, routers: Iterable[Router], *,
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
     github = GitHubClient(settings, auth, session, metrics)
     exposure = _exposure(settings)
+    coordination, leader, lease_api = _replicas(settings, metrics)
     tunnel = None
     if settings.cloudflare is not None and settings.exposure is not None:
-        tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session)
+        tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session,
+                                        mutex=lambda: coordination.mutex("devenv-cloudflare-tunnel"))
     agent_runs: AgentRuns | None = None
 
     async def end_agent_run(ws_id: str, op: Op) -> None:  # a stop, rebuild or delete first ends the agent run
         if agent_runs is not None:
             await agent_runs.end_for(ws_id, op)
 
-    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run)
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, coordination)
+    is_leader = _lead(leader, environments)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                ledger=open_ledger(environments.store.journal, settings.state_dir),
@@ -220,7 +262,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
     if environments is not None and settings.idle_sweep_interval > 0:
         reaper = IdleReaper(environments, activity=link_activity.get,
                             busy=lambda record: runs is not None and record.ws_id in runs.runs,
-                            interval=settings.idle_sweep_interval)
+                            interval=settings.idle_sweep_interval, leader=is_leader)
     repo_settings, permissions = RepoSettingsLoader(), Permissions()
     gateway = _gateway(settings, environments, github, metrics, link_activity, repo_settings)
     catchup = None
@@ -230,7 +272,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
                           lambda inst: Policy(github.installation(inst), loader=repo_settings, permissions=permissions,
                                               ledger=manager),
                           agent_busy=lambda record: runs is not None and record.ws_id in runs.runs,
-                          interval=settings.catchup_interval)
+                          interval=settings.catchup_interval, leader=is_leader)
     readiness = Readiness()
     add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
     tasks = TaskTracker(on_change=metrics.background_tasks.set)
@@ -239,7 +281,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
                agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup,
-               gateway=gateway)
+               gateway=gateway, leader=leader, lease_api=lease_api)
 
 
 __all__ = ["Bot", "build", "host_key_source"]

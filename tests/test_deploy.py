@@ -438,6 +438,12 @@ def test_rbac_is_namespaced_and_without_wildcards(variant):
             assert role["rules"] == [{"apiGroups": ["devenv-bot.dev"], "resources": ["devenvironments"],
                                       "verbs": ["get", "list", "create", "update", "delete"]}]
             continue
+        if role["metadata"]["name"] == "devenv-bot-leases":
+            # Replicas' Leases in the bot's own namespace: get, create, update (bot/replicas/leases.py).
+            assert role["metadata"]["namespace"] == "devenv-bot"
+            assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                      "verbs": ["get", "create", "update"]}]
+            continue
         assert role["metadata"]["namespace"] == "devenv-workspaces"
     cluster_roles = find(objects, "ClusterRole")
     if variant == "all-components":  # components/detect-architecture, the one opt-in ClusterRole

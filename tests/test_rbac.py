@@ -190,6 +190,27 @@ async def test_the_applier_s_update_and_adopt_paths_stay_within_the_rules(kube, 
         assert {v for g, r, v in kube.exercised if r == resource} == {"list", "create", "get", "update", "delete"}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+async def test_replicas_leases_stay_within_the_rules(kube, overlay):
+    """Replicas (DEVENV_STATE_BACKEND=kubernetes): a workspace Lease taken, taken again, renewed, released,
+    and one taken over after it expired, in the bot's own namespace (tests/test_replicas_leases*.py)."""
+    from bot.cluster.kube import KubeApi
+    from bot.replicas.leases import Leases
+
+    now = [1_800_000_000.0]
+    api = KubeApi(ApiClient(Configuration(host=kube.url)), BOT_ACCOUNT[0], sleep=no_sleep)
+    try:
+        one, two = (Leases(api, f"replica-{n}", 15, clock=lambda: now[0]) for n in (1, 2))
+        assert await one.try_acquire("devenv-ws-x") and await one.try_acquire("devenv-ws-x")
+        assert await one.renew("devenv-ws-x")
+        now[0] += 60
+        assert await two.try_acquire("devenv-ws-x")
+        await two.release("devenv-ws-x")
+    finally:
+        await api.close()
+    assert {v for g, r, v in kube.exercised if r == "leases"} == {"get", "create", "update"}
+
+
 async def read_logs(srv, github, kube) -> None:
     """/devenv logs lists the workspace pod by label and reads its log (tests/test_logs_e2e.py)."""
     from tests.test_logs_e2e import ask, put_pod

@@ -18,8 +18,9 @@ through :class:`bot.cluster.cloudflare_api.CloudflareApi` (retries, errors, the 
 
 The configuration is **one document**: ``PUT .../configurations`` replaces it whole and has
 no version precondition (FACTS §B, "No compare-and-swap"), so every read-modify-write is
-serialised by one :class:`asyncio.Lock`. That protects one bot process only; two replicas
-(or a human editing the tunnel in the dashboard at the same moment) are last-writer-wins.
+serialised by one :class:`asyncio.Lock` and, with several replicas (``DEVENV_STATE_BACKEND=kubernetes``),
+by a mutex Lease ``devenv-cloudflare-tunnel`` taken around each read-modify-write (``mutex``,
+injected). A human editing the tunnel in the dashboard at the same moment is still last-writer-wins.
 Nothing is written when nothing changes (the rules the bot wants are compared with the
 live ones, ignoring fields Cloudflare may add), so re-running ``apply`` is cheap: one GET
 for the configuration, one per hostname and one listing of the workspace's DNS records.
@@ -28,6 +29,7 @@ for the configuration, one per hostname and one listing of the workspace's DNS r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -58,13 +60,16 @@ class CloudflareTunnelRoutes:
 
     def __init__(self, settings: CloudflareSettings, exposure: ExposureSettings, session: aiohttp.ClientSession,
                  *, retries: int = 3, backoff: float = 1.0, max_delay: float = 30.0, request_timeout: float = 30.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 mutex: Callable[[], contextlib.AbstractAsyncContextManager[None]] = contextlib.nullcontext):
         self.settings = settings
         self.exposure = exposure
         self.api = CloudflareApi(settings.api_url, settings.api_token, session, retries=retries, backoff=backoff,
                                  max_delay=max_delay, request_timeout=request_timeout, sleep=sleep)
         #: One configuration document per tunnel: every read-modify-write goes through this.
         self._lock = asyncio.Lock()
+        #: ... and, with replicas, through a Lease shared by all of them (bot.replicas.coordination.mutex).
+        self._mutex = mutex
         self._config_path = f"/accounts/{settings.account_id}/cfd_tunnel/{settings.tunnel_id}/configurations"
         self._records_path = f"/zones/{settings.zone_id}/dns_records"
 
@@ -141,7 +146,7 @@ class CloudflareTunnelRoutes:
         """Make the tunnel route exactly ``routes`` (``{hostname: service URL}``) for ``ws_id``:
         rules and DNS records of hosts no longer wanted are removed. Idempotent."""
         rules = tunnel_rules.ingress_rules(self.exposure, self.settings.auth_proxy, ws_id, routes)
-        async with self._lock:
+        async with self._lock, self._mutex():
             wrote = await self._rewrite(rules, lambda owner: owner == ws_id)
             written = 0
             for host in sorted(routes):
@@ -155,7 +160,7 @@ class CloudflareTunnelRoutes:
 
     async def remove(self, ws_id: str) -> int:
         """Withdraw every rule and DNS record of ``ws_id``; returns how many records were deleted."""
-        async with self._lock:
+        async with self._lock, self._mutex():
             await self._rewrite([], lambda owner: owner == ws_id)
             deleted = 0
             for rec in await self._records({"comment": COMMENT_PREFIX + ws_id}):
@@ -167,7 +172,7 @@ class CloudflareTunnelRoutes:
         """Withdraw rules and records of workspaces not in ``live_ws_ids``; returns those ids."""
         live = set(live_ws_ids)
         orphans: set[str] = set()
-        async with self._lock:
+        async with self._lock, self._mutex():
             config = await self._get_config()
             for rule in config.get("ingress") or []:
                 if isinstance(rule, dict) and (owner := tunnel_rules.owner(self.exposure, rule)) is not None \

@@ -53,6 +53,9 @@ class Metrics:
             buckets=(0.01, 0.1, 1, 5, 15, 60, 300, 900, 1800))
         self.agent_runs = Counter(
             "devenv_agent_runs", "Agent runs finished, by outcome", ["outcome"], registry=self.registry)
+        self.lease_lost = Counter(
+            "devenv_lease_lost", "Leases this replica lost while it held them (a renewal failed), by kind",
+            ["kind"], registry=self.registry)  # workspace, slot, mutex (bot.replicas.coordination)
         self.link_checks = Counter(
             "devenv_link_checks", "Access checks of browser links, by decision", ["decision"],
             registry=self.registry)

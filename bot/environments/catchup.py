@@ -48,8 +48,10 @@ class CatchUp:
     """Reconciles the journal with GitHub's open pull requests, at start and every ``interval`` seconds."""
 
     def __init__(self, manager: EnvironmentManager, lister: OpenPullLister, policy: Callable[[int], Policy], *,
-                 agent_busy: Callable[[EnvRecord], bool] = lambda _: False, interval: float = 600.0) -> None:
+                 agent_busy: Callable[[EnvRecord], bool] = lambda _: False, interval: float = 600.0,
+                 leader: Callable[[], bool] = lambda: True) -> None:
         self.manager = manager
+        self.leader = leader  # replicas: only the leader catches up (bot.replicas.leader)
         self.lister = lister
         self.policy = policy  # the request policy acting as an installation
         self.agent_busy = agent_busy
@@ -74,7 +76,9 @@ class CatchUp:
             await asyncio.sleep(self.interval)
 
     async def run_once(self) -> None:
-        """One round over every repository that has records."""
+        """One round over every repository that has records (none on a replica that is not the leader)."""
+        if not self.leader():
+            return
         repositories: dict[Repository, list[str]] = {}
         for record in self.manager.records.values():
             repositories.setdefault((record.installation_id, record.owner, record.repo), []).append(record.ws_id)

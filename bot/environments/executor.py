@@ -1,12 +1,14 @@
 """Processing one operation, from the queue's hand-off to its conclusion.
 
 The queue (:mod:`bot.environments.queue`) decides *when* an operation runs; this decides what
-running it means, in plain steps: the check run is created (queued), a DevPod slot is waited
-for, the state moves to the operation's own (:data:`~bot.environments.states.STARTS`), the
-operation's DevPod step runs (:mod:`bot.environments.operations`, which returns an outcome and
-publishes nothing), the outcome moves the state again through the table, links follow a build or a
-delete (:mod:`bot.environments.links`), the record is journalled, and :mod:`bot.environments.publishing`
-shows it.  A cancel (a delete superseding the operation, or a shutdown) and a bug are concluded
+running it means, in plain steps: the check run is created (queued), the workspace is taken from
+the other replicas and its record re-read (:mod:`bot.replicas.coordination`: a no-op with one
+process), a DevPod slot is waited for (the local fair limiter, then a cluster-wide slot), the
+state moves to the operation's own (:data:`~bot.environments.states.STARTS`), the operation's
+DevPod step runs (:mod:`bot.environments.operations`, which returns an outcome and publishes
+nothing), the outcome moves the state again through the table, links follow a build or a delete
+(:mod:`bot.environments.links`), the record is journalled, and :mod:`bot.environments.publishing` shows
+it.  A cancel (a delete superseding the operation, or a shutdown) and a bug are concluded
 visibly too: no check run stays in progress.  Each end is counted once, by kind and outcome, with
 how long the DevPod step ran (:mod:`bot.environments.telemetry`).
 """
@@ -28,6 +30,7 @@ from bot.environments.publishing import Publishing
 from bot.environments.queue import WorkspaceQueue
 from bot.environments.states import STARTS, Event, transition
 from bot.environments.telemetry import EnvironmentMetrics, outcome_of
+from bot.replicas.coordination import Coordination, LocalCoordination
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ class OperationExecutor:
 
     def __init__(self, *, records: Records, queue: WorkspaceQueue, operations: Operations, links: Links,
                  publishing: Publishing, where: report.Where, clock: Callable[[], float],
-                 metrics: EnvironmentMetrics | None = None, timer: Callable[[], float] = time.monotonic) -> None:
+                 metrics: EnvironmentMetrics | None = None, timer: Callable[[], float] = time.monotonic,
+                 coordination: Coordination | None = None) -> None:
         self.records = records
         self.queue = queue
         self.ops = operations
@@ -50,6 +54,8 @@ class OperationExecutor:
         self.clock = clock
         self.metrics = metrics if metrics is not None else EnvironmentMetrics(None)
         self.timer = timer  # durations of DevPod runs, for the metrics
+        #: the other replicas (bot.replicas): the workspace's Lease and a cluster-wide DevPod slot
+        self.coordination: Coordination = coordination if coordination is not None else LocalCoordination()
         #: ws id -> when its operation's DevPod step started (None: not yet); present until it is counted
         self._began: dict[str, float | None] = {}
 
@@ -95,9 +101,22 @@ class OperationExecutor:
             self.publishing.check(record, op, status="queued", title=report.position_title(ahead))
             self.publishing.comment(record)
 
-        async with self.queue.limiter.hold(on_position):
-            record.queued_ahead = None
-            await self._run(record, op)
+        def on_wait(title: str) -> Callable[[], None]:
+            return lambda: self.publishing.check(record, op, status="queued", title=report.fixed_title(title))
+
+        async with self.coordination.workspace(record.ws_id, on_wait("other_replica")):
+            self._refreshed(record, op)
+            async with self.queue.limiter.hold(on_position):
+                record.queued_ahead = None
+                async with self.coordination.slot(on_wait("cluster_slots")):
+                    await self._run(record, op)
+
+    def _refreshed(self, record: EnvRecord, op: Op) -> None:
+        """Holding the workspace's Lease: read the record again (another replica may have changed it)."""
+        self.records.refresh(record.ws_id)
+        if record.op is not op:  # the other replica's conclusion cleared it: the record shows this one
+            record.op = op
+            self.records.save(record)
 
     async def _run(self, record: EnvRecord, op: Op) -> None:
         """Holding a DevPod slot: start, run the step, conclude."""

@@ -43,6 +43,7 @@ from bot.environments.states import Event, State, shows_queued, transition
 from bot.environments.telemetry import EnvironmentMetrics
 from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import PullRef, PullRequestAPI
+from bot.replicas.coordination import Coordination, LocalCoordination
 from bot.repo_settings.problems import render_problems
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class EnvironmentManager:
                  retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None,
-                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None) -> None:
+                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None,
+                 coordination: Coordination | None = None) -> None:
         self.settings = settings
+        self.coordination: Coordination = coordination if coordination is not None else LocalCoordination()
         self.before_destructive = before_destructive
         self.clock = clock
         self.where = report.Where.of(settings, dp)
@@ -77,7 +80,7 @@ class EnvironmentManager:
                                     clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
                                           links=self.links, publishing=self.publishing, where=self.where, clock=clock,
-                                          metrics=self.metrics)
+                                          metrics=self.metrics, coordination=self.coordination)
 
     # ------------------------------------------------------------------ collaborators the Bot wires in at start
     @property
@@ -120,19 +123,45 @@ class EnvironmentManager:
             await self.operations.prepare_devpod()
         except Exception:
             log.exception("preparing DevPod failed; environments will fail until it is fixed")
-        # a workspace whose record was set aside is not an orphan: its links stay until the operator acts
-        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED]
-                                        + self.store.journal.set_aside())
+        if self.coordination.resumes_at_start:  # replicas: the leader sweeps, and takes over what is abandoned
+            await self.sweep_orphans()
         for record in self.store:
             if record.unpublished is not None:
                 log.info("publishing the %s of %s a restart left unwritten", record.unpublished.op.kind, record.ws_id)
                 self.publishing.republish(record)
-            unfinished = ([record.op] if record.op is not None else []) + list(record.pending)
-            record.op, record.pending = None, []
-            for op in unfinished:
-                op.resumed = True
-                log.info("resuming %s of %s after a restart", op.kind, record.ws_id)
-                self._enqueue(record, op)
+            if self.coordination.resumes_at_start:
+                self._resume(record, "after a restart")
+
+    async def sweep_orphans(self) -> None:
+        """Remove the links of workspaces the bot does not know (one process: at start; replicas: the leader)."""
+        # a workspace whose record was set aside is not an orphan: its links stay until the operator acts
+        await self.links.remove_orphans([r.ws_id for r in self.store if r.state != State.DELETED]
+                                        + self.store.journal.set_aside())
+
+    def _resume(self, record: EnvRecord, why: str) -> None:
+        unfinished = ([record.op] if record.op is not None else []) + list(record.pending)
+        record.op, record.pending = None, []
+        for op in unfinished:
+            op.resumed = True
+            log.info("resuming %s of %s %s", op.kind, record.ws_id, why)
+            self._enqueue(record, op)
+
+    async def take_over(self) -> list[str]:
+        """The leader's scan (replicas): resume the operations recorded as in progress that no replica runs any
+        more (the one that ran them died: their workspace Lease expired), as start-up resumes its own."""
+        taken: list[str] = []
+        for record in self.store:
+            if (record.op is None and not record.pending) or self.queue.busy(record.ws_id):
+                continue
+            fresh = self.store.refresh(record.ws_id)
+            if fresh is None or (fresh.op is None and not fresh.pending) or self.queue.busy(fresh.ws_id):
+                continue
+            if await self.coordination.abandoned(fresh.ws_id, fresh.updated_at):
+                log.warning("taking over %s of %s: the replica that ran it is gone",
+                            ", ".join(op.kind for op in [fresh.op, *fresh.pending] if op is not None), fresh.ws_id)
+                self._resume(fresh, "taken over from a replica that is gone")
+                taken.append(fresh.ws_id)
+        return taken
 
     async def idle(self) -> None:
         """Wait until no operation runs or waits and every publish is written (tests, `receive`)."""

@@ -43,8 +43,9 @@ class Environments(Protocol):
 class IdleReaper:
     def __init__(self, manager: Environments, *, activity: Callable[[str], float | None] = lambda _: None,
                  busy: Callable[[EnvRecord], bool] = lambda _: False, clock: Callable[[], float] = time.time,
-                 interval: float = 60.0) -> None:
+                 interval: float = 60.0, leader: Callable[[], bool] = lambda: True) -> None:
         self.manager = manager
+        self.leader = leader  # replicas: only the leader sweeps (bot.replicas.leader)
         self.activity = activity
         self.busy = busy
         self.clock = clock
@@ -59,7 +60,10 @@ class IdleReaper:
         return max(times)
 
     def sweep(self) -> list[tuple[str, str]]:
-        """Ask for what is due now; returns [(ws_id, "stop" | "delete")]."""
+        """Ask for what is due now; returns [(ws_id, "stop" | "delete")]. Nothing on a replica that is not
+        the leader."""
+        if not self.leader():
+            return []
         now = self.clock()
         asked: list[tuple[str, str]] = []
         for record in list(self.manager.records.values()):

@@ -1,4 +1,4 @@
-"""A small Kubernetes API server for tests: namespaced Services, Ingresses and Traefik Middlewares.
+"""A small Kubernetes API server for tests: namespaced Services, Ingresses, Traefik Middlewares, Leases ...
 
 It runs aiohttp on 127.0.0.1 (random port) in a background thread with its own event
 loop, because the official ``kubernetes`` client is synchronous: the code under test calls
@@ -68,6 +68,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     ("", "v1", "pods"): "Pod",  # DevPod's workspace pods (put by tests); the bot lists them for /devenv logs
     # the environments' records with DEVENV_STATE_BACKEND=kubernetes, validated against deploy/'s CRD
     ("devenv-bot.dev", "v1alpha1", "devenvironments"): "DevEnvironment",
+    ("coordination.k8s.io", "v1", "leases"): "Lease",  # replicas: one operation per workspace, the leader
 }
 
 

@@ -209,6 +209,23 @@ def _service_problems(spec: dict[str, Any]) -> list[str]:
     return problems
 
 
+#: ``metav1.MicroTime`` as the API server parses it (``RFC3339Micro``: exactly six fractional digits).
+_MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def _lease_problems(spec: dict[str, Any]) -> list[str]:
+    """coordination/validation ValidateLeaseSpec: durations and transitions not negative, times parsable."""
+    problems: list[str] = []
+    for field in ("acquireTime", "renewTime"):
+        if field in spec and not _MICRO_TIME.match(str(spec[field])):
+            problems.append(f"spec.{field}: {spec[field]!r} is not a MicroTime (2006-01-02T15:04:05.000000Z07:00)")
+    if (spec.get("leaseDurationSeconds") or 1) <= 0:
+        problems.append("spec.leaseDurationSeconds: must be greater than 0")
+    if (spec.get("leaseTransitions") or 0) < 0:
+        problems.append("spec.leaseTransitions: must be greater than or equal to 0")
+    return problems
+
+
 def problems(obj: dict[str, Any]) -> list[str]:
     """Everything wrong with ``obj``, as a real API server would reject it."""
     found = _schema_problems(obj)
@@ -218,4 +235,6 @@ def problems(obj: dict[str, Any]) -> list[str]:
         found += _ingress_problems(spec)
     elif kind == "Service":
         found += _service_problems(spec)
+    elif kind == "Lease":
+        found += _lease_problems(spec)
     return found

@@ -73,6 +73,41 @@ class DevPodStandIn:
             tmp.write_text(json.dumps(rules))
             os.replace(tmp, path)
 
+    def op_spans(self) -> list[dict]:
+        """Every run of ``up``, ``stop`` or ``delete``: {"ws", "command", "pid", "start", "end"} (end None:
+        it never said it ended, e.g. SIGKILLed), from the stand-in's ``standin-ops.jsonl``."""
+        path = self.home / "standin-ops.jsonl"
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        spans: list[dict] = []
+        running: dict[int, dict] = {}
+        for e in lines:
+            if e["edge"] == "start":
+                running[e["pid"]] = {"ws": e["ws"], "command": e["command"], "pid": e["pid"], "start": e["time"],
+                                     "end": None}
+                spans.append(running[e["pid"]])
+            elif e["pid"] in running:
+                running.pop(e["pid"])["end"] = e["time"]
+        return spans
+
+    def overlaps(self) -> list[tuple[dict, dict]]:
+        """Pairs of runs by two processes on one workspace at the same time (DevPod's own workspace lock
+        aside: the bot must never ask for that). A run that never ended counts as running to the end."""
+        found = []
+        spans = self.op_spans()
+        for i, a in enumerate(spans):
+            for b in spans[i + 1:]:
+                a_end = a["end"] if a["end"] is not None else float("inf")
+                b_end = b["end"] if b["end"] is not None else float("inf")
+                if a["ws"] == b["ws"] and a["pid"] != b["pid"] and a["start"] < b_end and b["start"] < a_end:
+                    found.append((a, b))
+        return found
+
+    def assert_no_overlap(self) -> None:
+        """No two processes ever ran operations on one workspace at the same time."""
+        found = self.overlaps()
+        assert not found, "two DevPod processes ran on one workspace at once:\n" + "\n".join(
+            f"{a['command']} (pid {a['pid']}) and {b['command']} (pid {b['pid']}) on {a['ws']}" for a, b in found)
+
     def faults(self) -> list[dict]:
         """Rules not consumed yet."""
         path = self.home / "standin-faults.json"
