@@ -16,7 +16,7 @@ from kubernetes.client import ApiClient, Configuration
 
 from bot.cluster.kube import KubeApi
 from bot.devpod import workspace_id
-from bot.environments.journal import EnvRecord, Journal, Op, PullInfo
+from bot.environments.journal import EnvRecord, Op, PullInfo, open_journal
 from bot.environments.reaper import IdleReaper
 from bot.environments.states import State
 from bot.replicas.coordination import workspace_lease
@@ -112,7 +112,7 @@ async def test_an_operation_whose_replica_vanished_is_taken_over_and_concluded(
     record = EnvRecord(ws_id=WS, installation_id=payloads.INSTALLATION_ID, owner=OWNER, repo=REPO, number=NUMBER,
                        head_sha=info.head_sha, state=State.CREATING, updated_at=now,
                        op=Op(kind="up", head_sha=info.head_sha, requested_by="octocat", requested_at=now))
-    Journal(tmp_path / "state-2").save(record)
+    open_journal(config.load(replica_environ(2))).save(record)  # as the dead replica left it, in the cluster
     kube.put_object("leases", NS, {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                    "metadata": {"name": workspace_lease(WS)},
                                    "spec": {"holderIdentity": "replica-0", "leaseDurationSeconds": 3,
