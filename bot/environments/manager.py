@@ -33,6 +33,7 @@ from typing import Any
 from bot import devpod
 from bot.core.metrics import Metrics
 from bot.environments import report
+from bot.environments.activity import Activity, Source, source_of
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Journal, Op, PullInfo, Records
 from bot.environments.links import Links
@@ -68,6 +69,7 @@ class EnvironmentManager:
         self.where = report.Where.of(settings, dp)
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
         self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
+        self.activity = Activity(self.store, clock)  # what counts as use, kept in the records
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
@@ -147,6 +149,7 @@ class EnvironmentManager:
         the next start resume it.
         """
         await self.queue.drain(grace)
+        self.activity.flush()
         await self.publishing.close()
 
     # ------------------------------------------------------------------ looking
@@ -208,6 +211,8 @@ class EnvironmentManager:
         op = Op(kind=kind, head_sha=info.head_sha, requested_by=requested_by, requested_at=self.clock(),
                 comment_id=comment_id)
         record.last_action = Action(verb=kind, by=requested_by, at=op.requested_at)
+        if (source := source_of(kind)) is not None:  # a read (status) or a stop is no use
+            self.activity.note(record.ws_id, source, op.requested_at)
         self._enqueue(record, op)
         return record
 
@@ -305,3 +310,13 @@ class EnvironmentManager:
             except Exception:
                 log.exception("ending what works in %s before %s failed; going ahead", ws_id, op.kind)
         await self.executor.execute(ws_id, op)
+        self._note_end(ws_id, op)
+
+    def _note_end(self, ws_id: str, op: Op) -> None:
+        """The end of an operation that acts is use; the end of a stop starts the clock of ``delete_after``."""
+        record = self.store.get(ws_id)
+        source = source_of(op.kind)
+        if op.kind == "stop" and record is not None and record.state == State.STOPPED:
+            source = Source.STOPPED
+        if source is not None and record is not None:
+            self.activity.note(ws_id, source)

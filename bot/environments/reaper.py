@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from bot.environments import activity
 from bot.environments.journal import EnvRecord, PullInfo
 from bot.environments.states import State, expires_when_unused
 
@@ -52,11 +53,7 @@ class IdleReaper:
         self._task: asyncio.Task[None] | None = None
 
     def last_active(self, record: EnvRecord) -> float:
-        times = [record.updated_at if record.last_action is None else record.last_action.at]
-        seen = self.activity(record.ws_id)
-        if seen:
-            times.append(seen)
-        return max(times)
+        return activity.last_active(record, also=self.activity(record.ws_id))
 
     def sweep(self) -> list[tuple[str, str]]:
         """Ask for what is due now; returns [(ws_id, "stop" | "delete")]."""
