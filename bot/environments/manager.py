@@ -70,7 +70,8 @@ class EnvironmentManager:
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
         self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
         self.activity = Activity(self.store, clock)  # what counts as use, kept in the records
-        self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
+        self.operations = Operations(dp, github_url=settings.github_url, auth=auth,
+                                     logs_dir=settings.state_dir / "oplogs")
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
                                      retry_delays=retry_delays)
