@@ -6,7 +6,6 @@ import pytest
 
 from tests.test_activity import HOURS, age
 from tests.test_agent_e2e import SAMPLES, command, environ, finish, open_pr  # noqa: F401  (the agent's environ)
-from tests.test_environments import WS
 
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no Claude Code stream samples at {SAMPLES}")
 
