@@ -54,7 +54,7 @@ def _add_access(app: web.Application, bot: Bot) -> Any:
     settings, manager = bot.settings, bot.environments
     if settings.access is None or manager is None:
         return None
-    directory = access.EnvironmentDirectory(manager, ports=manager.port_permission, activity=bot.link_activity)
+    directory = access.EnvironmentDirectory(manager, ports=manager.port_permission)
     parse_host = settings.exposure.parse_host if settings.exposure is not None else None
     checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host, metrics=bot.metrics)
     if settings.cloudflare is not None and settings.exposure is not None:

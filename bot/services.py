@@ -75,7 +75,6 @@ class Bot:
     environments: EnvironmentManager | None
     agent_runs: AgentRuns | None
     reaper: IdleReaper | None
-    link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     leader: LeaderElection | None = None  # DEVENV_STATE_BACKEND=kubernetes: who runs the singletons
@@ -215,12 +214,12 @@ def host_key_source(settings: Settings) -> keys.HostKeySource:
 
 
 def _gateway(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient, metrics: Metrics,
-             activity: dict[str, float], repo_settings: RepoSettingsLoader) -> Gateway | None:
+             repo_settings: RepoSettingsLoader) -> Gateway | None:
     """The SSH gateway, when DEVENV_SSH_PORT is set and there are environments to reach (no I/O yet)."""
     if settings.gateway is None or environments is None or settings.devpod is None:
         return None
     return Gateway(settings=settings.gateway, dp=settings.devpod, state_dir=settings.state_dir, manager=environments,
-                   github=github, repo_settings=repo_settings, activity=activity,
+                   github=github, repo_settings=repo_settings, activity=environments.activity,
                    github_url=settings.github_url, prefix=settings.command_prefix, metrics=metrics,
                    host_key=host_key_source(settings))
 
@@ -256,15 +255,13 @@ def build(settings: Settings, routers: Iterable[Router], *,
                                metrics=metrics, prefix=settings.command_prefix,
                                progress_interval=settings.agent.progress_interval,
                                retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
-    link_activity: dict[str, float] = {}
     reaper = None
     runs = agent_runs
     if environments is not None and settings.idle_sweep_interval > 0:
-        reaper = IdleReaper(environments, activity=link_activity.get,
-                            busy=lambda record: runs is not None and record.ws_id in runs.runs,
+        reaper = IdleReaper(environments, busy=lambda record: runs is not None and record.ws_id in runs.runs,
                             interval=settings.idle_sweep_interval, leader=is_leader)
     repo_settings, permissions = RepoSettingsLoader(), Permissions()
-    gateway = _gateway(settings, environments, github, metrics, link_activity, repo_settings)
+    gateway = _gateway(settings, environments, github, metrics, repo_settings)
     catchup = None
     if environments is not None:
         manager = environments
@@ -280,7 +277,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
                seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
-               agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup,
+               agent_runs=agent_runs, reaper=reaper, catchup=catchup,
                gateway=gateway, leader=leader, lease_api=lease_api)
 
 

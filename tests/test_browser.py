@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from tests import payloads
 from tests.browser.fixtures import WS, PreviewStack, preview_stack  # noqa: F401  (the fixture)
 from tests.payloads import PR_NUMBER
+from tests.test_commands_e2e import command
 
 pytestmark = pytest.mark.slow
 
@@ -193,3 +195,45 @@ async def test_a_page_of_another_preview_cannot_open_the_ides_websocket(preview_
 
         assert outcome == "refused"
         assert len(stack.ide.requests) == opened_before  # the IDE never saw the handshake
+
+
+class LiveStates:
+    """The test directory's states, read from the bot's environment records (as the real directory does)."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def get(self, ws_id: str) -> str | None:
+        record = self.manager.records.get(ws_id)
+        return record.state if record is not None else None
+
+
+async def test_the_link_of_a_stopped_environment_wakes_it_and_opens_the_ide(preview_stack: PreviewStack, request):
+    # Issue 13 item 4: a writer opens the IDE link of a stopped environment, presses Wake, and lands in the IDE.
+    stack = preview_stack
+    server, manager = stack.server, stack.server.bot.environments
+    assert manager is not None
+    await server.deliver("pull_request", payloads.pull_request("opened"))
+    await server.settle()
+    await server.deliver("issue_comment", command(stack.github, "/devenv stop"))
+    await server.settle()
+    assert manager.records[WS].state == "stopped"
+    stack.directory.states = LiveStates(manager)  # type: ignore[assignment]
+    ide_link = stack.links["code"]
+    stack.login_as("octo-writer", "write")
+    tab = await stack.tab()
+    async with stack.artifacts(request.node.name):
+        response = await tab.page.goto(ide_link)
+        assert response is not None and response.status == 503
+        assert is_login(tab.page.url, stack)  # nginx sent the browser to the bot's host, which shows the page
+        assert "This environment is stopped" in await tab.page.inner_text("body")
+
+        await tab.page.click("#wake")
+        await tab.page.wait_for_url(ide_link, timeout=60_000)  # the starting page reloads until it runs
+        assert await tab.page.title() == "OpenVSCode stand-in"
+        assert await tab.page.text_content("#user") == "octo-writer"
+        chain = tab.chain()
+        assert any(url.startswith(f"{stack.public_url}/auth/wake?") for url in chain), chain
+    record = manager.records[WS]
+    assert record.state == "running"
+    assert [a.by for a in record.history if a.verb == "up"][-1] == "octo-writer (from the link)"

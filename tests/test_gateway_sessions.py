@@ -117,7 +117,7 @@ async def test_a_session_counts_as_activity_is_logged_and_counted(gateway_bot, g
     caplog.set_level(logging.INFO, logger="bot.gateway.service")
     bot = gateway_bot.bot
     before = time.time()
-    assert WS not in bot.link_activity
+    assert bot.environments.records[WS].active_via != "ssh"
     alice = user(github, tmp_path, gateway_bot, "alice")
     assert (await alice.ssh("true")).returncode == 0
     await asyncio.sleep(0)  # the connection's close runs as its own task
@@ -127,7 +127,8 @@ async def test_a_session_counts_as_activity_is_logged_and_counted(gateway_bot, g
 
     from tests.eventually import eventually
     await eventually(logged, what="the session's log line")
-    assert bot.link_activity[WS] >= before  # what the idle reaper reads
+    record = bot.environments.records[WS]
+    assert record.active_at >= before and record.active_via == "ssh"  # what the idle reaper reads
     assert bot.reaper is None or bot.reaper.last_active(bot.environments.records[WS]) >= before
     metrics = bot.metrics.render().decode()
     assert "devenv_ssh_sessions_total 1.0" in metrics

@@ -33,8 +33,9 @@ class WorkspaceDirectory(Protocol):
     def port_permission(self, ws_id: str, port: str) -> str | None:
         """The permission a port needs (read … admin), or None for the default."""
 
-    def record_activity(self, ws_id: str, when: float) -> None:
-        """Someone allowed just used the workspace (for idle stop).  Must be cheap."""
+    def record_activity(self, ws_id: str, when: float, source: str = "preview") -> None:
+        """Someone allowed just used the workspace through ``source`` (``ide`` or ``preview``; for
+        idle stop).  Must be cheap."""
 
     # Optional: ``state(ws_id) -> str | None``, the environment's state (``running``, ``stopped`` …);
     # without it every known workspace counts as running.
@@ -59,6 +60,7 @@ class DictDirectory:
         self.ports: dict[tuple[str, str], str] = dict(ports or {})
         self.states: dict[str, str] = {}
         self.activity: dict[str, float] = {}
+        self.sources: dict[str, str] = {}
 
     def lookup(self, ws_id: str) -> Workspace | None:
         return self.workspaces.get(ws_id)
@@ -69,18 +71,20 @@ class DictDirectory:
     def state(self, ws_id: str) -> str | None:
         return self.states.get(ws_id)
 
-    def record_activity(self, ws_id: str, when: float) -> None:
+    def record_activity(self, ws_id: str, when: float, source: str = "preview") -> None:
         self.activity[ws_id] = when
+        self.sources[ws_id] = source
 
 
 class EnvironmentDirectory:
-    """The directory backed by ``EnvironmentManager.records``; ``ports(ws_id, port)`` gives overrides."""
+    """The directory backed by ``EnvironmentManager.records``; ``ports(ws_id, port)`` gives overrides.
 
-    def __init__(self, manager: Any, ports: Callable[[str, str], str | None] | None = None,
-                 activity: dict[str, float] | None = None) -> None:
+    A use is noted in the manager's :class:`~bot.environments.activity.Activity` (what the idle
+    reaper reads)."""
+
+    def __init__(self, manager: Any, ports: Callable[[str, str], str | None] | None = None) -> None:
         self.manager = manager
         self.ports = ports
-        self.activity: dict[str, float] = {} if activity is None else activity  # the idle reaper reads it
 
     def lookup(self, ws_id: str) -> Workspace | None:
         record = self.manager.records.get(ws_id)
@@ -95,5 +99,5 @@ class EnvironmentDirectory:
         record = self.manager.records.get(ws_id)
         return record.state if record is not None else None
 
-    def record_activity(self, ws_id: str, when: float) -> None:
-        self.activity[ws_id] = when
+    def record_activity(self, ws_id: str, when: float, source: str = "preview") -> None:
+        self.manager.activity.note(ws_id, source, when)

@@ -22,9 +22,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.access.directory import STARTING_STATES, STOPPED_STATES, workspace_state
-from bot.access.hosts import PreviewTarget, parse_return_url
+from bot.access.hosts import IDE_PORT, PreviewTarget, parse_return_url
 from bot.access.origin import cross_site_refusal
-from bot.access.pages import error, paused_page, refusal_page
+from bot.access.pages import error, paused_page, refusal_page, wake_url
 from bot.access.service import ACCESS_KEY, Access, AccessDecision
 from bot.settings.access import AccessSettings
 
@@ -93,11 +93,12 @@ async def _answer(request: web.Request, access: Access) -> tuple[str, web.Respon
         # is dropped) and a 500 for anything but 401/403, so it gets a 401: it sends the browser to
         # /auth/login, which finds the bot-host sign-in and shows the same page there.
         name = "stopped" if state in STOPPED_STATES else "starting"
-        if traefik:
-            return name, paused_page(access, ws_id, port)
+        if traefik:  # stopped: a link to the bot-host page with the Wake button (bot.access.wake)
+            link = f"{target.scheme}://{target.netloc}{target.path}"
+            return name, paused_page(access, ws_id, port, wake_url=wake_url(access, link) if name == "stopped" else None)
         return name, _unauthorized("the environment is not running; see /auth/login\n")
     if decision.status == 200:
-        access.directory.record_activity(ws_id, access.clock())
+        access.directory.record_activity(ws_id, access.clock(), "ide" if port == IDE_PORT else "preview")
         return "allowed", _allowed(decision)
     # Signed in but refused (403) or undecided (503).  Traefik shows our answer as is.  ingress-nginx
     # would show its own bare "403 Forbidden" (or a 500 for the 503): a 401 sends the browser to

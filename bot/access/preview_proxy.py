@@ -27,8 +27,10 @@ goes to the bot's routes as before. For a preview host:
   both ways (each at most ``WS_MAX_MESSAGE``, 16 MiB: a bigger one closes both sides with 1009),
   and a close on either side closes the other with the same code.
 
-Revoking access does not close open WebSockets (as with ingress-nginx); stopping the workspace
-does. The proxy's client session keeps no cookies (:class:`aiohttp.DummyCookieJar`), so one
+While a bridged WebSocket's browser sends messages, it counts as use of the environment once a
+minute (:data:`WS_ACTIVITY_EVERY`; the IDE's own keep-alives are such messages, so an open IDE tab
+counts).  Revoking access does not close open WebSockets (as with ingress-nginx); stopping the
+workspace does. The proxy's client session keeps no cookies (:class:`aiohttp.DummyCookieJar`), so one
 user's upstream cookies are never sent on another's behalf.
 """
 
@@ -79,6 +81,9 @@ _MAX_CHECKED_URI = 2048
 #: liked. VS Code's own messages stay far below this. (aiohttp refuses a message of exactly its
 #: ``max_msg_size``, hence the + 1 where it is passed.)
 WS_MAX_MESSAGE = 16 * 1024 * 1024
+#: A bridged WebSocket whose browser sends messages notes use of its environment at most this often
+#: (seconds): an open IDE tab keeps its environment alive, a tab left without traffic does not.
+WS_ACTIVITY_EVERY = 60.0
 
 PREVIEW_PROXY_KEY: web.AppKey[PreviewProxy] = web.AppKey("preview_proxy")
 
@@ -109,8 +114,10 @@ class PreviewProxy:
     """Checks and proxies requests for preview hosts; ``resolve`` may be replaced (tests)."""
 
     def __init__(self, access: Access, resolve: Resolver, *, connect_timeout: float = 10.0,
-                 ws_close_timeout: float = 10.0, ws_max_message: int = WS_MAX_MESSAGE) -> None:
+                 ws_close_timeout: float = 10.0, ws_max_message: int = WS_MAX_MESSAGE,
+                 ws_activity_every: float = WS_ACTIVITY_EVERY) -> None:
         self.access = access
+        self.ws_activity_every = ws_activity_every
         self.ws_max_message = ws_max_message
         self.resolve = resolve
         self.connect_timeout = connect_timeout
@@ -166,7 +173,7 @@ class PreviewProxy:
         extra = {name: decision.headers[name] for name in DECISION_HEADERS if name in decision.headers}
         if request.headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in _connection_tokens(
                 request.headers) and request.method == "GET":
-            return await self._websocket(request, host, base, extra)
+            return await self._websocket(request, host, base, extra, self._toucher(ws_id, port))
         return await self._http(request, host, base, extra)
 
     async def _check(self, request: web.Request) -> web.StreamResponse:
@@ -266,8 +273,21 @@ class PreviewProxy:
 
     # ------------------------------------------------------------------ WebSocket
 
+    def _toucher(self, ws_id: str, port: str) -> Callable[[], None]:
+        """What a message from the browser calls: notes use of ``ws_id`` at most every ``ws_activity_every`` s."""
+        source = "ide" if port == CODE_PORT_NAME else "preview"
+        last = [self.access.clock()]  # the handshake passed the check, which noted it
+
+        def touch() -> None:
+            now = self.access.clock()
+            if now - last[0] >= self.ws_activity_every:
+                last[0] = now
+                self.access.directory.record_activity(ws_id, now, source)
+
+        return touch
+
     async def _websocket(self, request: web.Request, host: str, base: str,
-                         extra: dict[str, str]) -> web.StreamResponse:
+                         extra: dict[str, str], touch: Callable[[], None]) -> web.StreamResponse:
         session = self._client()
         headers = self._upstream_headers(request, host, extra, websocket=True)
         protocols = [p.strip() for v in request.headers.getall("Sec-WebSocket-Protocol", [])
@@ -290,13 +310,14 @@ class PreviewProxy:
                                         timeout=self.ws_close_timeout)
         try:
             await browser.prepare(request)
-            await self._bridge(browser, upstream)
+            await self._bridge(browser, upstream, touch)
         finally:
             await upstream.close()
         return browser
 
-    async def _bridge(self, browser: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-        to_upstream = asyncio.ensure_future(_pump(browser, upstream))
+    async def _bridge(self, browser: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse,
+                      touch: Callable[[], None]) -> None:
+        to_upstream = asyncio.ensure_future(_pump(browser, upstream, touch))
         to_browser = asyncio.ensure_future(_pump(upstream, browser))
         try:
             done, _ = await asyncio.wait({to_upstream, to_browser}, return_when=asyncio.FIRST_COMPLETED)
@@ -314,10 +335,13 @@ class PreviewProxy:
         await source.close(code=code)
 
 
-async def _pump(src: Any, dst: Any) -> tuple[int, str]:
-    """Copy messages from ``src`` to ``dst`` until ``src`` closes; returns its close code and reason."""
+async def _pump(src: Any, dst: Any, touch: Callable[[], None] = lambda: None) -> tuple[int, str]:
+    """Copy messages from ``src`` to ``dst`` until ``src`` closes; returns its close code and reason.
+    ``touch`` is called for each text or binary message (the browser's: use of the environment)."""
     while True:
         msg = await src.receive()
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            touch()
         if msg.type is WSMsgType.TEXT:
             await dst.send_str(msg.data)
         elif msg.type is WSMsgType.BINARY:

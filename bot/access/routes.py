@@ -14,6 +14,7 @@ from bot.access.forward_auth import check
 from bot.access.hosts import HANDOFF_PATH
 from bot.access.service import ACCESS_KEY, Access
 from bot.access.signin import callback, handoff, login
+from bot.access.wake import add_routes as add_wake_routes
 from bot.core.metrics import Metrics
 from bot.settings.access import AccessSettings
 
@@ -24,7 +25,7 @@ def add_routes(app: web.Application, bot: Any, settings: AccessSettings, directo
                clock: Callable[[], float] = time.time,
                parse_host: Callable[[str], tuple[str, str] | None] | None = None,
                metrics: Metrics | None = None) -> Access:
-    """Add ``/auth/check``, ``/auth/login``, ``/auth/callback`` and ``/_devenv/handoff`` to ``app``.
+    """Add ``/auth/check``, ``/auth/login``, ``/auth/callback``, ``/auth/wake`` and ``/_devenv/handoff`` to ``app``.
 
     ``parse_host`` maps a preview host name to ``(port, ws id)`` (e.g.
     ``ExposureSettings.parse_host`` for a custom host template); by default ``<port>-<ws id>``
@@ -37,4 +38,5 @@ def add_routes(app: web.Application, bot: Any, settings: AccessSettings, directo
     app.router.add_get("/auth/login", login)
     app.router.add_get("/auth/callback", callback)
     app.router.add_get(HANDOFF_PATH, handoff)
+    add_wake_routes(app, access)  # GET and POST /auth/wake: wake a stopped environment from its link
     return access

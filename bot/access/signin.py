@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -28,9 +29,10 @@ from aiohttp import web
 
 from bot.access.directory import STARTING_STATES, STOPPED_STATES, workspace_state
 from bot.access.hosts import HANDOFF_PATH, PreviewTarget, parse_return_url, preview_label, safe_path
-from bot.access.pages import error, paused_page, refusal_page
+from bot.access.pages import WAKE_PATH, error, paused_page, refusal_page
 from bot.access.service import ACCESS_KEY, Access
 from bot.access.sessions import Identity, b64
+from bot.access.wake import WAKE_KEY
 from bot.github.client import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BOT_PAGES", "bot_page_url", "callback", "handoff", "login"]
 
 #: Paths on the bot's own host that the sign-in may return to.
-BOT_PAGES = ("/ssh/link",)
+BOT_PAGES = ("/ssh/link", WAKE_PATH)
 
 _NOT_A_PREVIEW = "This address is not a preview of this devenv-bot."
 MAX_RETURN_IN_COOKIE = 1200  # characters of the return address the signed login cookie carries
@@ -64,7 +66,7 @@ async def login(request: web.Request) -> web.Response:
         # Signed in on the bot host already: never back to GitHub.  Either the preview opens
         # (handoff), or this page says why not (refused, stopped) -- ingress-nginx sends every
         # refusal here as a 401, so this is where its users see the reason.
-        answer = await _signed_in_answer(access, identity, target)
+        answer = await _signed_in_answer(access, identity, target, request.app.get(WAKE_KEY))
         if answer is not None:
             return answer
         return _handoff_redirect(access, identity, target)
@@ -101,7 +103,8 @@ def _to_github(access: Access, return_url: str) -> web.Response:
     return resp
 
 
-async def _signed_in_answer(access: Access, identity: Identity, target: PreviewTarget) -> web.Response | None:
+async def _signed_in_answer(access: Access, identity: Identity, target: PreviewTarget,
+                            waker: Any = None) -> web.Response | None:
     """On the bot host, for a browser signed in there: the page to show instead of the preview --
     why the user may not open it, or that its environment is not running -- or None to hand off."""
     split = access.port_and_workspace(target.host)
@@ -114,6 +117,8 @@ async def _signed_in_answer(access: Access, identity: Identity, target: PreviewT
                             retry_url=f"{target.scheme}://{target.netloc}{target.path}")
     # Nothing about the environment is shown before the user is known and allowed.
     if workspace_state(access.directory, ws_id) in STOPPED_STATES | STARTING_STATES:
+        if waker is not None:  # with the Wake button for those who may (bot.access.wake)
+            return await waker.page(identity, target, port, ws_id)
         return paused_page(access, ws_id, port)
     return None
 

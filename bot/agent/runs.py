@@ -57,6 +57,7 @@ from bot.agent.view import (
 )
 from bot.core import logs
 from bot.core.metrics import Metrics
+from bot.environments.activity import Source as Use
 from bot.environments.journal import Op, PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
@@ -136,6 +137,7 @@ class AgentRuns:
                        may_push=not info.fork and record is not None and not record.fork
                        and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
+        self.manager.activity.note(ws_id, Use.AGENT)
         run.entry = RunEntry(run_id=run.run_id, ws_id=ws_id, installation_id=info.ref.installation_id,
                              owner=info.ref.owner, repo=info.ref.repo, number=info.ref.number,
                              head_sha=info.head_sha, requested_by=requested_by, started_at=run.started_at,
@@ -238,6 +240,7 @@ class AgentRuns:
 
     def _release(self, run: AgentRun) -> None:
         """Free the environment's slot: a new run may be asked for from here on."""
+        self.manager.activity.note(run.ws_id, Use.AGENT)  # its end is use (while it runs the reaper waits)
         if self.runs.get(run.ws_id) is run:
             del self.runs[run.ws_id]
 

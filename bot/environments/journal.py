@@ -146,6 +146,8 @@ class EnvRecord:
     unpublished: Unpublished | None = None
     updated_at: float = 0.0
     history: list[Action] = dataclasses.field(default_factory=list)  # the last actions, oldest first
+    active_at: float = 0.0  # last use (bot.environments.activity; 0: none noted yet)
+    active_via: str = ""  # and through what: ide, preview, ssh, agent, command, push, stopped
 
     def __post_init__(self) -> None:
         self.state = State(self.state)

@@ -33,6 +33,7 @@ from typing import Any
 from bot import devpod
 from bot.core.metrics import Metrics
 from bot.environments import report
+from bot.environments.activity import Activity, Source, source_of
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Op, PullInfo, Records, open_journal
 from bot.environments.links import Links
@@ -72,7 +73,9 @@ class EnvironmentManager:
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
         self.store = Records(open_journal(settings), clock, on_change=self.metrics.states)
         self.poll: asyncio.Task[None] | None = None  # the cluster store's poll of other replicas' writes
-        self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
+        self.activity = Activity(self.store, clock)  # what counts as use, kept in the records
+        self.operations = Operations(dp, github_url=settings.github_url, auth=auth,
+                                     logs_dir=settings.state_dir / "oplogs")
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
                                      retry_delays=retry_delays)
@@ -179,6 +182,7 @@ class EnvironmentManager:
         the next start resume it.
         """
         await self.queue.drain(grace)
+        self.activity.flush()
         await self.publishing.close()
         if self.poll is not None:
             self.poll.cancel()
@@ -252,6 +256,8 @@ class EnvironmentManager:
         op = Op(kind=kind, head_sha=info.head_sha, requested_by=requested_by, requested_at=self.clock(),
                 comment_id=comment_id)
         record.last_action = Action(verb=kind, by=requested_by, at=op.requested_at)
+        if (source := source_of(kind)) is not None:  # a read (status) or a stop is no use
+            self.activity.note(record.ws_id, source, op.requested_at)
         self._enqueue(record, op)
         return record
 
@@ -349,3 +355,13 @@ class EnvironmentManager:
             except Exception:
                 log.exception("ending what works in %s before %s failed; going ahead", ws_id, op.kind)
         await self.executor.execute(ws_id, op)
+        self._note_end(ws_id, op)
+
+    def _note_end(self, ws_id: str, op: Op) -> None:
+        """The end of an operation that acts is use; the end of a stop starts the clock of ``delete_after``."""
+        record = self.store.get(ws_id)
+        source = source_of(op.kind)
+        if op.kind == "stop" and record is not None and record.state == State.STOPPED:
+            source = Source.STOPPED
+        if source is not None and record is not None:
+            self.activity.note(ws_id, source)

@@ -33,6 +33,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot import devpod
@@ -119,12 +120,13 @@ class CloneWatch:
 class Operations:
     """DevPod on the bot's host: preparation, and one step per operation."""
 
-    def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None) -> None:
+    def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None,
+                 logs_dir: Path | None = None) -> None:
         self.dp = dp
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
-        self.logs = OperationLogs(time.time)  # the last operation's output of each workspace (/devenv logs)
+        self.logs = OperationLogs(time.time, logs_dir)  # the last operation's output of each workspace (/devenv logs)
         self.git_access = devpod.GitAccess.for_settings(dp)  # the clone token reaches git through it only
         self.prepared = False
         self.runs = 0  # DevPod processes started (metrics, tests)
@@ -241,11 +243,19 @@ class Operations:
         return None
 
     async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
-        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up."""
+        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up.
+
+        Its output is kept for ``/devenv logs`` (on disk too, at its end), except a status's: a read."""
+        if op.kind == "status":
+            return await self._step(record, op, on_line)
+        try:
+            return await self._step(record, op, self.logs.watch(record.ws_id, op.kind, on_line))
+        finally:
+            self.logs.save(record.ws_id)
+
+    async def _step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
         dp, kind = self.dp, op.kind
         extra_error = None
-        if kind != "status":  # a read: the last operation's output stays for /devenv logs
-            on_line = self.logs.watch(record.ws_id, kind, on_line)
         if kind in BUILD_OPS:
             try:
                 result = await self._up(record, kind, on_line)

@@ -2,11 +2,11 @@
 
 Each repository sets ``idle_stop`` and ``delete_after`` in ``.github/devenv.yml``
 (defaults 2 hours and 7 days; ``never`` turns either off).  An environment's last
-activity is the latest of: its last operation (a command, a push, a button) and
-the last time someone passed the access check of one of its browser links or
-had a session open through the SSH gateway (:mod:`bot.gateway`).  SSH sessions
-through ``devpod ssh`` on the bot's host are not seen: the comment tells people
-an idle environment is stopped and how to wake it.
+activity is :func:`bot.environments.activity.last_active`: what counts (links, IDE
+traffic, SSH through the gateway, agent runs, commands that act, pushes; never a
+read such as ``status``) is decided there.  SSH sessions through ``devpod ssh`` on
+the bot's host are not seen: the comment tells people an idle environment is
+stopped and how to wake it.
 
 The reaper never touches an environment that is busy (an operation running or
 waiting) or that has an agent at work; it asks the manager for a ``stop`` or
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from bot.environments import activity
 from bot.environments.journal import EnvRecord, PullInfo
 from bot.environments.states import State, expires_when_unused
 
@@ -53,11 +54,7 @@ class IdleReaper:
         self._task: asyncio.Task[None] | None = None
 
     def last_active(self, record: EnvRecord) -> float:
-        times = [record.updated_at if record.last_action is None else record.last_action.at]
-        seen = self.activity(record.ws_id)
-        if seen:
-            times.append(seen)
-        return max(times)
+        return activity.last_active(record, also=self.activity(record.ws_id))
 
     def sweep(self) -> list[tuple[str, str]]:
         """Ask for what is due now; returns [(ws_id, "stop" | "delete")]. Nothing on a replica that is not

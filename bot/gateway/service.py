@@ -14,7 +14,8 @@ bot has environments; :meth:`Gateway.start` and :meth:`Gateway.stop` run with th
   :mod:`bot.gateway.link_page` sets :attr:`link_url`) and waits up to ``CODE_TTL`` for its owner to
   confirm it there, then is decided again (permission as usual);
 * accounting: an open connection counts as use of its environment for the idle reaper (the same
-  ``activity`` map the browser links' checks write, touched at open, every minute and at close),
+  :class:`~bot.environments.activity.Activity` the browser links' checks note, as ``ssh``: at open,
+  every minute and at close),
   each connection is logged at its end (who, which workspace, from where, when, how long) and
   counted in ``devenv_ssh_*`` metrics.
 """
@@ -33,6 +34,8 @@ import asyncssh
 from prometheus_client import Counter, Gauge, Histogram
 
 from bot.core.metrics import Metrics
+from bot.environments.activity import Activity
+from bot.environments.activity import Source as Use
 from bot.environments.journal import PullInfo
 from bot.environments.states import State, is_stopped
 from bot.gateway import keys
@@ -75,7 +78,7 @@ class GatewayMetrics:
 
 class Gateway:
     def __init__(self, *, settings: GatewaySettings, dp: DevPodSettings, state_dir: Path, manager: Any,
-                 github: Any, repo_settings: RepoSettingsLoader, activity: dict[str, float], github_url: str,
+                 github: Any, repo_settings: RepoSettingsLoader, activity: Activity, github_url: str,
                  prefix: str, metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
                  host_key: keys.HostKeySource | None = None) -> None:
         self.settings, self.dp, self.state_dir = settings, dp, state_dir
@@ -236,7 +239,7 @@ class Gateway:
 
     def _touch(self, connection: ClientConnection) -> None:
         if connection.allowed is not None:
-            self.activity[connection.allowed.record.ws_id] = self.clock()
+            self.activity.note(connection.allowed.record.ws_id, Use.SSH, self.clock())
 
     async def _touch_loop(self) -> None:
         while True:
