@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from bot.commands.lexer import command_lines, fenced_block, is_blank, split_lines
-from bot.commands.verbs import LOGS_DEFAULT_LINES, LOGS_MAX_LINES, VERBS, agent_run_examples, code_span, usage_markdown
+from bot.commands.verbs import (
+    EXTEND_MAX_SECONDS,
+    LOGS_DEFAULT_LINES,
+    LOGS_MAX_LINES,
+    VERBS,
+    agent_run_examples,
+    code_span,
+    usage_markdown,
+)
 from bot.text import markdown
 
 __all__ = [
@@ -47,7 +55,8 @@ ReplyKind = Literal["unknown_verb", "bad_arguments", "empty_prompt", "prompt_too
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``, ``lines`` only for ``logs``).
+    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``, ``lines`` only for ``logs``,
+    ``seconds`` only for ``extend``, None there for the repository's default).
 
     ``line`` is the 1-based line of the comment it was on; ``ignored_extra`` is
     how many further command lines the comment held (they are not run).
@@ -58,6 +67,7 @@ class Command:
     line: int = 1
     ignored_extra: int = 0
     lines: int | None = None
+    seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,7 @@ escape_markdown = markdown.escape  # one implementation, shared with comments an
 
 # --- the grammar ----------------------------------------------------------------
 
-_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v) - {"logs"}
+_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v) - {"logs", "extend"}
 _HEADS = tuple(dict.fromkeys(v.split()[0] for v in VERBS))  # up, recreate, …, agent
 _HINTS = {  # words people try, and the verb they are after
     "start": "up",
@@ -121,6 +131,9 @@ _HINTS = {  # words people try, and the verb they are after
     "log": "logs",
     "tail": "logs",
     "output": "logs",
+    "keep": "extend",
+    "prolong": "extend",
+    "snooze": "extend",
 }
 _AGENT_HINTS = {
     "cancel": "stop",
@@ -269,6 +282,32 @@ def _parse_logs(arguments: str, index: int, prefix: str) -> Command | Reply:
     )
 
 
+_DURATION = re.compile(r"(?:[0-9]{1,6}[mhdw])+")
+_DURATION_PART = re.compile(r"([0-9]+)([mhdw])")
+_DURATION_UNITS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _parse_extend(arguments: str, index: int, prefix: str) -> Command | Reply:
+    """``extend`` alone (the repository's default), or with a duration such as ``4h``, ``90m``, ``1h30m``, ``2d``."""
+    words = arguments.split()
+    if not words:
+        return Command("extend", None, index + 1)
+    text = words[0].lower() if words[0].isascii() else words[0]
+    if len(words) == 1 and _DURATION.fullmatch(text):
+        seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+        if 60 <= seconds <= EXTEND_MAX_SECONDS:
+            return Command("extend", None, index + 1, seconds=seconds)
+    problem = (f"takes at most one duration, but it is followed by {code_span(arguments.strip())}." if len(words) > 1
+               else f"takes a duration with its unit (m, h, d or w), not {code_span(words[0])}.")
+    return _reply(
+        "bad_arguments",
+        f"{code_span(prefix + ' extend')} {problem} For example {code_span(prefix + ' extend 4h')}.\n\n"
+        + usage_markdown(prefix, ("extend",)),
+        prefix,
+        "extend",
+    )
+
+
 def _parse_agent(arguments: str, lines: list[str], index: int, prefix: str, max_prompt_bytes: int) -> Command | Reply:
     """``agent`` and what follows it: ``run`` with a prompt, ``stop`` alone, or a reply."""
     parts = arguments.split(None, 1)
@@ -331,6 +370,8 @@ def _parse_line(
         return _parse_agent(arguments, lines, index, prefix, max_prompt_bytes)
     if verb == "logs":
         return _parse_logs(arguments, index, prefix)
+    if verb == "extend":
+        return _parse_extend(arguments, index, prefix)
     return _unknown_verb(first, arguments, prefix)
 
 

@@ -24,6 +24,7 @@ environment, so nothing is left hanging on a container that goes away.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import types
@@ -32,7 +33,7 @@ from typing import Any
 
 from bot import devpod
 from bot.core.metrics import Metrics
-from bot.environments import report
+from bot.environments import countdown, report
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Journal, Op, PullInfo, Records
 from bot.environments.links import Links
@@ -61,8 +62,10 @@ class EnvironmentManager:
                  retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None,
-                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None) -> None:
+                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None,
+                 activity: Callable[[str], float | None] = lambda _: None) -> None:
         self.settings = settings
+        self.activity = activity  # ws id -> last activity seen outside the record (links, SSH), for the countdown
         self.before_destructive = before_destructive
         self.clock = clock
         self.where = report.Where.of(settings, dp)
@@ -71,7 +74,7 @@ class EnvironmentManager:
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
-                                     retry_delays=retry_delays)
+                                     retry_delays=retry_delays, clock=clock, last_active=self.last_active)
         self.queue = WorkspaceQueue(self, max_concurrent=max_concurrent, sync_debounce=sync_debounce,
                                     clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
@@ -262,6 +265,35 @@ class EnvironmentManager:
         record.note = note
         self.store.save(record)
         self.publishing.comment(record, urgent=True)
+
+    # ------------------------------------------------------------------ the countdown
+    def last_active(self, record: EnvRecord) -> float:
+        """The countdown's last activity of ``record`` (as the idle reaper counts it)."""
+        return countdown.last_active(record, self.activity(record.ws_id))
+
+    def show_countdown(self, ws_id: str, *, warn_for: float | None = None) -> None:
+        """Edit the sticky comment for its countdown (``warn_for``: with the warning of that stop time)."""
+        record = self.store.get(ws_id)
+        if record is None:
+            return
+        if warn_for is not None:
+            record.warned_for = warn_for
+            self.store.save(record)
+        self.publishing.comment(record, urgent=True)
+
+    def extend(self, info: PullInfo, *, duration: float, maximum: float, requested_by: str) -> countdown.Extension | None:
+        """Push back the environment's stop (running) or deletion (stopped); None: it has neither to push."""
+        record = self.record_for(info)
+        now = self.clock()
+        result = countdown.extend(record, self.last_active(record), now, duration, maximum)
+        if result is None:
+            return None
+        record.keep_until, record.keep_for = max(countdown.kept(record, result.what), result.keep_until), result.what
+        record.last_action = Action(verb="extend", by=requested_by, at=now, outcome="succeeded")
+        self.store.save(record)
+        self.publishing.comment(record, urgent=True)
+        due = countdown.deadlines(record, self.last_active(record))
+        return dataclasses.replace(result, keep_until=due.stop_at or due.delete_at or result.keep_until)
 
     # ------------------------------------------------------------------ texts
     def paused_note(self, record: EnvRecord) -> str:

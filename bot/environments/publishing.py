@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from bot.environments import report
+from bot.environments import countdown, report
 from bot.environments.journal import EnvRecord, Op, Records, Unpublished
 from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRef, PullRequestAPI, check_output
@@ -92,9 +92,12 @@ class Publishing:
     """What the environment service writes to GitHub."""
 
     def __init__(self, records: Records, where: report.Where, *, min_interval: float, github: Any = None,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS, clock: Callable[[], float] | None = None,
+                 last_active: Callable[[EnvRecord], float] = countdown.recorded_activity) -> None:
         self.records = records
         self.where = where
+        self.clock = clock if clock is not None else records.clock
+        self.last_active = last_active  # the countdown's notion of activity (the idle reaper's)
         self.github = github  # bot.github.client.GitHubClient: installation clients
         self.publisher = Publisher(min_interval=min_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "check")
@@ -192,8 +195,14 @@ class Publishing:
         snapshot = dataclasses.replace(record, errors=list(record.errors))
 
         async def write() -> None:
-            body = report.comment_body(snapshot, self.where)
             current = self.records.get(snapshot.ws_id) or snapshot
+            snapshot.warned_for, snapshot.keep_until = current.warned_for, current.keep_until
+            countdown.stamp(snapshot, self.last_active(current), self.clock())  # true when written
+            body = report.comment_body(snapshot, self.where)
+            if (current.stop_at, current.delete_at) != (snapshot.stop_at, snapshot.delete_at):
+                current.stop_at, current.delete_at = snapshot.stop_at, snapshot.delete_at
+                current.countdown_at = snapshot.countdown_at
+                self.records.save(current)
             comment_id = await self.pr_api(snapshot.ref).upsert_comment(body, current.comment_id)
             if current.comment_id != comment_id:
                 current.comment_id = comment_id
