@@ -151,13 +151,15 @@ def _exposure(settings: Settings) -> Exposure | None:
 
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
                   tunnel: CloudflareTunnelRoutes | None, metrics: Metrics,
-                  before_destructive: Callable[[str, Op], Awaitable[None]]) -> EnvironmentManager | None:
+                  before_destructive: Callable[[str, Op], Awaitable[None]],
+                  activity: Callable[[str], float | None]) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
         sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
+        activity=activity,  # the countdown counts what the idle reaper counts
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
 
@@ -206,13 +208,13 @@ def build(settings: Settings, routers: Iterable[Router], *,
         if agent_runs is not None:
             await agent_runs.end_for(ws_id, op)
 
-    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run)
+    link_activity: dict[str, float] = {}
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, link_activity.get)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                metrics=metrics, prefix=settings.command_prefix,
                                progress_interval=settings.agent.progress_interval,
                                retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
-    link_activity: dict[str, float] = {}
     reaper = None
     runs = agent_runs
     if environments is not None and settings.idle_sweep_interval > 0:

@@ -259,6 +259,14 @@ class EnvironmentManager:
         self.store.save(record)
         self.publishing.comment(record)
 
+    def show_stopped_head(self, info: PullInfo) -> None:
+        """A stopped environment's PR got a new head (nothing syncs while stopped): give that head the
+        stopped check run (Wake), so its checks say what the environment is."""
+        record = self.record_for(info)
+        if record.state == State.STOPPED and record.check_sha != record.head_sha:
+            by = record.last_action.by if record.last_action is not None else info.author
+            self.publishing.show_state(record, requested_by=by)
+
     def explain(self, info: PullInfo, note: str) -> None:
         """Show a note in the sticky comment without running anything (e.g. fork PRs)."""
         record = self.record_for(info)

@@ -145,6 +145,37 @@ class Publishing:
 
         self.publisher.mark(("check-waiting", ws_id), write, urgent=True)
 
+    def show_state(self, record: EnvRecord, *, requested_by: str) -> None:
+        """Show the state ``record`` is in on its head's check run, though no operation of that head
+        concluded it (``status`` found another state; a push carried a stopped environment to a new
+        head): edited in place, or created completed on a head without one, with the buttons of the
+        state.  A write identical to the check run's last is skipped."""
+        shown = report.STATE_CHECKS.get(record.state)
+        if shown is None:
+            return
+        kind, conclusion = shown
+        ws_id, state = record.ws_id, record.state
+
+        async def write() -> None:
+            current = self.records.get(ws_id)
+            if current is None or current.state != state:
+                return  # moved on since: the operation that moved it shows that
+            op = Op(kind, current.head_sha, requested_by, self.clock())
+            u = CheckUpdate(**report.check_run(current, op, self.where, status="completed", conclusion=conclusion,
+                                               title=report.conclusion_title(kind, conclusion)))
+            pr = self.pr_api(current.ref)
+            if current.check_run_id is not None and current.check_sha == current.head_sha:
+                await self.checks.put(pr, current.check_run_id, u)
+                return
+            check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=ws_id,
+                                             status=u.status, conclusion=u.conclusion, actions=u.actions,
+                                             details_url=u.details_url, output=u.output)
+            self.checks.remember(check_id, u)
+            current.check_run_id, current.check_sha = check_id, current.head_sha
+            self.records.save(current)
+
+        self.publisher.mark(("check-state", ws_id), write, urgent=True)
+
     def conclude(self, record: EnvRecord, op: Op, *, conclusion: str, title: str, summary: str | None = None) -> None:
         """Journal ``record`` with ``op``'s end as unpublished, then show it on the check run and
         the comment (each clears its part of the unpublished outcome once written)."""

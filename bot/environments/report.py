@@ -219,6 +219,12 @@ def buttons(record: EnvRecord, conclusion: str | None, *, on_head: bool = True) 
     return [{"label": table[ident][0], "identifier": ident, "description": table[ident][1]} for ident in chosen[:3]]
 
 
+#: How the check run shows a state no operation of its own concluded (``status`` found it, or a push
+#: carried it to a new head): as the operation that would have left it there, and its conclusion.
+STATE_CHECKS: dict[State, tuple[str, str]] = {State.RUNNING: ("up", "success"), State.STOPPED: ("stop", "success"),
+                                              State.DELETED: ("delete", "success"), State.NONE: ("delete", "success")}
+
+
 def waits_for_approval(record: EnvRecord) -> bool:
     """Is the PR's code untrusted and its head not the approved commit (only a writer's approval builds it)?"""
     return record.trusted is False and record.approved_sha != record.head_sha
