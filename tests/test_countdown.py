@@ -200,3 +200,20 @@ def test_the_comment_says_when_it_stops_and_warns_only_when_warned():
     warned = report.comment_body(GOLDEN_CASES["comment_warning"], report.Where())
     assert "**Stopping soon:** the environment stops at 2026-11-18 11:20 UTC, in about 14 min" in warned
     assert "`/devenv extend`" in warned
+
+
+# ------------------------------------------------------------------ the extend section of .github/devenv.yml
+
+def test_the_extend_settings_default_to_2h_within_1d_and_are_checked():
+    from bot.repo_settings.schema import RepoSettings, SettingsError
+    from bot.repo_settings.validate import parse_settings
+
+    assert (RepoSettings().extend_by, RepoSettings().extend_max) == (2 * 3600, 86400)
+    settings = parse_settings("extend:\n  by: 1h\n  max: 8h\n")
+    assert (settings.extend_by, settings.extend_max) == (3600, 8 * 3600)
+    for text, problem in [("extend: 2h\n", "extend: expected a mapping such as {by: 2h, max: 1d}"),
+                          ("extend:\n  by: 2d\n", "extend.by: is longer than extend.max"),
+                          ("extend:\n  max: never\n", "extend.max: cannot be never")]:
+        with pytest.raises(SettingsError) as error:
+            parse_settings(text)
+        assert any(p.startswith(problem) for p in error.value.problems), error.value.problems

@@ -30,12 +30,12 @@ from typing import Final, Literal
 
 from bot.commands.lexer import command_lines, fenced_block, is_blank, split_lines
 from bot.commands.verbs import (
-    EXTEND_MAX_SECONDS,
     LOGS_DEFAULT_LINES,
     LOGS_MAX_LINES,
     VERBS,
     agent_run_examples,
     code_span,
+    extend_seconds,
     usage_markdown,
 )
 from bot.text import markdown
@@ -282,30 +282,16 @@ def _parse_logs(arguments: str, index: int, prefix: str) -> Command | Reply:
     )
 
 
-_DURATION = re.compile(r"(?:[0-9]{1,6}[mhdw])+")
-_DURATION_PART = re.compile(r"([0-9]+)([mhdw])")
-_DURATION_UNITS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def _parse_extend(arguments: str, index: int, prefix: str) -> Command | Reply:
     """``extend`` alone (the repository's default), or with a duration such as ``4h``, ``90m``, ``1h30m``, ``2d``."""
     words = arguments.split()
-    if not words:
-        return Command("extend", None, index + 1)
-    text = words[0].lower() if words[0].isascii() else words[0]
-    if len(words) == 1 and _DURATION.fullmatch(text):
-        seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-        if 60 <= seconds <= EXTEND_MAX_SECONDS:
-            return Command("extend", None, index + 1, seconds=seconds)
+    seconds = extend_seconds(words[0]) if len(words) == 1 else None
+    if not words or seconds is not None:
+        return Command("extend", None, index + 1, seconds=seconds)
     problem = (f"takes at most one duration, but it is followed by {code_span(arguments.strip())}." if len(words) > 1
                else f"takes a duration with its unit (m, h, d or w), not {code_span(words[0])}.")
-    return _reply(
-        "bad_arguments",
-        f"{code_span(prefix + ' extend')} {problem} For example {code_span(prefix + ' extend 4h')}.\n\n"
-        + usage_markdown(prefix, ("extend",)),
-        prefix,
-        "extend",
-    )
+    return _reply("bad_arguments", f"{code_span(prefix + ' extend')} {problem} For example"
+                  f" {code_span(prefix + ' extend 4h')}.\n\n" + usage_markdown(prefix, ("extend",)), prefix, "extend")
 
 
 def _parse_agent(arguments: str, lines: list[str], index: int, prefix: str, max_prompt_bytes: int) -> Command | Reply:
