@@ -12,7 +12,12 @@ flushed when final) shared by the ``devenv`` check run here and the ``devenv age
 The ``devenv`` check run is one per head: the record remembers its id and head (``check_run_id``,
 ``check_sha``), and every later operation on that head (a wake, a stop, a delete, a rebuild) and the
 wait for an approval edit it in place (:meth:`Publishing.open_check`, :meth:`Publishing.waiting`),
-so the head's one check run always shows the environment's state and the buttons that fit it.
+as does a state no operation of the head concluded (``status`` found it; a push carried a stopped
+environment to a new head: :meth:`Publishing.show_state`), so the head's one check run always shows
+the environment's state and the buttons that fit it.
+
+The sticky comment's countdown (:mod:`bot.environments.countdown`) is worked out when the comment is
+written, from the newest record and its last activity, so any edit shows the true stop or deletion time.
 """
 
 from __future__ import annotations
