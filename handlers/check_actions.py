@@ -26,7 +26,7 @@ router = Router()
 RETRYABLE = ("up", "recreate", "reset", "sync", "stop", "delete", "status")  # what "retry" may repeat
 #: identifier -> the verb the policy is asked about (``approve`` then runs up or sync, as the command does)
 BUTTONS = {"recreate": "recreate", "stop": "stop", "delete": "delete", "wake": "up", "create": "up",
-           "approve": "approve"}
+           "approve": "approve", "extend": "extend"}
 
 
 def pressed_verb(data: dict[str, Any], record: Any) -> str | None:
@@ -46,7 +46,7 @@ def pressed_verb(data: dict[str, Any], record: Any) -> str | None:
 @router.register("check_run", action="requested_action")
 @router.register("check_run", action="rerequested")
 async def run_check_action(event: sansio.Event, ctx: Context[Bot]) -> None:
-    """When a user with write access presses Retry/Recreate/Stop/Delete/Wake or re-runs the check, do it."""
+    """When a user with write access presses Retry/Recreate/Stop/Delete/Wake/Extend or re-runs the check, do it."""
     data = event.data
     run, repository, login = data["check_run"], data["repository"], data["sender"]["login"]
     manager, app = ctx.bot.environments, ctx.bot.settings.app
@@ -72,7 +72,10 @@ async def run_check_action(event: sansio.Event, ctx: Context[Bot]) -> None:
         log.info("not approving %s: the head moved from %s to %s", ref, run.get("head_sha"), info.head_sha)
         return
     decision = await policy_for(ctx).ask(info, verb, login, Source.BUTTON, closed=pull.get("state") == "closed")
-    if isinstance(decision, Accepted):
+    if isinstance(decision, Accepted) and verb == "extend":  # as `/devenv extend` with the repository's default
+        settings = decision.settings
+        manager.extend(info, duration=settings.extend_by, maximum=settings.extend_max, requested_by=login)
+    elif isinstance(decision, Accepted):
         # A writer pressing a build button on an untrusted PR vouches for its current head.
         kind = verb
         if verb == "approve":

@@ -75,6 +75,9 @@ async def run_command(event: sansio.Event, ctx: Context[Bot]) -> None:
         await pr.react(comment["id"], "confused")
     elif verb == "logs":
         await logs_command(ctx, info, result.lines or LOGS_DEFAULT_LINES, login=login, pr=pr)
+    elif verb == "extend" and isinstance(decision, Accepted):
+        await extend_command(ctx, info, result.seconds, decision, comment_id=comment["id"], reply=reply, pr=pr,
+                             login=login)
     elif verb in AGENT_VERBS:
         await agent_command(ctx, verb, result.prompt, decision, info=info, comment_id=comment["id"], login=login,
                             reply=reply, pr=pr)
@@ -98,6 +101,29 @@ async def environment_command(ctx: Context[Bot], verb: str, decision: Accepted |
         record = manager.record_for(info)
         kind = "sync" if record.env_sha and can_sync(record.state) else "up"
     manager.request(info, kind, requested_by=login, comment_id=comment_id, approve=decision.approve)
+
+
+async def extend_command(ctx: Context[Bot], info: PullInfo, seconds: int | None, decision: Accepted, *,
+                         comment_id: int, reply: Answer, pr: PullRequestAPI, login: str) -> None:
+    """Push back the idle stop (or the deletion) by ``seconds`` (the repository's default if None), within
+    its ``extend.max``: 🚀 and the comment shows the new time, or a reply saying why not."""
+    manager = ctx.bot.environments
+    assert manager is not None  # run_command returns early without one
+    settings, command = decision.settings, f"{ctx.bot.settings.command_prefix} extend"
+    asked = seconds if seconds is not None else settings.extend_by
+    if asked > settings.extend_max:
+        await reply("extend_too_long", command=command, asked=asked, longest=settings.extend_max,
+                    hint=f"{settings.extend_max // 3600}h" if settings.extend_max >= 3600 else "30m")
+        await pr.react(comment_id, "confused")
+        return
+    result = manager.extend(info, duration=asked, maximum=settings.extend_max, requested_by=login)
+    if result is None:
+        await reply("extend_nothing", command=command, state=manager.record_for(info).state)
+        await pr.react(comment_id, "confused")
+        return
+    await pr.react(comment_id, "rocket")
+    if result.capped:
+        await reply("extend_capped", until=result.keep_until, longest=settings.extend_max)
 
 
 async def agent_command(ctx: Context[Bot], verb: str, prompt: str | None, decision: Accepted | Closed, *,

@@ -72,8 +72,10 @@ async def follow_new_head(event: sansio.Event, ctx: Context[Bot]) -> None:
         manager.request(info, kind, requested_by=sender, approve=decision.approve)
     elif record.comment_id is not None:
         # Stopped, ignored, or an agent is at work (rebuilding would pull the floor from under it):
-        # the comment shows the environment is behind the new head.
+        # the comment shows the environment is behind the new head; a stopped one's new head gets
+        # its check run (Wake), as nothing else would act on that head.
         manager.refresh(info)
+        manager.show_stopped_head(info)
 
 
 @router.register("pull_request", action="closed")

@@ -23,8 +23,8 @@ from tests.test_commands_e2e import check_run_event, command
 from tests.test_links_e2e import links_environ  # noqa: F401  (the browser-links rig)
 
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
-READY = ("completed", "success", "The environment is ready", ["Recreate", "Stop", "Delete"])
-STOPPED = ("completed", "neutral", "Stopped — nothing lost", ["Wake", "Delete"])
+READY = ("completed", "success", "The environment is ready", ["Extend", "Stop", "Delete"])
+STOPPED = ("completed", "neutral", "Stopped — nothing lost", ["Wake", "Extend", "Delete"])
 DELETED = ("completed", "neutral", "Deleted", ["Create"])
 DELETED_CLOSED = ("completed", "neutral", "Deleted", [])
 WAITING = ("completed", "action_required", "Waiting for a maintainer's approval of this commit", ["Approve"])

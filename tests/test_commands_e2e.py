@@ -126,9 +126,9 @@ async def test_help_lists_what_a_reader_may_run_and_what_needs_write(server, git
     [reply] = replies(github)
     allowed, refused = reply.split("These need more access than you have:")
     assert "`/devenv status`" in allowed and "`/devenv help`" in allowed and "`/devenv up`" not in allowed
-    for verb in ("up", "recreate", "reset", "stop", "delete", 'agent run "<prompt>"', "agent stop"):
+    for verb in ("up", "recreate", "reset", "stop", "delete", 'agent run "<prompt>"', "agent stop", "extend"):
         assert f"`/devenv {verb}`: " in refused
-    assert refused.count("Needs write access.") == 8  # the agent verbs are in tests/test_agent_e2e.py
+    assert refused.count("Needs write access.") == 9  # the agent verbs are in tests/test_agent_e2e.py
 
 
 async def test_an_unknown_verb_gets_a_did_you_mean_reply(server, github, devpod):

@@ -123,8 +123,8 @@ def test_the_check_run_titles(text, expected):
 @pytest.mark.parametrize(("state", "conclusion", "labels"), [
     (State.FAILED, "failure", ["Retry", "Recreate", "Delete"]),
     (State.RUNNING, "timed_out", ["Retry", "Recreate", "Delete"]),
-    (State.RUNNING, "success", ["Recreate", "Stop", "Delete"]),
-    (State.STOPPED, "success", ["Wake", "Delete"]),
+    (State.RUNNING, "success", ["Extend", "Stop", "Delete"]),
+    (State.STOPPED, "success", ["Wake", "Extend", "Delete"]),
     (State.NONE, "action_required", ["Retry"]),
 ])
 def test_the_check_run_buttons_follow_the_state_and_the_conclusion(state, conclusion, labels):

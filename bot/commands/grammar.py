@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from bot.commands.lexer import command_lines, fenced_block, is_blank, split_lines
-from bot.commands.verbs import LOGS_DEFAULT_LINES, LOGS_MAX_LINES, VERBS, agent_run_examples, code_span, usage_markdown
+from bot.commands.verbs import (
+    LOGS_DEFAULT_LINES,
+    LOGS_MAX_LINES,
+    VERBS,
+    agent_run_examples,
+    code_span,
+    extend_seconds,
+    usage_markdown,
+)
 from bot.text import markdown
 
 __all__ = [
@@ -47,7 +55,8 @@ ReplyKind = Literal["unknown_verb", "bad_arguments", "empty_prompt", "prompt_too
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``, ``lines`` only for ``logs``).
+    """A well-formed command: run ``verb`` (``prompt`` only for ``agent run``, ``lines`` only for ``logs``,
+    ``seconds`` only for ``extend``, None there for the repository's default).
 
     ``line`` is the 1-based line of the comment it was on; ``ignored_extra`` is
     how many further command lines the comment held (they are not run).
@@ -58,6 +67,7 @@ class Command:
     line: int = 1
     ignored_extra: int = 0
     lines: int | None = None
+    seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,7 @@ escape_markdown = markdown.escape  # one implementation, shared with comments an
 
 # --- the grammar ----------------------------------------------------------------
 
-_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v) - {"logs"}
+_SIMPLE_VERBS = frozenset(v for v in VERBS if " " not in v) - {"logs", "extend"}
 _HEADS = tuple(dict.fromkeys(v.split()[0] for v in VERBS))  # up, recreate, …, agent
 _HINTS = {  # words people try, and the verb they are after
     "start": "up",
@@ -121,6 +131,9 @@ _HINTS = {  # words people try, and the verb they are after
     "log": "logs",
     "tail": "logs",
     "output": "logs",
+    "keep": "extend",
+    "prolong": "extend",
+    "snooze": "extend",
 }
 _AGENT_HINTS = {
     "cancel": "stop",
@@ -269,6 +282,18 @@ def _parse_logs(arguments: str, index: int, prefix: str) -> Command | Reply:
     )
 
 
+def _parse_extend(arguments: str, index: int, prefix: str) -> Command | Reply:
+    """``extend`` alone (the repository's default), or with a duration such as ``4h``, ``90m``, ``1h30m``, ``2d``."""
+    words = arguments.split()
+    seconds = extend_seconds(words[0]) if len(words) == 1 else None
+    if not words or seconds is not None:
+        return Command("extend", None, index + 1, seconds=seconds)
+    problem = (f"takes at most one duration, but it is followed by {code_span(arguments.strip())}." if len(words) > 1
+               else f"takes a duration with its unit (m, h, d or w), not {code_span(words[0])}.")
+    return _reply("bad_arguments", f"{code_span(prefix + ' extend')} {problem} For example"
+                  f" {code_span(prefix + ' extend 4h')}.\n\n" + usage_markdown(prefix, ("extend",)), prefix, "extend")
+
+
 def _parse_agent(arguments: str, lines: list[str], index: int, prefix: str, max_prompt_bytes: int) -> Command | Reply:
     """``agent`` and what follows it: ``run`` with a prompt, ``stop`` alone, or a reply."""
     parts = arguments.split(None, 1)
@@ -331,6 +356,8 @@ def _parse_line(
         return _parse_agent(arguments, lines, index, prefix, max_prompt_bytes)
     if verb == "logs":
         return _parse_logs(arguments, index, prefix)
+    if verb == "extend":
+        return _parse_extend(arguments, index, prefix)
     return _unknown_verb(first, arguments, prefix)
 
 

@@ -16,8 +16,8 @@ from typing import Final
 
 from bot.text import markdown
 
-__all__ = ["LOGS_DEFAULT_LINES", "LOGS_MAX_LINES", "SYNTAX", "USAGE", "VERBS", "agent_run_examples", "code_span",
-           "usage_markdown"]
+__all__ = ["EXTEND_MAX_SECONDS", "LOGS_DEFAULT_LINES", "LOGS_MAX_LINES", "SYNTAX", "USAGE", "VERBS",
+           "agent_run_examples", "code_span", "extend_seconds", "usage_markdown"]
 
 VERBS: Final[tuple[str, ...]] = (
     "up",
@@ -31,11 +31,30 @@ VERBS: Final[tuple[str, ...]] = (
     "agent run",
     "agent stop",
     "logs",
+    "extend",
 )
 
 #: ``logs [lines]``: how many lines of each log a reply shows unless asked, and at most.
 LOGS_DEFAULT_LINES: Final = 50
 LOGS_MAX_LINES: Final = 500
+
+#: ``extend [duration]``: the longest duration the grammar reads (a repository's ``extend.max`` is lower).
+EXTEND_MAX_SECONDS: Final = 365 * 86400
+
+_DURATION = re.compile(r"(?:[0-9]{1,6}[mhdw])+")
+_DURATION_PART = re.compile(r"([0-9]+)([mhdw])")
+_DURATION_UNITS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def extend_seconds(word: str) -> int | None:
+    """``extend``'s duration in seconds (``4h``, ``90m``, ``1h30m``, ``2d``: a unit is required), None if
+    ``word`` is none or outside one minute to :data:`EXTEND_MAX_SECONDS`."""
+    text = word.lower() if word.isascii() else word
+    if not _DURATION.fullmatch(text):
+        return None
+    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    return seconds if 60 <= seconds <= EXTEND_MAX_SECONDS else None
+
 
 #: What follows the prefix for each verb, as shown in help texts.
 SYNTAX: Final = MappingProxyType({**{v: v for v in VERBS}, "agent run": 'agent run "<prompt>"'})
@@ -60,6 +79,10 @@ USAGE: Final = MappingProxyType(
             f"Show the end of the last DevPod operation's output and of the environment's container log:"
             f" {LOGS_DEFAULT_LINES} lines of each, or as many as the number after it (logs 200), at most"
             f" {LOGS_MAX_LINES}."
+        ),
+        "extend": (
+            "Keep the environment longer: push back its idle stop (or, when stopped, its deletion) by the"
+            " duration after it (extend 4h), or by the repository's default."
         ),
     }
 )

@@ -143,6 +143,7 @@ class CatchUp:
             self.manager.request(info, "recreate" if on_push == "recreate" else "sync", requested_by=CATCHUP_ACTOR)
         elif record.comment_id is not None:
             self.manager.refresh(info)  # the comment shows the environment is behind the new head
+            self.manager.show_stopped_head(info)  # a stopped one's new head gets its check run (Wake)
 
     @staticmethod
     def _info(record: EnvRecord, pull: OpenPull) -> PullInfo:

@@ -160,6 +160,7 @@ class OperationExecutor:
 
     async def _conclude(self, record: EnvRecord, op: Op, outcome: Outcome) -> None:
         ended = self.timer()  # links and publishing below are not DevPod's time
+        before = record.state
         record.phase, record.op = None, None
         if outcome.head_sha is not None:
             record.head_sha = outcome.head_sha
@@ -174,6 +175,8 @@ class OperationExecutor:
         self.publishing.conclude(record, op, conclusion=outcome.conclusion,
                                  title=report.outcome_title(op.kind, outcome.conclusion, outcome.event,
                                                             wrong_commit=outcome.wrong_commit is not None))
+        if op.kind == "status" and record.state != before:  # the head's check run showed the state it had
+            self.publishing.show_state(record, requested_by=op.requested_by)
         await self.publishing.flush(record, op)
         if op.kind == "delete" and outcome.conclusion == "success" and not self.queue.pending(record.ws_id):
             self.records.forget(record.ws_id)  # a deleted environment leaves nothing behind unless more work waits

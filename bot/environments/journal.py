@@ -148,6 +148,14 @@ class EnvRecord:
     history: list[Action] = dataclasses.field(default_factory=list)  # the last actions, oldest first
     active_at: float = 0.0  # last use (bot.environments.activity; 0: none noted yet)
     active_via: str = ""  # and through what: ide, preview, ssh, agent, command, push, stopped
+    # the countdown (bot.environments.countdown): neither stopped nor deleted before keep_until (extend);
+    # the stop and deletion times the comment shows, worked out at countdown_at; the stop time warned of
+    keep_until: float | None = None
+    keep_for: str | None = None  # what keep_until holds back: "stop" (set while running) or "delete"
+    stop_at: float | None = None
+    delete_at: float | None = None
+    countdown_at: float | None = None
+    warned_for: float | None = None
 
     def __post_init__(self) -> None:
         self.state = State(self.state)

@@ -24,6 +24,7 @@ environment, so nothing is left hanging on a container that goes away.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import types
@@ -32,7 +33,7 @@ from typing import Any
 
 from bot import devpod
 from bot.core.metrics import Metrics
-from bot.environments import report
+from bot.environments import countdown, report
 from bot.environments.activity import Activity, Source, source_of
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Op, PullInfo, Records, open_journal
@@ -78,7 +79,7 @@ class EnvironmentManager:
                                      logs_dir=settings.state_dir / "oplogs")
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
-                                     retry_delays=retry_delays)
+                                     retry_delays=retry_delays, clock=clock, last_active=self.last_active)
         self.queue = WorkspaceQueue(self, max_concurrent=max_concurrent, sync_debounce=sync_debounce,
                                     clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
@@ -306,12 +307,49 @@ class EnvironmentManager:
         self.store.save(record)
         self.publishing.comment(record)
 
+    def show_stopped_head(self, info: PullInfo) -> None:
+        """A stopped environment's PR got a new head (nothing syncs while stopped): give that head the
+        stopped check run (Wake), so its checks say what the environment is."""
+        record = self.record_for(info)
+        if record.state == State.STOPPED and record.check_sha != record.head_sha:
+            by = record.last_action.by if record.last_action is not None else info.author
+            self.publishing.show_state(record, requested_by=by)
+
     def explain(self, info: PullInfo, note: str) -> None:
         """Show a note in the sticky comment without running anything (e.g. fork PRs)."""
         record = self.record_for(info)
         record.note = note
         self.store.save(record)
         self.publishing.comment(record, urgent=True)
+
+    # ------------------------------------------------------------------ the countdown
+    def last_active(self, record: EnvRecord) -> float:
+        """The countdown's last activity of ``record`` (as the idle reaper counts it)."""
+        return countdown.last_active(record, None)
+
+    def show_countdown(self, ws_id: str, *, warn_for: float | None = None) -> None:
+        """Edit the sticky comment for its countdown (``warn_for``: with the warning of that stop time)."""
+        record = self.store.get(ws_id)
+        if record is None:
+            return
+        if warn_for is not None:
+            record.warned_for = warn_for
+            self.store.save(record)
+        self.publishing.comment(record, urgent=True)
+
+    def extend(self, info: PullInfo, *, duration: float, maximum: float, requested_by: str) -> countdown.Extension | None:
+        """Push back the environment's stop (running) or deletion (stopped); None: it has neither to push."""
+        record = self.record_for(info)
+        now = self.clock()
+        result = countdown.extend(record, self.last_active(record), now, duration, maximum)
+        if result is None:
+            return None
+        record.keep_until, record.keep_for = max(countdown.kept(record, result.what), result.keep_until), result.what
+        record.last_action = Action(verb="extend", by=requested_by, at=now, outcome="succeeded")
+        self.store.save(record)
+        self.publishing.comment(record, urgent=True)
+        due = countdown.deadlines(record, self.last_active(record))
+        return dataclasses.replace(result, keep_until=due.stop_at or due.delete_at or result.keep_until)
 
     # ------------------------------------------------------------------ texts
     def paused_note(self, record: EnvRecord) -> str:

@@ -12,7 +12,12 @@ flushed when final) shared by the ``devenv`` check run here and the ``devenv age
 The ``devenv`` check run is one per head: the record remembers its id and head (``check_run_id``,
 ``check_sha``), and every later operation on that head (a wake, a stop, a delete, a rebuild) and the
 wait for an approval edit it in place (:meth:`Publishing.open_check`, :meth:`Publishing.waiting`),
-so the head's one check run always shows the environment's state and the buttons that fit it.
+as does a state no operation of the head concluded (``status`` found it; a push carried a stopped
+environment to a new head: :meth:`Publishing.show_state`), so the head's one check run always shows
+the environment's state and the buttons that fit it.
+
+The sticky comment's countdown (:mod:`bot.environments.countdown`) is worked out when the comment is
+written, from the newest record and its last activity, so any edit shows the true stop or deletion time.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from bot.environments import report
+from bot.environments import countdown, report
 from bot.environments.journal import EnvRecord, Op, Records, Unpublished
 from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRef, PullRequestAPI, check_output
@@ -92,9 +97,12 @@ class Publishing:
     """What the environment service writes to GitHub."""
 
     def __init__(self, records: Records, where: report.Where, *, min_interval: float, github: Any = None,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS, clock: Callable[[], float] | None = None,
+                 last_active: Callable[[EnvRecord], float] = countdown.recorded_activity) -> None:
         self.records = records
         self.where = where
+        self.clock = clock if clock is not None else records.clock
+        self.last_active = last_active  # the countdown's notion of activity (the idle reaper's)
         self.github = github  # bot.github.client.GitHubClient: installation clients
         self.publisher = Publisher(min_interval=min_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "check")
@@ -141,6 +149,37 @@ class Publishing:
             self.records.save(current)
 
         self.publisher.mark(("check-waiting", ws_id), write, urgent=True)
+
+    def show_state(self, record: EnvRecord, *, requested_by: str) -> None:
+        """Show the state ``record`` is in on its head's check run, though no operation of that head
+        concluded it (``status`` found another state; a push carried a stopped environment to a new
+        head): edited in place, or created completed on a head without one, with the buttons of the
+        state.  A write identical to the check run's last is skipped."""
+        shown = report.STATE_CHECKS.get(record.state)
+        if shown is None:
+            return
+        kind, conclusion = shown
+        ws_id, state = record.ws_id, record.state
+
+        async def write() -> None:
+            current = self.records.get(ws_id)
+            if current is None or current.state != state:
+                return  # moved on since: the operation that moved it shows that
+            op = Op(kind, current.head_sha, requested_by, self.clock())
+            u = CheckUpdate(**report.check_run(current, op, self.where, status="completed", conclusion=conclusion,
+                                               title=report.conclusion_title(kind, conclusion)))
+            pr = self.pr_api(current.ref)
+            if current.check_run_id is not None and current.check_sha == current.head_sha:
+                await self.checks.put(pr, current.check_run_id, u)
+                return
+            check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=ws_id,
+                                             status=u.status, conclusion=u.conclusion, actions=u.actions,
+                                             details_url=u.details_url, output=u.output)
+            self.checks.remember(check_id, u)
+            current.check_run_id, current.check_sha = check_id, current.head_sha
+            self.records.save(current)
+
+        self.publisher.mark(("check-state", ws_id), write, urgent=True)
 
     def conclude(self, record: EnvRecord, op: Op, *, conclusion: str, title: str, summary: str | None = None) -> None:
         """Journal ``record`` with ``op``'s end as unpublished, then show it on the check run and
@@ -192,8 +231,14 @@ class Publishing:
         snapshot = dataclasses.replace(record, errors=list(record.errors))
 
         async def write() -> None:
-            body = report.comment_body(snapshot, self.where)
             current = self.records.get(snapshot.ws_id) or snapshot
+            snapshot.warned_for, snapshot.keep_until = current.warned_for, current.keep_until
+            countdown.stamp(snapshot, self.last_active(current), self.clock())  # true when written
+            body = report.comment_body(snapshot, self.where)
+            if (current.stop_at, current.delete_at) != (snapshot.stop_at, snapshot.delete_at):
+                current.stop_at, current.delete_at = snapshot.stop_at, snapshot.delete_at
+                current.countdown_at = snapshot.countdown_at
+                self.records.save(current)
             comment_id = await self.pr_api(snapshot.ref).upsert_comment(body, current.comment_id)
             if current.comment_id != comment_id:
                 current.comment_id = comment_id

@@ -11,6 +11,12 @@ stopped and how to wake it.
 The reaper never touches an environment that is busy (an operation running or
 waiting) or that has an agent at work; it asks the manager for a ``stop`` or
 ``delete`` like anyone else, so the check run, comment and journal follow.
+
+When to act is :func:`bot.environments.countdown.deadlines` (which also honours ``/devenv extend``),
+the same function the sticky comment's countdown shows.  Each sweep also keeps that countdown true
+within the write budget: it asks for a comment edit only when a deadline moved materially
+(:func:`~bot.environments.countdown.moved_materially`), and once per idle period for the warning
+shortly before an idle stop (:func:`~bot.environments.countdown.warning_due`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from bot.environments import activity
+from bot.environments import countdown
 from bot.environments.journal import EnvRecord, PullInfo
-from bot.environments.states import State, expires_when_unused
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ class Environments(Protocol):
 
     def request(self, info: PullInfo, kind: str, *, requested_by: str) -> Any: ...
 
+    def show_countdown(self, ws_id: str, *, warn_for: float | None = None) -> None: ...
+
 
 class IdleReaper:
     def __init__(self, manager: Environments, *, activity: Callable[[str], float | None] = lambda _: None,
@@ -54,10 +61,11 @@ class IdleReaper:
         self._task: asyncio.Task[None] | None = None
 
     def last_active(self, record: EnvRecord) -> float:
-        return activity.last_active(record, also=self.activity(record.ws_id))
+        return countdown.last_active(record, self.activity(record.ws_id))
 
     def sweep(self) -> list[tuple[str, str]]:
-        """Ask for what is due now; returns [(ws_id, "stop" | "delete")]. Nothing on a replica that is not
+        """Ask for what is due now; returns [(ws_id, "stop" | "delete")].  Also edits the comment when
+        its countdown moved materially, or to warn of a stop coming soon. Nothing on a replica that is not
         the leader."""
         if not self.leader():
             return []
@@ -66,17 +74,27 @@ class IdleReaper:
         for record in list(self.manager.records.values()):
             if self.manager.busy(record.ws_id) or self.busy(record):
                 continue
-            idle = now - self.last_active(record)
-            if record.state == State.RUNNING and record.idle_stop is not None and idle > record.idle_stop:
+            due = countdown.deadlines(record, self.last_active(record))
+            if due.stop_at is not None and now > due.stop_at:
                 asked.append((record.ws_id, "stop"))
-            elif expires_when_unused(record.state) and record.delete_after is not None \
-                    and idle > record.delete_after:
+            elif due.delete_at is not None and now > due.delete_at:
                 asked.append((record.ws_id, "delete"))
+            else:
+                self._keep_true(record, due, now)
         for ws_id, kind in asked:
             record = self.manager.records[ws_id]
             log.info("%s of %s: idle for %.0f s", kind, ws_id, now - self.last_active(record))
             self.manager.request(PullInfo.of(record), kind, requested_by=f"{REAPER} (idle)")
         return asked
+
+    def _keep_true(self, record: EnvRecord, due: countdown.Deadlines, now: float) -> None:
+        """One comment edit when the warning is due (once per idle period) or a deadline moved materially."""
+        if countdown.warning_due(record, due.stop_at, now):
+            log.info("warning that %s stops at %.0f unless used", record.ws_id, due.stop_at or 0)
+            self.manager.show_countdown(record.ws_id, warn_for=due.stop_at)
+        elif record.comment_id is not None and (countdown.moved_materially(record.stop_at, due.stop_at, now)
+                                                or countdown.moved_materially(record.delete_at, due.delete_at, now)):
+            self.manager.show_countdown(record.ws_id)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="idle-reaper")

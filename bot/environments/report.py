@@ -16,10 +16,11 @@ from typing import Any
 
 from bot import devpod
 from bot.commands.verbs import SYNTAX, USAGE, VERBS
-from bot.environments import states
+from bot.environments import countdown, states
 from bot.environments.journal import Action, EnvRecord, Op
 from bot.environments.states import State
 from bot.github.pulls import check_output
+from bot.text import markdown
 from bot.text.templating import environment, render
 
 BUILD_OPS = ("up", "recreate", "reset", "sync")
@@ -95,7 +96,24 @@ def gateway_access(ws_id: str, where: Where) -> dict[str, Any] | None:
 def comment_body(record: EnvRecord, where: Where) -> str:
     return render("comment.md.j2", r=record, prefix=where.prefix, access=access(record, where),
                   ways_in=states.shows_ways_in(record.state), outcome=lambda action: outcome(record, action),
-                  commands=[(SYNTAX[v], USAGE[v]) for v in VERBS])
+                  commands=[(SYNTAX[v], USAGE[v]) for v in VERBS], countdown=countdown_view(record))
+
+
+def countdown_view(record: EnvRecord) -> dict[str, Any]:
+    """The countdown the comment shows, as of when it was worked out (``countdown_at``):
+    ``stop`` / ``delete``: (the time in UTC, "in about …"); ``warned``: the stop is near and warned of."""
+    at = record.countdown_at
+    if at is None:
+        return {"stop": None, "delete": None, "warned": False}
+
+    def when(deadline: float | None) -> tuple[str, str] | None:
+        if deadline is None:
+            return None
+        return markdown.utc(deadline), f"in {countdown.about(deadline - at)}"
+
+    stop = when(record.stop_at) if record.state == State.RUNNING else None
+    return {"stop": stop, "delete": when(record.delete_at) if states.expires_when_unused(record.state) else None,
+            "warned": stop is not None and countdown.warned(record, record.stop_at)}
 
 
 def outcome(record: EnvRecord, action: Action) -> str:
@@ -189,16 +207,22 @@ def buttons(record: EnvRecord, conclusion: str | None, *, on_head: bool = True) 
         chosen = ["retry", "recreate", "delete"]
     elif conclusion == "action_required" and waits_for_approval(record):
         chosen = ["approve"] if on_head else []
-    elif record.state == State.RUNNING:
-        chosen = ["recreate", "stop", "delete"]
+    elif record.state == State.RUNNING:  # Extend replaces Recreate (a repair, on every failed run) when it stops idle
+        chosen = ["extend", "stop", "delete"] if record.idle_stop is not None else ["recreate", "stop", "delete"]
     elif record.state == State.STOPPED:
-        chosen = ["wake", "delete"]
+        chosen = ["wake", "extend", "delete"] if record.delete_after is not None else ["wake", "delete"]
     elif record.state in (State.DELETED, State.NONE) and conclusion == "neutral":
         chosen = [] if record.closed else ["create"]
     else:
         chosen = ["retry"]
     table = words().buttons
     return [{"label": table[ident][0], "identifier": ident, "description": table[ident][1]} for ident in chosen[:3]]
+
+
+#: How the check run shows a state no operation of its own concluded (``status`` found it, or a push
+#: carried it to a new head): as the operation that would have left it there, and its conclusion.
+STATE_CHECKS: dict[State, tuple[str, str]] = {State.RUNNING: ("up", "success"), State.STOPPED: ("stop", "success"),
+                                              State.DELETED: ("delete", "success"), State.NONE: ("delete", "success")}
 
 
 def waits_for_approval(record: EnvRecord) -> bool:

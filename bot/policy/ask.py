@@ -68,7 +68,7 @@ RUNS_ON_CLOSED: dict[Source, frozenset[str]] = {
 #: The least permission a request from this source needs whatever the settings say.
 SOURCE_FLOOR: dict[Source, str] = {Source.BUTTON: "write"}
 #: Requests that run nothing from the PR, so its trust need not be known.
-NEEDS_NO_TRUST = frozenset({"help", "agent stop", "logs"})
+NEEDS_NO_TRUST = frozenset({"help", "agent stop", "logs", "extend"})
 
 
 class PullFacts(Protocol):

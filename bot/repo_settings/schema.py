@@ -38,6 +38,8 @@ __all__ = [
     "RESERVED_PORT_NAMES",
     "DEFAULT_IDLE_STOP",
     "DEFAULT_DELETE_AFTER",
+    "DEFAULT_EXTEND_BY",
+    "DEFAULT_EXTEND_MAX",
     "Port",
     "RepoAgentSettings",
     "RepoSettings",
@@ -79,6 +81,9 @@ SSH_KEYS: Final[tuple[str, ...]] = ("permission",)
 
 DEFAULT_IDLE_STOP: Final = 2 * 3600
 DEFAULT_DELETE_AFTER: Final = 7 * 86400
+#: ``/devenv extend`` (and the Extend button) without a duration, and the longest one it takes.
+DEFAULT_EXTEND_BY: Final = 2 * 3600
+DEFAULT_EXTEND_MAX: Final = 86400
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ class RepoSettings:
       file's entries merged over :data:`bot.commands.REQUIRED_PERMISSION_DEFAULTS`.
     * ``idle_stop`` / ``delete_after``: seconds without activity before the
       environment is stopped / deleted; None means never.
+    * ``extend_by`` / ``extend_max``: ``/devenv extend``'s default duration and the longest it
+      takes (the ``extend`` section's ``by`` and ``max``), in seconds.
     * ``resources``: DevPod's ``RESOURCES`` provider option
       (``requests.cpu=500m,limits.memory=4Gi``), None for the operator's default.
     * ``agent``: the coding agent's settings.
@@ -137,6 +144,8 @@ class RepoSettings:
     permissions: Mapping[str, str] = dataclasses.field(default_factory=_default_permissions, hash=False)
     idle_stop: int | None = DEFAULT_IDLE_STOP
     delete_after: int | None = DEFAULT_DELETE_AFTER
+    extend_by: int = DEFAULT_EXTEND_BY
+    extend_max: int = DEFAULT_EXTEND_MAX
     resources: str | None = None
     agent: RepoAgentSettings = RepoAgentSettings()
     ssh_permission: str | None = None

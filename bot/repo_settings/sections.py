@@ -24,6 +24,8 @@ from bot.repo_settings.problems import bool_hint, show, suggest
 from bot.repo_settings.schema import (
     CODE_RUNNING_FLOOR,
     CODE_RUNNING_VERBS,
+    DEFAULT_EXTEND_BY,
+    DEFAULT_EXTEND_MAX,
     PORT_NAME_MAX,
     PORT_PERMISSIONS,
     RESERVED_PORT_NAMES,
@@ -39,6 +41,7 @@ _PORT_KEYS: Final = ("name", "port", "permission")
 _RESOURCE_SECTIONS: Final = ("requests", "limits")
 _RESOURCE_NAMES: Final = ("cpu", "memory")
 _AGENT_KEYS: Final = ("command",)
+_EXTEND_KEYS: Final = ("by", "max")
 
 #: As the links require (bot/cluster/workspace.py): the host ``<name>-<workspace id>`` splits at the first
 #: ``-``, so a name holding one would never get its link.
@@ -213,6 +216,25 @@ class SectionChecker(Checker):
             self.add(here, f"{show(level)} is too low: a shell runs code in the environment, so it needs at least"
                      f" {CODE_RUNNING_FLOOR} (and never less than the operator's DEVENV_SSH_PERMISSION)")
         return len(self.problems) == before, level if isinstance(level, str) else None
+
+    def extend(self, path: str, value: Any) -> tuple[bool, tuple[int, int]]:
+        """``extend: {by: 2h, max: 1d}``: ``/devenv extend``'s default duration and its maximum (by <= max)."""
+        section = self.mapping(path, value, _EXTEND_KEYS, "{by: 2h, max: 1d}")
+        if section is None:
+            return False, (DEFAULT_EXTEND_BY, DEFAULT_EXTEND_MAX)
+        before = len(self.problems)
+        found = {"by": DEFAULT_EXTEND_BY, "max": DEFAULT_EXTEND_MAX}
+        for key in _EXTEND_KEYS:
+            if key not in section:
+                continue
+            ok, seconds = self.duration(f"{path}.{key}", section[key])
+            if ok and seconds is None:
+                self.add(f"{path}.{key}", "cannot be never; write a duration such as 2h, or remove the line")
+            elif ok and seconds is not None:
+                found[key] = seconds
+        if len(self.problems) == before and found["by"] > found["max"]:
+            self.add(f"{path}.by", f"is longer than {path}.max; the default extension must fit within the maximum")
+        return len(self.problems) == before, (found["by"], found["max"])
 
     def known_level(self, here: str, level: Any) -> bool:
         """Whether ``level`` is a permission level; if not, say which ones are (with a likely meant one)."""

@@ -23,7 +23,7 @@ __all__ = ["parse_duration", "parse_settings"]
 
 _KEYS: Final = (
     "auto_create", "on_push", "devcontainer_path", "ide", "ports", "permissions",
-    "idle_stop", "delete_after", "resources", "agent", "ssh",
+    "idle_stop", "delete_after", "extend", "resources", "agent", "ssh",
 )  # fmt: skip
 
 
@@ -68,6 +68,10 @@ def parse_settings(text: str) -> RepoSettings:
             ok, seconds = check.duration(key, value)
             if ok:
                 fields[key] = seconds
+        elif key == "extend":
+            ok, (by, longest) = check.extend(key, value)
+            if ok:
+                fields["extend_by"], fields["extend_max"] = by, longest
         elif key == "ssh":
             ok, level = check.ssh(key, value)
             if ok:
