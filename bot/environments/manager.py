@@ -34,7 +34,7 @@ from typing import Any
 from bot import devpod
 from bot.core.metrics import Metrics
 from bot.environments import countdown, report
-from bot.environments.activity import Activity, Source, source_of
+from bot.environments.activity import Activity, Source, last_active, source_of
 from bot.environments.executor import OperationExecutor
 from bot.environments.journal import Action, EnvRecord, Op, PullInfo, Records, open_journal
 from bot.environments.links import Links
@@ -79,7 +79,7 @@ class EnvironmentManager:
                                      logs_dir=settings.state_dir / "oplogs")
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
-                                     retry_delays=retry_delays, clock=clock, last_active=self.last_active)
+                                     retry_delays=retry_delays, clock=clock, last_active=last_active)
         self.queue = WorkspaceQueue(self, max_concurrent=max_concurrent, sync_debounce=sync_debounce,
                                     clock=clock, sleep=sleep, metrics=self.metrics)
         self.executor = OperationExecutor(records=self.store, queue=self.queue, operations=self.operations,
@@ -323,10 +323,6 @@ class EnvironmentManager:
         self.publishing.comment(record, urgent=True)
 
     # ------------------------------------------------------------------ the countdown
-    def last_active(self, record: EnvRecord) -> float:
-        """The countdown's last activity of ``record`` (as the idle reaper counts it)."""
-        return countdown.last_active(record, None)
-
     def show_countdown(self, ws_id: str, *, warn_for: float | None = None) -> None:
         """Edit the sticky comment for its countdown (``warn_for``: with the warning of that stop time)."""
         record = self.store.get(ws_id)
@@ -341,20 +337,17 @@ class EnvironmentManager:
         """Push back the environment's stop (running) or deletion (stopped); None: it has neither to push."""
         record = self.record_for(info)
         now = self.clock()
-        result = countdown.extend(record, self.last_active(record), now, duration, maximum)
+        result = countdown.extend(record, last_active(record), now, duration, maximum)
         if result is None:
             return None
         record.keep_until, record.keep_for = max(countdown.kept(record, result.what), result.keep_until), result.what
         record.last_action = Action(verb="extend", by=requested_by, at=now, outcome="succeeded")
         self.store.save(record)
         self.publishing.comment(record, urgent=True)
-        due = countdown.deadlines(record, self.last_active(record))
+        due = countdown.deadlines(record, last_active(record))
         return dataclasses.replace(result, keep_until=due.stop_at or due.delete_at or result.keep_until)
 
     # ------------------------------------------------------------------ texts
-    def paused_note(self, record: EnvRecord) -> str:
-        return report.paused_note(record, self.where)
-
     def comment_body(self, record: EnvRecord) -> str:
         return report.comment_body(record, self.where)
 
