@@ -44,6 +44,8 @@ from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
+from bot.prebuilds.builder import Prebuilds
+from bot.prebuilds.checks import PrebuildChecks
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
 from bot.setup import credentials
@@ -74,6 +76,7 @@ class Bot:
     link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
+    prebuilds: Prebuilds | None = None  # prebuilt images of base branches, when DEVENV_PREBUILD_REPOSITORY is set
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +97,8 @@ class Bot:
             raise
         if self.environments is not None:
             await self.environments.start()
+        if self.prebuilds is not None:
+            self.prebuilds.resume()  # builds a stop or crash left unfinished
         if self.agent_runs is not None:
             self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
@@ -116,6 +121,8 @@ class Bot:
         if self.reaper is not None:
             await self.reaper.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
+        if self.prebuilds is not None:
+            await self.prebuilds.drain(self.settings.shutdown_grace)
         if self.agent_runs is not None:
             await self.agent_runs.drain(self.settings.shutdown_grace)
         if self.environments is not None:
@@ -160,6 +167,19 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
         retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+
+
+def _prebuilds(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient) -> Prebuilds | None:
+    """The prebuild queue, when DEVENV_PREBUILD_REPOSITORY is set; it runs DevPod through the environments'
+    runner (one masker, one clone-token service) and shares its ledger (no I/O yet)."""
+    if settings.prebuilds is None or environments is None or settings.devpod is None:
+        return None
+    ops = environments.operations
+    assert ops.ledger is not None  # made from the same settings
+    checks = PrebuildChecks(github, prefix=settings.command_prefix, min_interval=settings.publish_interval,
+                            retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+    return Prebuilds(settings.prebuilds, settings.devpod, runner=ops, checks=checks, ledger=ops.ledger,
+                     github_url=settings.github_url)
 
 
 def host_key_source(settings: Settings) -> keys.HostKeySource:
@@ -237,7 +257,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
                agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup,
-               gateway=gateway)
+               gateway=gateway, prebuilds=_prebuilds(settings, environments, github))
 
 
 __all__ = ["Bot", "build", "host_key_source"]

@@ -19,6 +19,7 @@ from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Closed, Refused, Source, policy_for
 from bot.services import Bot
 from bot.text.templating import render
+from handlers.prebuilds import prebuild_command
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ async def run_command(event: sansio.Event, ctx: Context[Bot]) -> None:
     verb, command = result.verb, f"{prefix} {result.verb}"
     if verb in NOT_YET:
         await reply("not_yet", command=command, verb=verb)
+        return
+    if verb == "prebuild":  # the base branch's image: its own permission check (roles), no environment involved
+        await prebuild_command(ctx, pr, login=login, comment_id=comment["id"], repository=repository)
         return
     if ctx.bot.environments is None:
         log.warning("ignoring %s: environments are not configured (no DevPod settings)", command)

@@ -18,6 +18,7 @@ submodules do not import it.
 from bot.devpod.argv import (
     DEVPOD_VERSION,
     HARDENED_CONTEXT_OPTIONS,
+    build_argv,
     context_harden_argv,
     delete_argv,
     ide_options,
@@ -76,6 +77,7 @@ __all__ = [
     "RunResult",
     "WorkspaceState",
     "WorkspaceStatus",
+    "build_argv",
     "build_env",
     "checked_out_commit",
     "content_dir",
