@@ -57,12 +57,12 @@ USAGE: Final = MappingProxyType(
         "approve": "Allow environments for this pull request (needed when its author may not start one).",
         "agent run": "Run the coding agent in the environment with this prompt.",
         "agent stop": "Stop the coding agent's current run.",
-        "prebuild": "Build the prebuilt image of this pull request's base branch now (maintainers).",
         "logs": (
             f"Show the end of the last DevPod operation's output and of the environment's container log:"
             f" {LOGS_DEFAULT_LINES} lines of each, or as many as the number after it (logs 200), at most"
             f" {LOGS_MAX_LINES}."
         ),
+        "prebuild": "Build the prebuilt image of this pull request's base branch now (maintainers).",
     }
 )
 
