@@ -200,6 +200,6 @@ class Prebuilds:
         await self.checks.close()
 
     async def idle(self, wait: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        """Wait until no build runs or waits (tests, the bench)."""
-        while any(not w.done() for w in self._workers.values()):
+        """Wait until no build runs or waits and every check-run write is done (tests, the bench)."""
+        while any(not w.done() for w in self._workers.values()) or self.checks.publisher.tasks():
             await wait(0.01)
