@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ from bot.repo_settings.schema import RepoPrebuildSettings, SettingsError
 from bot.repo_settings.validate import parse_settings
 from bot.settings.prebuilds import PrebuildSettings
 from tests.devpod_rig import settings, standin  # noqa: F401  (fixtures)
+from tests.eventually import eventually
 from tests.standin import BINARY
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -204,8 +204,7 @@ async def test_a_build_a_stop_interrupted_runs_again_at_the_next_start_on_the_sa
     first = Prebuilds(config, settings, runner=Runner(settings), checks=Checks(), ledger=PrebuildLedger(tmp_path),
                       github_url="https://github.com")
     first.request(job(check_run_id=77))
-    while not (standin.home / "standin-hanging").exists():
-        await asyncio.sleep(0.02)
+    await eventually(lambda: (standin.home / "standin-hanging").exists(), what="the build to hang")
     await first.drain(5)  # a SIGTERM to the bot: the build is stopped, the job kept
     checks = Checks()
     again = Prebuilds(config, settings, runner=Runner(settings), checks=checks, ledger=PrebuildLedger(tmp_path),
@@ -214,3 +213,34 @@ async def test_a_build_a_stop_interrupted_runs_again_at_the_next_start_on_the_sa
     await again.idle()
     assert checks.shown[-1] == ("completed", "success", 77)  # the same check run, concluded
     assert again.ledger.last("Codertocat/Hello-World", "main").sha == SHA
+
+
+class FakeGitHub:
+    """Answers the check-run writes as GitHub would (their shape is tests/test_prebuilds_e2e.py's)."""
+
+    def installation(self, installation_id: int) -> FakeGitHub:
+        return self
+
+    async def post(self, url: str, data: dict) -> dict:
+        return {"id": 5}
+
+    async def patch(self, url: str, data: dict) -> None:
+        return None
+
+
+async def test_the_new_check_runs_id_is_kept_at_once_so_a_crash_mid_build_never_makes_a_second(
+        tmp_path, standin, settings):  # noqa: F811
+    from bot.prebuilds.checks import PrebuildChecks
+
+    standin.inject(command="build", hang=True)
+    queue = Prebuilds(PrebuildSettings(repository="registry.example/pre"), settings, runner=Runner(settings),
+                      checks=PrebuildChecks(FakeGitHub(), prefix="/devenv", min_interval=0),
+                      ledger=PrebuildLedger(tmp_path), github_url="https://github.com")
+    queue.request(job())
+    await eventually(lambda: (standin.home / "standin-hanging").exists(), what="the build to hang")
+
+    def saved_ids() -> list:  # what a crash now, mid-build, would leave for the next start
+        return [j["check_run_id"] for j in json.loads((tmp_path / "prebuild-jobs.json").read_text())]
+
+    await eventually(lambda: saved_ids() == [5], timeout=5, what="the check run's id to be kept")
+    await queue.drain(5)

@@ -65,6 +65,7 @@ class Prebuilds:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._jobs_path = Path(ledger.path).with_name("prebuild-jobs.json")
         self.builds = 0  # `devpod build` runs started (bench, tests)
+        checks.on_created = self._save_jobs
 
     def repository(self, owner: str, repo: str) -> str:
         """Where this GitHub repository's prebuilds live: ``<DEVENV_PREBUILD_REPOSITORY>/<owner>/<repo>``."""

@@ -9,6 +9,7 @@ GitHub's write budget coalesce into one write; the first write creates the check
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from bot.github.publish import RETRY_DELAYS, Publisher
@@ -65,6 +66,7 @@ class PrebuildChecks:
         self.github = github  # bot.github.client.GitHubClient
         self.prefix = prefix
         self.publisher = Publisher(min_interval=min_interval, retry_delays=retry_delays)
+        self.on_created: Callable[[], None] | None = None  # the queue keeps the new check run's id at once
 
     def show(self, job: Job, *, urgent: bool = False) -> None:
         self.publisher.mark(("prebuild", id(job)), lambda: self._write(job), urgent=urgent)
@@ -82,6 +84,8 @@ class PrebuildChecks:
             answer = await gh.post(base, data={"name": CHECK_NAME, "head_sha": job.sha,
                                                "external_id": f"prebuild:{job.branch}"[:200], **data})
             job.check_run_id = answer["id"]
+            if self.on_created is not None:  # a crash from now on edits this check run, never makes a second
+                self.on_created()
         else:
             await gh.patch(f"{base}/{job.check_run_id}", data=data)
 
