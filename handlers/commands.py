@@ -145,7 +145,8 @@ async def logs_command(ctx: Context[Bot], info: PullInfo, lines: int, *, login: 
 def help_lists(have: str, prefix: str, required=REQUIRED_PERMISSION_DEFAULTS.__getitem__) -> dict[str, str]:
     """The help reply's three Markdown lists: what ``have`` allows, what needs more, what does not exist yet."""
     available = [v for v in VERBS if v not in NOT_YET]
-    allowed = tuple(v for v in available if allows(have, required(v)))
+    # ``have`` folds maintain into write, so only an admin is sure to pass prebuild's role check (handlers/prebuilds.py).
+    allowed = tuple(v for v in available if allows(have, required(v)) and (v != "prebuild" or have == "admin"))
     refused = tuple(v for v in available if v not in allowed)
     return {"allowed": usage_markdown(prefix, allowed) if allowed else "- nothing",
             "refused": "\n".join(f"{usage_markdown(prefix, (v,))} Needs {required(v)} access."

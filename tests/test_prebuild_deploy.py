@@ -48,6 +48,11 @@ def test_the_bot_stays_locked_down_and_only_the_docker_daemon_is_privileged():
     assert "registry-login" not in mounts  # the login goes to `devpod build`, not to the daemon's disk
     assert "emptyDir" in {v["name"]: v for v in spec["volumes"]}["docker-data"]
     assert find(objects(), "Service", "devenv-bot-docker") == []
+    [init] = spec["initContainers"]  # the docker CLI for DevPod's docker driver, copied by a locked-down container
+    sc = init["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True and sc["capabilities"]["drop"] == ["ALL"]
+    cli = {m["name"]: m["mountPath"] for m in containers["bot"]["volumeMounts"]}["docker-cli"]
+    assert bot_config(objects())["PATH"].split(":")[0] == cli
 
 
 def test_the_registry_login_is_a_referenced_secret_mounted_read_only_for_the_bot():

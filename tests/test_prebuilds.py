@@ -92,6 +92,13 @@ def test_up_passes_the_prebuild_repository_and_the_clone_strategy(settings):  # 
                        prebuild_repositories=("--debug",))
 
 
+def test_the_docker_provider_is_added_once_with_the_daemon_it_uses(settings):  # noqa: F811
+    argv = devpod.docker_provider_argv(settings, "tcp://127.0.0.1:2375", exists=False)
+    assert argv[1:4] == ["provider", "add", "docker"] and "DOCKER_HOST=tcp://127.0.0.1:2375" in argv
+    assert devpod.docker_provider_argv(settings, None, exists=True) is None
+    assert devpod.docker_provider_argv(settings, "ssh://b", exists=True)[1:4] == ["provider", "set-options", "docker"]
+
+
 def test_build_uses_the_docker_provider_and_refuses_a_flag_as_source(settings):  # noqa: F811
     argv = devpod.build_argv(settings, f"https://github.com/o/r@sha256:{SHA}", "ghcr.io/acme/pre/o/r",
                              clone_strategy="blobless", platform="linux/arm64")
@@ -114,6 +121,11 @@ def test_the_standin_builds_only_with_the_docker_driver_and_pushes_by_hash(tmp_p
     (tmp_path / "standin-tree.json").write_text(json.dumps({"o/r": {SHA: {
         ".devcontainer/devcontainer.json": '{"build": {"dockerfile": "Dockerfile"}}',
         ".devcontainer/Dockerfile": "FROM debian"}}}))
+    missing = run_standin(tmp_path, "build", "https://github.com/o/r@main", "--provider", "docker",
+                          "--repository", "reg.example/x")
+    assert missing.returncode == 1 and "couldn't find provider with name docker" in missing.stderr
+    for provider in ("kubernetes", "docker"):
+        assert run_standin(tmp_path, "provider", "add", provider).returncode == 0
     refused = run_standin(tmp_path, "build", "https://github.com/o/r@main", "--provider", "kubernetes",
                           "--repository", "reg.example/x")
     assert refused.returncode == 1 and "building only supported with docker driver" in refused.stderr

@@ -279,3 +279,13 @@ async def test_without_the_registrys_login_the_push_is_refused_and_said(server, 
     await settle(server)
     [run] = prebuild_runs(github)
     assert run["conclusion"] == "failure" and "please make sure you have push permissions" in run["output"]["summary"]
+
+
+async def test_help_never_tells_a_writer_they_may_ask_for_a_prebuild(server, github):
+    github.set_permission(OWNER, REPO, "writer", "write")
+    await server.deliver("issue_comment", command(github, "/devenv help", user="writer"))
+    await settle(server)
+    [reply] = replies(github)
+    allowed, refused = reply.split("These need more access than you have:")
+    assert "`/devenv up`" in allowed and "`/devenv prebuild`" not in allowed
+    assert "`/devenv prebuild`: " in refused and "Needs maintain access." in refused

@@ -22,6 +22,7 @@ from bot.settings.devpod import DevPodSettings
 __all__ = [
     "DEVPOD_VERSION",
     "build_argv",
+    "docker_provider_argv",
     "version_argv",
     "HARDENED_CONTEXT_OPTIONS",
     "context_harden_argv",
@@ -196,6 +197,21 @@ def _prebuild_args(repositories: tuple[str, ...], clone_strategy: str | None) ->
             raise ValueError(f"invalid clone strategy {clone_strategy!r}")
         out += ["--git-clone-strategy", clone_strategy]
     return out
+
+
+def docker_provider_argv(settings: DevPodSettings, docker_host: str | None, *, exists: bool) -> list[str] | None:
+    """argv that adds (or updates) the ``docker`` provider ``devpod build`` needs (DevPod finds a provider only
+    once it was added to the context: "couldn't find provider with name docker"); None: nothing to do.
+
+    Added with ``--use`` (DevPod's default): a provider added without it is "not initialized" and cannot
+    build. That makes ``docker`` the context's default provider; every ``up`` names its provider, so the
+    workspaces are not affected.
+    """
+    options = _option_args("-o", {"DOCKER_HOST": docker_host} if docker_host else {})
+    if exists:
+        return [settings.binary, "provider", "set-options", "docker", *_common(settings), *options] if options \
+            else None
+    return [settings.binary, "provider", "add", "docker", *_common(settings), *options]
 
 
 def build_argv(settings: DevPodSettings, source: str, repository: str, *, clone_strategy: str | None = None,

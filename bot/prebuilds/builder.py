@@ -65,6 +65,7 @@ class Prebuilds:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._jobs_path = Path(ledger.path).with_name("prebuild-jobs.json")
         self.builds = 0  # `devpod build` runs started (bench, tests)
+        self._docker_ready = False  # the `docker` provider is added to DevPod's context (once per process)
         checks.on_created = self._save_jobs
 
     def repository(self, owner: str, repo: str) -> str:
@@ -118,6 +119,10 @@ class Prebuilds:
     async def _build(self, job: Job) -> None:
         job.status, job.phase, job.behind = "in_progress", None, None
         self.checks.show(job, urgent=True)
+        problem = await self._prepare_docker_provider()
+        if problem:
+            self._conclude(job, "failure", problem)
+            return
         env = dict(self._docker_env())
         clone = await self._clone_credentials(job)
         env.update(clone or {})
@@ -142,6 +147,20 @@ class Prebuilds:
                 f"devpod build exited with status {result.exit_code}",))
         else:
             self._conclude(job, "failure", ("devpod build ended without pushing an image",))
+
+    async def _prepare_docker_provider(self) -> tuple[str, ...]:
+        """Add DevPod's ``docker`` provider to the context if it is not there (idempotent); the errors, if any."""
+        if self._docker_ready:
+            return ()
+        dp = self.dp
+        listing = await self.runner.run(devpod.provider_list_argv(dp), dp.provider_timeout)
+        exists = listing.ok and "docker" in devpod.parse_provider_list(listing.stdout)
+        argv = devpod.docker_provider_argv(dp, self.settings.docker_host, exists=exists)
+        result = await self.runner.run(argv, dp.provider_timeout) if argv else listing
+        if argv and not result.ok:
+            return ("DevPod's docker provider could not be added:", *result.errors())
+        self._docker_ready = True
+        return ()
 
     def _docker_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
