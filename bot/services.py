@@ -45,6 +45,8 @@ from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
+from bot.prebuilds.builder import Prebuilds
+from bot.prebuilds.checks import PrebuildChecks
 from bot.replicas.coordination import Coordination, LeaseCoordination, LocalCoordination
 from bot.replicas.leader import LeaderElection
 from bot.replicas.leases import Leases
@@ -79,6 +81,7 @@ class Bot:
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     leader: LeaderElection | None = None  # DEVENV_STATE_BACKEND=kubernetes: who runs the singletons
     lease_api: KubeApi | None = None  # ... and the Leases' client, closed last
+    prebuilds: Prebuilds | None = None  # prebuilt images of base branches, when DEVENV_PREBUILD_REPOSITORY is set
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +105,8 @@ class Bot:
         if self.leader is not None:  # the first round now: the singletons below know who leads
             await self.leader.step()
             self.leader.start()
+        if self.prebuilds is not None:
+            self.prebuilds.resume()  # builds a stop or crash left unfinished
         if self.agent_runs is not None:
             self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
@@ -126,6 +131,8 @@ class Bot:
         if self.leader is not None:  # handed over at once, not after a lease duration
             await self.leader.stop()
         await self.tasks.drain(self.settings.shutdown_grace)
+        if self.prebuilds is not None:
+            await self.prebuilds.drain(self.settings.shutdown_grace)
         if self.agent_runs is not None:
             await self.agent_runs.drain(self.settings.shutdown_grace)
         if self.environments is not None:
@@ -199,6 +206,19 @@ def _lead(leader: LeaderElection | None, environments: EnvironmentManager | None
             await manager.take_over()  # operations whose replica died: resumed here
         leader.on_tick.append(take_over)
     return leader.is_leader
+
+
+def _prebuilds(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient) -> Prebuilds | None:
+    """The prebuild queue, when DEVENV_PREBUILD_REPOSITORY is set; it runs DevPod through the environments'
+    runner (one masker, one clone-token service) and shares its ledger (no I/O yet)."""
+    if settings.prebuilds is None or environments is None or settings.devpod is None:
+        return None
+    ops = environments.operations
+    assert ops.ledger is not None  # made from the same settings
+    checks = PrebuildChecks(github, prefix=settings.command_prefix, min_interval=settings.publish_interval,
+                            retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+    return Prebuilds(settings.prebuilds, settings.devpod, runner=ops, checks=checks, ledger=ops.ledger,
+                     github_url=settings.github_url)
 
 
 def host_key_source(settings: Settings) -> keys.HostKeySource:
@@ -278,7 +298,8 @@ def build(settings: Settings, routers: Iterable[Router], *,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
                agent_runs=agent_runs, reaper=reaper, catchup=catchup,
-               gateway=gateway, leader=leader, lease_api=lease_api)
+               gateway=gateway, leader=leader, lease_api=lease_api,
+               prebuilds=_prebuilds(settings, environments, github))
 
 
 __all__ = ["Bot", "build", "host_key_source"]

@@ -3,6 +3,6 @@
 ``ROUTERS`` is composed by :class:`bot.dispatch.Dispatcher`.
 """
 
-from handlers import check_actions, commands, environments, installations
+from handlers import check_actions, commands, environments, installations, prebuilds
 
-ROUTERS = [environments.router, commands.router, check_actions.router, installations.router]
+ROUTERS = [environments.router, commands.router, check_actions.router, installations.router, prebuilds.router]

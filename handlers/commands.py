@@ -19,6 +19,7 @@ from bot.github.pulls import PullRef, PullRequestAPI
 from bot.policy.ask import Accepted, Closed, Refused, Source, policy_for
 from bot.services import Bot
 from bot.text.templating import render
+from handlers.prebuilds import prebuild_command
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ async def run_command(event: sansio.Event, ctx: Context[Bot]) -> None:
     verb, command = result.verb, f"{prefix} {result.verb}"
     if verb in NOT_YET:
         await reply("not_yet", command=command, verb=verb)
+        return
+    if verb == "prebuild":  # the base branch's image: its own permission check (roles), no environment involved
+        await prebuild_command(ctx, pr, login=login, comment_id=comment["id"], repository=repository)
         return
     if ctx.bot.environments is None:
         log.warning("ignoring %s: environments are not configured (no DevPod settings)", command)
@@ -167,7 +171,8 @@ async def logs_command(ctx: Context[Bot], info: PullInfo, lines: int, *, login: 
 def help_lists(have: str, prefix: str, required=REQUIRED_PERMISSION_DEFAULTS.__getitem__) -> dict[str, str]:
     """The help reply's three Markdown lists: what ``have`` allows, what needs more, what does not exist yet."""
     available = [v for v in VERBS if v not in NOT_YET]
-    allowed = tuple(v for v in available if allows(have, required(v)))
+    # ``have`` folds maintain into write, so only an admin is sure to pass prebuild's role check (handlers/prebuilds.py).
+    allowed = tuple(v for v in available if allows(have, required(v)) and (v != "prebuild" or have == "admin"))
     refused = tuple(v for v in available if v not in allowed)
     return {"allowed": usage_markdown(prefix, allowed) if allowed else "- nothing",
             "refused": "\n".join(f"{usage_markdown(prefix, (v,))} Needs {required(v)} access."

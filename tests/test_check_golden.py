@@ -35,6 +35,9 @@ CASES = {
     "check_run_failed": (record(state=State.FAILED, errors=["error creating pod: exceeded quota"]), UP, "failure"),
     "check_run_timed_out": (record(state=State.FAILED, errors=["DevPod did not finish within 1800 seconds."]),
                             UP, "timed_out"),
+    "check_run_prebuilt": (record(state=State.RUNNING, env_sha=SHA, start={
+        "prebuilt": True, "image": "ghcr.io/acme/prebuilds/codertocat/hello-world:devpod-0123456789abcdef",
+        "sha": "2" * 40, "branch": "master", "why": None}), UP, "success"),
 }
 
 

@@ -53,6 +53,19 @@ CASES = {
     "comment_stopped": record(state=State.STOPPED, env_sha=SHA, last_action=Action("stop", "Codertocat", AT, "succeeded")),
     "comment_fork": record(note="This pull request comes from a fork, so it gets no environment automatically."),
     "comment_deleted": record(state=State.DELETED, last_action=Action("delete", "Codertocat", AT, "succeeded")),
+    # where it started from (issue 15): a prebuilt image, or from scratch and why
+    "comment_prebuilt": record(state=State.RUNNING, env_sha=SHA, last_action=Action("up", "Codertocat", AT, "succeeded"),
+                               start={"prebuilt": True, "image": "ghcr.io/acme/prebuilds/codertocat/hello-world:"
+                                      "devpod-0123456789abcdef0123456789abcdef", "sha": "2" * 40, "branch": "master",
+                                      "why": None}),
+    "comment_scratch_no_prebuild": record(state=State.RUNNING, env_sha=SHA,
+                                          last_action=Action("up", "Codertocat", AT, "succeeded"),
+                                          start={"prebuilt": False, "image": None, "sha": None, "branch": "master",
+                                                 "why": "none"}),
+    "comment_scratch_changed": record(state=State.RUNNING, env_sha=SHA,
+                                      last_action=Action("up", "Codertocat", AT, "succeeded"),
+                                      start={"prebuilt": False, "image": "r:devpod-1", "sha": "2" * 40,
+                                             "branch": "master", "why": "differs"}),
 }
 
 

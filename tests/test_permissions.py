@@ -16,7 +16,9 @@ from tests.test_policy import OWNER, PERMISSION_CALLS, REPO, ROLES, Clock, gh  #
 
 def test_only_status_and_help_are_open_to_readers():
     assert {v for v, need in REQUIRED_PERMISSION_DEFAULTS.items() if need == "read"} == {"status", "help", "logs"}
-    assert {need for need in REQUIRED_PERMISSION_DEFAULTS.values()} == {"read", "write"}
+    # prebuild asks for the maintain role (handlers/prebuilds.py checks GitHub's role_name); the rest read or write
+    assert {need for need in REQUIRED_PERMISSION_DEFAULTS.values()} == {"read", "write", "maintain"}
+    assert [v for v, need in REQUIRED_PERMISSION_DEFAULTS.items() if need == "maintain"] == ["prebuild"]
 
 
 PERMISSIONS = [

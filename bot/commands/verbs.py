@@ -32,6 +32,7 @@ VERBS: Final[tuple[str, ...]] = (
     "agent stop",
     "logs",
     "extend",
+    "prebuild",
 )
 
 #: ``logs [lines]``: how many lines of each log a reply shows unless asked, and at most.
@@ -84,6 +85,7 @@ USAGE: Final = MappingProxyType(
             "Keep the environment longer: push back its idle stop (or, when stopped, its deletion) by the"
             " duration after it (extend 4h), or by the repository's default."
         ),
+        "prebuild": "Build the prebuilt image of this pull request's base branch now (maintainers).",
     }
 )
 

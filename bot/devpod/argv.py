@@ -21,6 +21,8 @@ from bot.settings.devpod import DevPodSettings
 
 __all__ = [
     "DEVPOD_VERSION",
+    "build_argv",
+    "docker_provider_argv",
     "version_argv",
     "HARDENED_CONTEXT_OPTIONS",
     "context_harden_argv",
@@ -132,8 +134,13 @@ def up_argv(
     devcontainer_path: str | None = None,
     labels: Mapping[str, str] | None = None,
     provider_options: Mapping[str, str] | None = None,
+    prebuild_repositories: tuple[str, ...] = (),
+    clone_strategy: str | None = None,
 ) -> list[str]:
     """argv for ``devpod up`` (CONTRACT "Recommended invocation").
+
+    ``prebuild_repositories``: where DevPod looks for ``<repo>:<prebuild hash>`` before building
+    (``--prebuild-repository``, repeatable; CONTRACT §10); ``clone_strategy``: ``--git-clone-strategy``.
 
     The positional argument is the id itself, so DevPod skips its ``ls-remote`` and image
     probes and a repeated ``up`` is idempotent. Boolean flags carry ``=``: pflag reads
@@ -160,6 +167,7 @@ def up_argv(
         argv.append("--recreate=true")
     if devcontainer_path:
         argv += ["--devcontainer-path", devcontainer_path]
+    argv += _prebuild_args(prebuild_repositories, clone_strategy)
     options = {**_provider_options_of(settings), **(provider_options or {})}
     if settings.provider != "kubernetes":
         options = {k: v for k, v in options.items() if k.upper() not in KUBERNETES_ONLY}
@@ -171,6 +179,64 @@ def up_argv(
 
 
 _provider_options_of = provider_options  # ``up_argv`` shadows the name with a parameter
+
+#: ``--git-clone-strategy`` values DevPod accepts (CONTRACT §10).
+CLONE_STRATEGIES = frozenset({"full", "blobless", "treeless", "shallow"})
+#: An image repository as Docker names it (host[:port]/path, lower case); never a flag.
+_IMAGE_REPOSITORY = re.compile(r"[a-z0-9][a-z0-9.\-]*(:[0-9]+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+")
+
+
+def _prebuild_args(repositories: tuple[str, ...], clone_strategy: str | None) -> list[str]:
+    out: list[str] = []
+    for repository in repositories:
+        if not _IMAGE_REPOSITORY.fullmatch(repository):
+            raise ValueError(f"invalid image repository {repository!r}")
+        out += ["--prebuild-repository", repository]
+    if clone_strategy is not None:
+        if clone_strategy not in CLONE_STRATEGIES:
+            raise ValueError(f"invalid clone strategy {clone_strategy!r}")
+        out += ["--git-clone-strategy", clone_strategy]
+    return out
+
+
+def docker_provider_argv(settings: DevPodSettings, docker_host: str | None, *, exists: bool) -> list[str] | None:
+    """argv that adds (or updates) the ``docker`` provider ``devpod build`` needs (DevPod finds a provider only
+    once it was added to the context: "couldn't find provider with name docker"); None: nothing to do.
+
+    Added with ``--use`` (DevPod's default): a provider added without it is "not initialized" and cannot
+    build. That makes ``docker`` the context's default provider; every ``up`` names its provider, so the
+    workspaces are not affected.
+    """
+    options = _option_args("-o", {"DOCKER_HOST": docker_host} if docker_host else {})
+    if exists:
+        return [settings.binary, "provider", "set-options", "docker", *_common(settings), *options] if options \
+            else None
+    return [settings.binary, "provider", "add", "docker", *_common(settings), *options]
+
+
+def build_argv(settings: DevPodSettings, source: str, repository: str, *, clone_strategy: str | None = None,
+               devcontainer_path: str | None = None, platform: str | None = None) -> list[str]:
+    """argv for ``devpod build <source> --provider docker --repository <repo>`` (CONTRACT §10).
+
+    Building works only with a Docker driver, so the provider is always ``docker`` (on the builder:
+    ``DOCKER_HOST`` says which daemon), whatever the workspaces' provider. The image is pushed as
+    ``<repository>:<prebuild hash>``; DevPod logs ``Successfully build and pushed image <ref>``.
+    ``source`` is a bare ``<repo url>@<branch>`` or ``@sha256:<commit>`` (never a flag).
+    """
+    if source.startswith("-") or not re.match(r"^(https?|ssh)://|^git@", source):
+        raise ValueError(f"build source must be a repository URL, got {source!r}")
+    argv = [settings.binary, "build", source, "--provider", "docker", "--context", settings.context,
+            "--log-output", "json", *_prebuild_args((), clone_strategy)]
+    if not _IMAGE_REPOSITORY.fullmatch(repository):
+        raise ValueError(f"invalid image repository {repository!r}")
+    argv += ["--repository", repository]
+    if devcontainer_path:
+        argv += ["--devcontainer-path", devcontainer_path]
+    if platform:
+        if not re.fullmatch(r"linux/(amd64|arm64)", platform):
+            raise ValueError(f"invalid platform {platform!r}")
+        argv += ["--platform", platform]
+    return argv
 
 
 def stop_argv(settings: DevPodSettings, ws_id: str) -> list[str]:

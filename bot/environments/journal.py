@@ -126,6 +126,10 @@ class EnvRecord:
     ide: str = "openvscode"
     devcontainer_path: str | None = None
     resources: str | None = None
+    clone_strategy: str | None = None  # devpod up --git-clone-strategy (None: DevPod's default)
+    prebuild: bool = False  # up looks for a prebuilt image (the operator has a registry, the repository agrees)
+    base_ref: str = ""
+    start: dict | None = None  # where the environment last started from (bot.prebuilds.starts.StartWatch.note)
     ports: list[dict] = dataclasses.field(default_factory=list)  # [{name, port, permission}]
     idle_stop: int | None = 2 * 3600  # seconds without activity before it is stopped (None: never)
     delete_after: int | None = 7 * 24 * 3600  # seconds stopped (or failed) and unused before deletion
@@ -362,6 +366,7 @@ class PullInfo:
     base_sha: str = ""
     draft: bool | None = None  # None: the source does not say
     closed: bool | None = None  # None: the source does not say
+    base_ref: str = ""  # the base branch (prebuilds are per base branch)
 
     @classmethod
     def from_payload(cls, installation_id: int, pr: dict[str, Any], repository: dict[str, Any]) -> PullInfo:
@@ -375,6 +380,7 @@ class PullInfo:
             fork=head_repo.get("full_name") != repository["full_name"],
             private=bool(repository.get("private")),
             base_sha=(pr.get("base") or {}).get("sha", ""),
+            base_ref=(pr.get("base") or {}).get("ref", ""),
             draft=pr["draft"] if isinstance(pr.get("draft"), bool) else None,
             closed=pr["state"] == "closed" if pr.get("state") in ("open", "closed") else None,
         )

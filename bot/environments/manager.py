@@ -76,7 +76,8 @@ class EnvironmentManager:
         self.poll: asyncio.Task[None] | None = None  # the cluster store's poll of other replicas' writes
         self.activity = Activity(self.store, clock)  # what counts as use, kept in the records
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth,
-                                     logs_dir=settings.state_dir / "oplogs")
+                                     logs_dir=settings.state_dir / "oplogs",
+                                     prebuilds=getattr(settings, "prebuilds", None), state_dir=settings.state_dir)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
                                      retry_delays=retry_delays, clock=clock, last_active=last_active)
@@ -276,6 +277,9 @@ class EnvironmentManager:
         record.ide = repo_settings.ide
         record.devcontainer_path = repo_settings.devcontainer_path
         record.resources = repo_settings.resources
+        record.clone_strategy = getattr(repo_settings, "clone_strategy", None)
+        record.prebuild = bool(getattr(repo_settings, "prebuild", None) and repo_settings.prebuild.enabled)
+        record.base_ref = info.base_ref or record.base_ref
         record.idle_stop, record.delete_after = repo_settings.idle_stop, repo_settings.delete_after
         record.ports = [{"name": p.name, "port": p.port, "permission": p.permission} for p in repo_settings.ports]
         note = render_problems(problems, base_sha=info.base_sha or None) if problems else None

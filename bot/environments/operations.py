@@ -41,6 +41,9 @@ from bot.environments import report
 from bot.environments.journal import EnvRecord, Op
 from bot.environments.oplog import OperationLogs
 from bot.environments.states import FOUND, Event
+from bot.prebuilds import plan as prebuild_plan
+from bot.prebuilds.ledger import PrebuildLedger
+from bot.prebuilds.starts import StartWatch
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +124,10 @@ class Operations:
     """DevPod on the bot's host: preparation, and one step per operation."""
 
     def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None,
-                 logs_dir: Path | None = None) -> None:
+                 logs_dir: Path | None = None, prebuilds: Any = None, state_dir: Any = None) -> None:
         self.dp = dp
+        self.prebuilds = prebuilds  # bot.settings.prebuilds.PrebuildSettings: up looks for prebuilt images
+        self.ledger = PrebuildLedger(state_dir) if prebuilds is not None and state_dir is not None else None
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
@@ -257,6 +262,7 @@ class Operations:
         dp, kind = self.dp, op.kind
         extra_error = None
         if kind in BUILD_OPS:
+            on_line = watch = StartWatch(on_line)
             try:
                 result = await self._up(record, kind, on_line)
             except UnapprovedClone as exc:  # DevPod was stopped right after cloning, before the container
@@ -277,8 +283,15 @@ class Operations:
         if (result.timed_out or result.signal) and kind != "status":  # ended mid-way: where did it leave things?
             return await self.after_kill(record, kind, outcome)
         if kind in BUILD_OPS and outcome.event is Event.BUILT:
+            record.start = watch.note(self.ledger, f"{record.owner}/{record.repo}", record.base_ref) \
+                if self._prebuild_repositories(record) else None
             return await self.verify(record, op, outcome)
         return outcome
+
+    def _prebuild_repositories(self, record: EnvRecord) -> tuple[str, ...]:
+        if self.prebuilds is None or not record.prebuild:
+            return ()
+        return (prebuild_plan.image_repository(self.prebuilds.repository, record.owner, record.repo),)
 
     async def _up(self, record: EnvRecord, kind: str, on_line: Callable[[devpod.LogLine], None]) -> devpod.RunResult:
         if record.trusted is False:
@@ -289,7 +302,8 @@ class Operations:
             self.dp, record.ws_id, devpod.pr_source(self.github_url, record.owner, record.repo, record.number),
             recreate=(kind == "recreate"), reset=reset, ide=record.ide, devcontainer_path=record.devcontainer_path,
             provider_options={"RESOURCES": record.resources} if record.resources else None,
-            labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)})
+            labels={"repo": f"{record.owner}.{record.repo}", "pr": str(record.number)},
+            prebuild_repositories=self._prebuild_repositories(record), clone_strategy=record.clone_strategy)
         return await self.run(argv, self.dp.up_timeout, env_extra=await self._git_credentials(record),
                               on_line=on_line)
 

@@ -41,7 +41,7 @@ LEVELS: Final = MappingProxyType({"none": 0, "read": 1, "triage": 1, "write": 2,
 #: The least GitHub repository permission needed for each verb unless ``.github/devenv.yml``
 #: says otherwise.
 REQUIRED_PERMISSION_DEFAULTS: Final = MappingProxyType(
-    {v: ("read" if v in ("status", "help", "logs") else "write") for v in VERBS}
+    {v: ("read" if v in ("status", "help", "logs") else "maintain" if v == "prebuild" else "write") for v in VERBS}
 )
 
 Key = tuple[int | None, str, str, str]

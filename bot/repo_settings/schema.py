@@ -44,6 +44,8 @@ __all__ = [
     "RepoAgentSettings",
     "RepoSettings",
     "SSH_KEYS",
+    "CLONE_STRATEGIES",
+    "RepoPrebuildSettings",
     "SettingsError",
 ]
 
@@ -79,6 +81,9 @@ RESERVED_PORT_NAMES: Final = frozenset({"code"})
 #: is a floor the gateway applies on top: a repository may ask for more, never less).
 SSH_KEYS: Final[tuple[str, ...]] = ("permission",)
 
+#: ``devpod up --git-clone-strategy`` (CONTRACT §10); the first is the default (docs/prebuilds.md says what each costs).
+CLONE_STRATEGIES: Final[tuple[str, ...]] = ("blobless", "full", "treeless", "shallow")
+
 DEFAULT_IDLE_STOP: Final = 2 * 3600
 DEFAULT_DELETE_AFTER: Final = 7 * 86400
 #: ``/devenv extend`` (and the Extend button) without a duration, and the longest one it takes.
@@ -104,6 +109,15 @@ class RepoAgentSettings:
     for the bot's default.  (The operator's agent settings are :class:`bot.settings.agent.AgentSettings`.)"""
 
     command: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RepoPrebuildSettings:
+    """The ``prebuild`` section: whether this repository uses the operator's prebuilds, and for which base
+    branches (names or ``fnmatch`` patterns; None: the repository's default branch)."""
+
+    enabled: bool = True
+    branches: tuple[str, ...] | None = None
 
 
 def _default_permissions() -> Mapping[str, str]:
@@ -134,6 +148,8 @@ class RepoSettings:
     * ``agent``: the coding agent's settings.
     * ``ssh_permission``: the least permission for a shell through the SSH gateway (the ``ssh``
       section's ``permission``); None leaves it to the operator's ``DEVENV_SSH_PERMISSION``.
+    * ``prebuild``: prebuilt images of the base branches (when the operator set a registry).
+    * ``clone_strategy``: ``devpod up --git-clone-strategy`` (``blobless`` unless set).
     """
 
     auto_create: bool = True
@@ -149,6 +165,8 @@ class RepoSettings:
     resources: str | None = None
     agent: RepoAgentSettings = RepoAgentSettings()
     ssh_permission: str | None = None
+    prebuild: RepoPrebuildSettings = RepoPrebuildSettings()
+    clone_strategy: str = CLONE_STRATEGIES[0]
 
     def required_permission(self, verb: str) -> str:
         """The least permission ``verb`` needs in this repository (``write`` for a verb it does not know)."""

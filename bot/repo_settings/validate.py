@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from bot.repo_settings.checks import parse_duration
+from bot.repo_settings.prebuild import PREBUILD_CHECKS
 from bot.repo_settings.problems import show
 from bot.repo_settings.schema import IDE_CHOICES, MAX_BYTES, ON_PUSH_CHOICES, RepoSettings, SettingsError
 from bot.repo_settings.sections import SectionChecker
@@ -23,7 +24,7 @@ __all__ = ["parse_duration", "parse_settings"]
 
 _KEYS: Final = (
     "auto_create", "on_push", "devcontainer_path", "ide", "ports", "permissions",
-    "idle_stop", "delete_after", "extend", "resources", "agent", "ssh",
+    "idle_stop", "delete_after", "extend", "resources", "agent", "ssh", "prebuild", "clone_strategy",
 )  # fmt: skip
 
 
@@ -76,6 +77,10 @@ def parse_settings(text: str) -> RepoSettings:
             ok, level = check.ssh(key, value)
             if ok:
                 fields["ssh_permission"] = level
+        elif key in PREBUILD_CHECKS:
+            ok, result = PREBUILD_CHECKS[key](check, key, value)
+            if ok:
+                fields[key] = result
         else:
             ok, result = getattr(check, key)(key, value)
             if ok:

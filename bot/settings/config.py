@@ -35,6 +35,7 @@ from bot.settings.devpod import DevPodSettings, read_devpod
 from bot.settings.exposure import ExposureSettings, read_exposure
 from bot.settings.gateway import GatewaySettings, read_gateway
 from bot.settings.kube import KubeSettings, check_credentials, read_kube
+from bot.settings.prebuilds import PrebuildSettings, read_prebuilds
 from bot.settings.reader import ConfigError, Reader
 from bot.settings.values import Network
 
@@ -84,6 +85,7 @@ class Settings:
     cloudflare: CloudflareSettings | None = None  # when DEVENV_CLOUDFLARE_TUNNEL_ID is set
     agent: AgentSettings | None = None
     gateway: GatewaySettings | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
+    prebuilds: PrebuildSettings | None = None  # when DEVENV_PREBUILD_REPOSITORY is set
     kube: KubeSettings = KubeSettings()  # the bot's own Kubernetes client (links)
 
     @property
@@ -168,4 +170,4 @@ def _with_features(r: Reader, core: Settings) -> Settings:
             check_credentials(r, kube)
     return dataclasses.replace(core, devpod=read_devpod(r, core.state_dir), exposure=exposure, access=access,
                                cloudflare=cloudflare, agent=read_agent(r), kube=kube,
-                               gateway=read_gateway(r))
+                               gateway=read_gateway(r), prebuilds=read_prebuilds(r))

@@ -270,6 +270,25 @@ AGENT_CANCEL_GRACE = Var("DEVENV_AGENT_CANCEL_GRACE", v.Duration(positive=True),
 AGENT_PROGRESS_INTERVAL = Var("DEVENV_AGENT_PROGRESS_INTERVAL", v.Duration(), "5",
                               "the least time between two updates of the agent's check run (`0`: every event)")
 
+# --------------------------------------------------------------------------- prebuilds
+
+PREBUILD_REPOSITORY = Var(
+    "DEVENV_PREBUILD_REPOSITORY", v.Text(r"[a-z0-9][a-z0-9.\-]*(:[0-9]+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+",
+                                         "an image repository such as ghcr.io/acme/devenv-prebuilds"), None,
+    "the image repository prebuilt devcontainers are pushed to (`<it>/<owner>/<repo>:<hash>`); turns prebuilds on "
+    "(the registry must accept nested paths, and the bot's host and the cluster's nodes must be able to pull)",
+    shown="— (off)")
+PREBUILD_DOCKER_HOST = Var("DEVENV_PREBUILD_DOCKER_HOST", v.Text(r"(unix|tcp|ssh)://\S+",
+                                                                 "tcp://localhost:2375 or unix:///var/run/docker.sock"),
+                           None, "how `devpod build` reaches a Docker daemon (`DOCKER_HOST`): the DinD sidecar "
+                           "(`tcp://localhost:2375`), a remote daemon or a build host (`ssh://builder`)",
+                           shown="Docker's (`unix:///var/run/docker.sock`)")
+PREBUILD_DOCKER_CONFIG = Var("DEVENV_PREBUILD_DOCKER_CONFIG", v.FilePath(absolute=True), None,
+                             "a directory holding the registry's `config.json` (the deployment's Secret, mounted); "
+                             "given as `DOCKER_CONFIG` to `devpod build` only, never to `up` or a workspace")
+PREBUILD_TIMEOUT = Var("DEVENV_PREBUILD_TIMEOUT", v.Duration(positive=True), "1h",
+                       "wall-clock limit of one `devpod build`")
+
 #: The table, in the README's order: (section title, its variables).
 SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("GitHub App", (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET,
@@ -284,6 +303,8 @@ SECTIONS: tuple[tuple[str, tuple[Var[Any], ...]], ...] = (
     ("DevPod", (DEVPOD_BIN, DEVPOD_HOME, PROVIDER, DEVPOD_CONTEXT, SSH_CONFIG_DIR, DEVPOD_USER_HOME, PATH, LABEL_PREFIX,
                 UP_TIMEOUT, STOP_TIMEOUT, DELETE_TIMEOUT, STATUS_TIMEOUT, SSH_TIMEOUT, PROVIDER_TIMEOUT, KILL_GRACE,
                 IDE_DOWNLOAD_AMD64, IDE_DOWNLOAD_ARM64)),
+    ("Prebuilds ([docs/prebuilds.md](docs/prebuilds.md))",
+     (PREBUILD_REPOSITORY, PREBUILD_DOCKER_HOST, PREBUILD_DOCKER_CONFIG, PREBUILD_TIMEOUT)),
     ("Kubernetes", (NAMESPACE, KUBECONFIG, KUBE_CONTEXT, DISK_SIZE, STORAGE_CLASS, RESOURCES, NODE_SELECTOR,
                     SERVICE_ACCOUNT, POD_TIMEOUT, ARCHITECTURE)),
     ("Links to the workspace ([docs/links.md](docs/links.md))",
