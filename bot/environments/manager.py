@@ -43,6 +43,7 @@ from bot.environments.states import Event, State, shows_queued, transition
 from bot.environments.telemetry import EnvironmentMetrics
 from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import PullRef, PullRequestAPI
+from bot.replicas.devpod_state import LOCAL, DevPodState
 from bot.repo_settings.problems import render_problems
 
 log = logging.getLogger(__name__)
@@ -61,14 +62,15 @@ class EnvironmentManager:
                  retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None,
-                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None) -> None:
+                 before_destructive: Callable[[str, Op], Awaitable[None]] | None = None,
+                 devpod_state: DevPodState = LOCAL) -> None:
         self.settings = settings
         self.before_destructive = before_destructive
         self.clock = clock
         self.where = report.Where.of(settings, dp)
         self.metrics = EnvironmentMetrics(metrics)  # None: counted nowhere (tests that make a manager alone)
         self.store = Records(Journal(settings.state_dir), clock, on_change=self.metrics.states)
-        self.operations = Operations(dp, github_url=settings.github_url, auth=auth)
+        self.operations = Operations(dp, github_url=settings.github_url, auth=auth, state=devpod_state)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
                                      retry_delays=retry_delays)

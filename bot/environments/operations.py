@@ -40,6 +40,7 @@ from bot.environments import report
 from bot.environments.journal import EnvRecord, Op
 from bot.environments.oplog import OperationLogs
 from bot.environments.states import FOUND, Event
+from bot.replicas.devpod_state import LOCAL, DevPodState, StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,10 @@ class CloneWatch:
 class Operations:
     """DevPod on the bot's host: preparation, and one step per operation."""
 
-    def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None) -> None:
+    def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None,
+                 state: DevPodState = LOCAL) -> None:
         self.dp = dp
+        self.state = state  # DevPod's state of each workspace, restored before and saved after (bot.replicas)
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
@@ -233,7 +236,11 @@ class Operations:
         """A sync ends before DevPod runs when the new head is already checked out (pushed from inside
         the environment, by someone working there or the agent: rebuilding would throw the work away)
         or when uncommitted changes would be lost.  None: go on."""
-        blocked, checked_out = await self.checkout_state(record.ws_id)
+        try:
+            async with self.state.using(record.ws_id, expected=record.env_sha is not None, changes=False):
+                blocked, checked_out = await self.checkout_state(record.ws_id)
+        except StateUnavailable:
+            return None  # the step says why it cannot run
         if checked_out == op.head_sha:
             return Outcome("success", Event.BUILT, "succeeded", (), env_sha=checked_out)
         if blocked:
@@ -241,7 +248,20 @@ class Operations:
         return None
 
     async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
-        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up."""
+        """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up.
+
+        Around it, DevPod's state of the workspace is restored and saved (:attr:`state`); a workspace built
+        before that has no state to restore is not run at all (DevPod would make it anew with a new volume)."""
+        try:
+            async with self.state.using(record.ws_id, expected=record.env_sha is not None,
+                                        changes=op.kind != "status"):
+                return await self._step(record, op, on_line)
+        except StateUnavailable as exc:
+            log.error("%s: %s", record.ws_id, exc)
+            failed = {"stop": Event.STOP_FAILED, "status": None}.get(op.kind, Event.FAILED)
+            return Outcome("failure", failed, VERDICTS["failure"], (str(exc),))
+
+    async def _step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
         dp, kind = self.dp, op.kind
         extra_error = None
         if kind != "status":  # a read: the last operation's output stays for /devenv logs
@@ -261,6 +281,7 @@ class Operations:
                 extra_error = report.still_listed_error()
             elif result.ok:
                 devpod.remove_agent_leftovers(dp, record.ws_id)
+                await self.state.forget(record.ws_id)
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
         outcome = judge(kind, result, self.limit(kind), extra_error=extra_error, phase=record.phase)
