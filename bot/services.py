@@ -19,13 +19,14 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 from gidgethub import sansio
 
+from bot.access.sessions import UsedCodes
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
 from bot.cluster.exposure import Exposure
-from bot.cluster.kube import kube_api_client, kubeconfig_namespace
+from bot.cluster.kube import KubeApi, kube_api_client, kubeconfig_namespace, own_namespace
 from bot.cluster.routers import ServiceOnlyBackend
 from bot.core import logs
-from bot.core.deliveries import SeenDeliveries
+from bot.core.deliveries import Deliveries, SeenDeliveries
 from bot.core.dispatch import Context, Dispatcher, Router
 from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
@@ -44,6 +45,9 @@ from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
+from bot.replicas.deliveries import ClusterDeliveries
+from bot.replicas.devpod_state import LOCAL, ClusterDevPodState, DevPodState
+from bot.replicas.onceonly import ClusterUsedCodes
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
 from bot.setup import credentials
@@ -59,7 +63,7 @@ class Bot:
     metrics: Metrics
     dispatcher: Dispatcher
     tasks: TaskTracker
-    seen_deliveries: SeenDeliveries
+    seen_deliveries: Deliveries
     readiness: Readiness
     session: aiohttp.ClientSession
     github: GitHubClient
@@ -74,6 +78,8 @@ class Bot:
     link_activity: dict[str, float]  # ws id -> last passed access check of a link or SSH use (the reaper reads it)
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
+    used_codes: UsedCodes | None = None  # one-time sign-in codes used, across replicas (None: in memory)
+    replica_api: KubeApi | None = None  # the bot's namespace, with DEVENV_STATE_BACKEND=kubernetes
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +134,8 @@ class Bot:
             await self.exposure.close()
         await self.session.close()
         self.seen_deliveries.close()
+        if self.replica_api is not None:
+            await self.replica_api.close()
 
     def context_for(self, event: sansio.Event) -> Context[Bot]:
         installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
@@ -151,7 +159,8 @@ def _exposure(settings: Settings) -> Exposure | None:
 
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
                   tunnel: CloudflareTunnelRoutes | None, metrics: Metrics,
-                  before_destructive: Callable[[str, Op], Awaitable[None]]) -> EnvironmentManager | None:
+                  before_destructive: Callable[[str, Op], Awaitable[None]],
+                  devpod_state: DevPodState = LOCAL) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
     return EnvironmentManager(
@@ -159,7 +168,20 @@ def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
         sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
-        retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+        retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS), devpod_state=devpod_state)
+
+
+def _replica_api(settings: Settings) -> KubeApi | None:
+    """The bot's own namespace, where replicas keep what they share (DEVENV_STATE_BACKEND=kubernetes)."""
+    if settings.state_backend != "kubernetes":
+        return None
+    return KubeApi(kube_api_client(settings.kube), own_namespace(settings.kube))
+
+
+def _deliveries(settings: Settings, api: KubeApi | None) -> Deliveries:
+    if api is None:
+        return SeenDeliveries(settings.state_dir, settings.delivery_cache_size)
+    return ClusterDeliveries(api, settings.replica_id, capacity=settings.delivery_cache_size)
 
 
 def host_key_source(settings: Settings) -> keys.HostKeySource:
@@ -206,7 +228,11 @@ def build(settings: Settings, routers: Iterable[Router], *,
         if agent_runs is not None:
             await agent_runs.end_for(ws_id, op)
 
-    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run)
+    replica_api = _replica_api(settings)
+    devpod_state: DevPodState = LOCAL
+    if replica_api is not None and settings.devpod is not None:
+        devpod_state = ClusterDevPodState(replica_api, settings.devpod.home, settings.devpod.context)
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, devpod_state)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
                                metrics=metrics, prefix=settings.command_prefix,
@@ -233,11 +259,12 @@ def build(settings: Settings, routers: Iterable[Router], *,
     add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
     tasks = TaskTracker(on_change=metrics.background_tasks.set)
     return Bot(settings=settings, metrics=metrics, dispatcher=Dispatcher(routers, metrics), tasks=tasks,
-               seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
+               seen_deliveries=_deliveries(settings, replica_api), readiness=readiness,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
                agent_runs=agent_runs, reaper=reaper, link_activity=link_activity, catchup=catchup,
-               gateway=gateway)
+               gateway=gateway, replica_api=replica_api,
+               used_codes=ClusterUsedCodes(replica_api) if replica_api is not None else None)
 
 
 __all__ = ["Bot", "build", "host_key_source"]

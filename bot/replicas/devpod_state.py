@@ -44,13 +44,13 @@ import shutil
 import tarfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.cluster.kube import Kind, KubeApi
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOCAL", "MAX_BYTES", "ClusterDevPodState", "DevPodState", "StateUnavailable", "secret_name"]
+__all__ = ["LOCAL", "MAX_BYTES", "ClusterDevPodState", "DevPodState", "StateUnavailable", "restored", "secret_name"]
 
 SECRET_KIND = Kind("v1", "Secret", "secrets")
 PREFIX = "devenv-devpod-"
@@ -95,6 +95,15 @@ class _Local:
 
 
 LOCAL: DevPodState = _Local()
+
+
+async def restored(state: DevPodState, ws_id: str) -> str | None:
+    """Before a ``devpod ssh`` or ``status`` that changes nothing: restore; why it cannot run, or None."""
+    try:
+        async with state.using(ws_id, expected=True, changes=False):
+            return None
+    except StateUnavailable as exc:
+        return str(exc)
 
 
 def _roots(home: Path, context: str, ws_id: str) -> list[PurePosixPath]:
@@ -279,9 +288,9 @@ class ClusterDevPodState:
 
     async def _put(self, ws_id: str, data: bytes, wanted: str) -> None:
         name = secret_name(ws_id)
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "devenv-bot"},
-                             "annotations": {HASH_ANNOTATION: wanted}},
+        metadata: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/managed-by": "devenv-bot"},
+                                    "annotations": {HASH_ANNOTATION: wanted}}
+        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata,
                 "data": {DATA_KEY: base64.b64encode(data).decode()}}
         for _ in range(3):  # lost a race with another writer: read and try again
             current = await self.api.get(SECRET_KIND, name)
@@ -289,7 +298,7 @@ class ClusterDevPodState:
                 if await self.api.create(SECRET_KIND, body):
                     return
                 continue
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
             if await self.api.replace(SECRET_KIND, name, body):
                 return
         raise RuntimeError("conflicting writers")

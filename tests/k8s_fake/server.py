@@ -66,6 +66,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     ("traefik.io", "v1alpha1", "middlewares"): "Middleware",
     ("", "v1", "secrets"): "Secret",  # where the setup flow stores the App's credentials in a pod
     ("", "v1", "pods"): "Pod",  # DevPod's workspace pods (put by tests); the bot lists them for /devenv logs
+    ("", "v1", "configmaps"): "ConfigMap",  # replicas' create-once markers (deliveries, sign-in codes)
 }
 
 
