@@ -62,8 +62,8 @@ NEEDED_BY_DEVPOD: dict[tuple[str, str, str], str] = {
     # ReadSecretContents too; the setup flow below exercises it.
     # ("", "secrets", "create") is needed by D:pkg/driver/kubernetes/pullsecrets.go createPullSecret
     # too, but the setup flow below exercises it (in the bot's own namespace), so it is not listed.
-    # D:pkg/driver/kubernetes/pullsecrets.go DeletePullSecret (tried on every workspace delete)
-    ("", "secrets", "delete"): "D:pkg/driver/kubernetes/pullsecrets.go",
+    # ("", "secrets", "delete") is needed by D:pkg/driver/kubernetes/pullsecrets.go DeletePullSecret (tried on
+    # every workspace delete) too, but the replicas' flow below exercises it (in the bot's own namespace).
     # D:pkg/driver/kubernetes/target_architecture.go TargetArchitecture, without ARCHITECTURE
     # (only with components/detect-architecture)
     ("", "nodes", "list"): "D:pkg/driver/kubernetes/target_architecture.go",
@@ -293,6 +293,33 @@ async def test_the_setup_page_may_write_the_credentials_secret_and_nothing_else(
     [secret] = kube.objects("secrets", BOT_ACCOUNT[0])
     assert secret["metadata"]["name"] == "devenv-bot-credentials"
     assert {("", "secrets", "get"), ("", "secrets", "update")} <= kube.exercised
+
+
+# --------------------------------------------------------------------------- several replicas
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+async def test_replicas_keep_their_shared_state_within_the_rules(overlay, kube, tmp_path):
+    """DevPod's state of a workspace (a Secret) and the delivery markers (ConfigMaps), in the bot's namespace."""
+    from bot.replicas.deliveries import ClusterDeliveries
+    from tests.test_replicas_devpod_state import Replica, built
+
+    one, other = Replica(tmp_path, "one", kube.url), Replica(tmp_path, "other", kube.url)
+    try:
+        record = await built(one)  # saved: create
+        assert (await other.step(record, "up")).conclusion == "success"  # restored, saved again: get, update
+        assert (await other.step(record, "delete")).conclusion == "success"  # delete
+        seen = ClusterDeliveries(one.api, "one", sweep_every=1)
+        assert await seen.claim("d-1", run=True)  # create
+        assert not await seen.claim("d-1", run=True)  # get
+        await seen.done("d-1", handled=True)  # update, then the sweep: list (and delete what is old)
+        assert await seen.claim("d-2", run=True)
+        await seen.done("d-2", handled=False)  # delete
+    finally:
+        await one.api.close()
+        await other.api.close()
+    assert {("", "secrets", v) for v in ("get", "create", "update", "delete")} <= kube.exercised
+    assert {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} <= kube.exercised
 
 
 # --------------------------------------------------------------------------- last: what was used
