@@ -7,6 +7,7 @@ Two :class:`Operations`, each with its own DEVPOD_HOME, share one fake Kubernete
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -146,3 +147,26 @@ async def test_no_credential_reaches_the_kept_state(replicas, kube):
     kept = b"".join(files.values())
     assert b"LEAK" in kept and TOKEN.encode() not in kept and b"n0nce-xyz" not in kept
     assert len(data) <= devpod_state.MAX_BYTES
+
+
+async def test_an_untrusted_workspace_restored_without_its_clone_is_cloned_again_not_started_as_it_is(replicas):
+    # What the workspace holds is known from DevPod's clone on the replica that built it; another replica
+    # has only the restored state, so it re-clones (and checks the clone) instead of starting it blind.
+    one, other = replicas
+    approved = "b" * 40
+    for replica in (one, other):
+        replica.standin.set_refs("Codertocat/Hello-World", {"refs/pull/1/head": approved})
+    rec = dataclasses.replace(record(), trusted=False, approved_sha=approved)
+    rec = await built_from(one, rec)
+    assert rec.env_sha == approved
+    assert (await other.step(rec, "up")).event is Event.BUILT
+    [call] = other.standin.calls("up")
+    assert "--reset=true" in call["argv"]
+    assert (await other.step(rec, "up")).event is Event.BUILT  # its own clone now: started as it is
+    assert "--reset=true" not in other.standin.calls("up")[-1]["argv"]
+
+
+async def built_from(replica: Replica, rec: EnvRecord) -> EnvRecord:
+    outcome = await replica.step(rec, "up")
+    assert outcome.event is Event.BUILT, outcome
+    return dataclasses.replace(rec, env_sha=outcome.env_sha)

@@ -319,6 +319,8 @@ class Operations:
         if record.trusted is not False or kind not in ("up", "recreate"):
             return False
         held = devpod.checked_out_commit(self.dp, record.ws_id)
+        if held is None and self.state is not LOCAL and not devpod.content_dir(self.dp, record.ws_id).is_dir():
+            return True  # restored from the cluster without DevPod's clone: what it holds is unknown here
         return held is not None and held not in self.approved(record, kind)
 
     async def cloned_commit(self, ws_id: str) -> str | None:
