@@ -170,3 +170,22 @@ async def built_from(replica: Replica, rec: EnvRecord) -> EnvRecord:
     outcome = await replica.step(rec, "up")
     assert outcome.event is Event.BUILT, outcome
     return dataclasses.replace(rec, env_sha=outcome.env_sha)
+
+
+async def test_the_gateway_s_and_the_agent_s_devpod_ssh_run_on_the_restored_state(replicas, kube):
+    # bot/gateway/service.py (ready) and bot/agent (runs, recovery) call ``restored`` before their own devpod ssh.
+    one, other = replicas
+    await built(one)
+    argv = devpod.ssh_command_argv(other.dp, WS, "echo hello")
+    before = await devpod.run(argv, settings=other.dp, timeout=20, masker=devpod.Masker())
+    assert not before.ok and "doesn't exist" in before.lines[-1].message  # DevPod knows nothing of it here
+    assert await devpod_state.restored(other.state, WS) is None
+    after = await devpod.run(argv, settings=other.dp, timeout=20, masker=devpod.Masker())
+    assert after.ok and "hello" in after.stdout
+    await one.api.delete(devpod_state.SECRET_KIND, SECRET)
+    fresh = Replica(other.dp.home.parent, "third", kube.url)
+    try:
+        problem = await devpod_state.restored(fresh.state, WS)
+        assert problem is not None and "missing from the cluster" in problem  # the connection is refused with it
+    finally:
+        await fresh.api.close()
