@@ -62,8 +62,8 @@ NEEDED_BY_DEVPOD: dict[tuple[str, str, str], str] = {
     # ReadSecretContents too; the setup flow below exercises it.
     # ("", "secrets", "create") is needed by D:pkg/driver/kubernetes/pullsecrets.go createPullSecret
     # too, but the setup flow below exercises it (in the bot's own namespace), so it is not listed.
-    # ("", "secrets", "delete") is needed by D:pkg/driver/kubernetes/pullsecrets.go DeletePullSecret (tried on
-    # every workspace delete) too, but the replicas' flow below exercises it (in the bot's own namespace).
+    # D:pkg/driver/kubernetes/pullsecrets.go DeletePullSecret (tried on every workspace delete)
+    ("", "secrets", "delete"): "D:pkg/driver/kubernetes/pullsecrets.go",
     # D:pkg/driver/kubernetes/target_architecture.go TargetArchitecture, without ARCHITECTURE
     # (only with components/detect-architecture)
     ("", "nodes", "list"): "D:pkg/driver/kubernetes/target_architecture.go",
@@ -298,12 +298,13 @@ async def test_the_setup_page_may_write_the_credentials_secret_and_nothing_else(
 # --------------------------------------------------------------------------- several replicas
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-async def test_replicas_keep_their_shared_state_within_the_rules(overlay, kube, tmp_path):
-    """DevPod's state of a workspace (a Secret) and the delivery markers (ConfigMaps), in the bot's namespace."""
+async def test_replicas_keep_their_shared_state_within_the_rules_of_their_component(tmp_path):
+    """components/replicas: DevPod's state of a workspace (a Secret) and the delivery markers (ConfigMaps),
+    in the bot's namespace."""
     from bot.replicas.deliveries import ClusterDeliveries
     from tests.test_replicas_devpod_state import Replica, built
 
+    kube = FakeKube(rbac=policy("all-components")).start()
     one, other = Replica(tmp_path, "one", kube.url), Replica(tmp_path, "other", kube.url)
     try:
         record = await built(one)  # saved: create
@@ -318,6 +319,10 @@ async def test_replicas_keep_their_shared_state_within_the_rules(overlay, kube, 
     finally:
         await one.api.close()
         await other.api.close()
+        kube.close()
+    EXERCISED["all-components"] |= kube.exercised
+    assert not kube.forbidden, "the replicas needed more than their component grants:\n" + "\n".join(kube.forbidden)
+    kube.assert_valid()
     assert {("", "secrets", v) for v in ("get", "create", "update", "delete")} <= kube.exercised
     assert {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} <= kube.exercised
 

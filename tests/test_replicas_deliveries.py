@@ -144,3 +144,11 @@ async def test_markers_are_bounded_by_capacity_and_retention(api, kube):  # noqa
     clock.now += 3601
     await seen.sweep()
     assert markers(kube) == []  # past GitHub's redelivery window (the retention)
+
+
+async def test_a_delivery_no_handler_wants_costs_no_marker(pair, kube):  # noqa: F811
+    one, other, *_ = pair
+    status, answer = await one.deliver("issues", {"action": "opened", "installation": {"id": 1}}, delivery="d-i")
+    assert status == 202 and answer["message"] == "no handler for this event"
+    assert (await other.deliver("issues", {"action": "opened", "installation": {"id": 1}}, delivery="d-i"))[0] == 202
+    assert markers(kube) == []

@@ -8,6 +8,8 @@ delivery is acted on again when redelivered), kept in the cluster instead of one
   replica whose create succeeds acts on it; every other one gets 409 and answers "duplicate".
 * :meth:`ClusterDeliveries.done` marks it ``handled``, or deletes the marker when a handler failed,
   so a redelivery to any replica is acted on again.
+* A delivery no handler wants gets no marker: acting on it twice does nothing (a redelivery of it is
+  answered "no handler" rather than "duplicate").
 * An ``in-flight`` marker older than ``stale_after`` is one whose replica died (or was cut off)
   before :meth:`done`: a redelivery takes it over (a replace with its ``resourceVersion``, so two
   replicas taking it over at once cannot both win). Handlers only queue work, so a real delivery is
@@ -58,8 +60,10 @@ class ClusterDeliveries:
         return {"state": state, "replica": self.replica_id, "since": f"{self.clock():.3f}"}
 
     async def claim(self, delivery_id: str, *, run: bool) -> bool:
+        if not run:  # no handler wants it: nothing to do twice, so no marker (and no write) for it
+            return True
         self._claims += 1
-        data = self._data(IN_FLIGHT if run else HANDLED)
+        data = self._data(IN_FLIGHT)
         for _ in range(2):  # once more if the marker went between the create and the read
             if await self.markers.create(delivery_id, data):
                 return True

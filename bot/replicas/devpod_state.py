@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -120,18 +121,20 @@ def _roots(home: Path, context: str, ws_id: str) -> list[PurePosixPath]:
 
 
 def local_files(home: Path, context: str, ws_id: str) -> dict[str, bytes]:
-    """The workspace's DevPod files in ``home``: relative POSIX path -> bytes."""
+    """The workspace's DevPod files in ``home``: relative POSIX path -> bytes (the clone is never walked)."""
     files: dict[str, bytes] = {}
     for root in _roots(home, context, ws_id):
         base = home / root
         if not base.is_dir() or base.is_symlink():
             continue
-        for path in sorted(base.rglob("*")):
-            rel = path.relative_to(base).parts
-            if root.parts[0] == "agent" and rel and rel[0] in _SKIPPED:
-                continue
-            if path.is_file() and not path.is_symlink():
-                files[str(root.joinpath(*rel))] = path.read_bytes()
+        for here, dirs, names in os.walk(base):  # does not follow symlinks to directories
+            rel = Path(here).relative_to(base).parts
+            if not rel and root.parts[0] == "agent":
+                dirs[:] = [d for d in dirs if d not in _SKIPPED]
+            for name in names:
+                path = Path(here, name)
+                if path.is_file() and not path.is_symlink():
+                    files[str(root.joinpath(*rel, name))] = path.read_bytes()
     return files
 
 
