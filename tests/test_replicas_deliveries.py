@@ -13,6 +13,8 @@ from kubernetes.client import ApiClient, Configuration
 
 from bot.cluster.kube import KubeApi
 from bot.replicas.deliveries import ClusterDeliveries
+from bot.replicas.devpod_state import ClusterDevPodState
+from bot.replicas.onceonly import ClusterUsedCodes
 from bot.services import build
 from bot.settings import config
 from tests import payloads
@@ -152,3 +154,11 @@ async def test_a_delivery_no_handler_wants_costs_no_marker(pair, kube):  # noqa:
     assert status == 202 and answer["message"] == "no handler for this event"
     assert (await other.deliver("issues", {"action": "opened", "installation": {"id": 1}}, delivery="d-i"))[0] == 202
     assert markers(kube) == []
+
+
+async def test_the_kubernetes_backend_wires_every_shared_piece(pair):
+    one, *_ = pair
+    assert isinstance(one.bot.seen_deliveries, ClusterDeliveries)
+    assert isinstance(one.bot.used_codes, ClusterUsedCodes)
+    assert one.bot.environments is not None
+    assert isinstance(one.bot.environments.operations.state, ClusterDevPodState)
