@@ -56,7 +56,8 @@ def _add_access(app: web.Application, bot: Bot) -> Any:
         return None
     directory = access.EnvironmentDirectory(manager, ports=manager.port_permission)
     parse_host = settings.exposure.parse_host if settings.exposure is not None else None
-    checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host, metrics=bot.metrics)
+    checker = access.add_routes(app, bot, settings.access, directory, parse_host=parse_host, metrics=bot.metrics,
+                                used_codes=bot.used_codes)
     if settings.cloudflare is not None and settings.exposure is not None:
         # No ingress controller: the tunnel sends preview hosts to the bot, which checks and proxies.
         preview_proxy.install(app, checker, preview_proxy.workspace_upstream(manager, settings.exposure))

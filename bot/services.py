@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiohttp
 from gidgethub import sansio
 
+from bot.access.sessions import UsedCodes
 from bot.agent.ledger import open_ledger
 from bot.agent.runs import AgentRuns
 from bot.cluster.cloudflare import CloudflareTunnelRoutes
@@ -26,7 +27,7 @@ from bot.cluster.exposure import Exposure
 from bot.cluster.kube import KubeApi, kube_api_client, kubeconfig_namespace, own_namespace
 from bot.cluster.routers import ServiceOnlyBackend
 from bot.core import logs
-from bot.core.deliveries import SeenDeliveries
+from bot.core.deliveries import Deliveries, SeenDeliveries
 from bot.core.dispatch import Context, Dispatcher, Router
 from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
@@ -48,8 +49,11 @@ from bot.policy.ask import Policy
 from bot.prebuilds.builder import Prebuilds
 from bot.prebuilds.checks import PrebuildChecks
 from bot.replicas.coordination import Coordination, LeaseCoordination, LocalCoordination
+from bot.replicas.deliveries import ClusterDeliveries
+from bot.replicas.devpod_state import LOCAL, ClusterDevPodState, DevPodState
 from bot.replicas.leader import LeaderElection
 from bot.replicas.leases import Leases
+from bot.replicas.onceonly import ClusterUsedCodes
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.config import Settings
 from bot.setup import credentials
@@ -65,7 +69,7 @@ class Bot:
     metrics: Metrics
     dispatcher: Dispatcher
     tasks: TaskTracker
-    seen_deliveries: SeenDeliveries
+    seen_deliveries: Deliveries
     readiness: Readiness
     session: aiohttp.ClientSession
     github: GitHubClient
@@ -80,8 +84,9 @@ class Bot:
     catchup: CatchUp | None = None  # notices PRs closed, turned draft or pushed to while no webhook came
     gateway: Gateway | None = None  # the SSH gateway, when DEVENV_SSH_PORT is set
     leader: LeaderElection | None = None  # DEVENV_STATE_BACKEND=kubernetes: who runs the singletons
-    lease_api: KubeApi | None = None  # ... and the Leases' client, closed last
     prebuilds: Prebuilds | None = None  # prebuilt images of base branches, when DEVENV_PREBUILD_REPOSITORY is set
+    used_codes: UsedCodes | None = None  # one-time sign-in codes used, across replicas (None: in memory)
+    replica_api: KubeApi | None = None  # the bot's namespace, with DEVENV_STATE_BACKEND=kubernetes
     endpoints: Endpoints = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -145,8 +150,8 @@ class Bot:
             await self.exposure.close()
         await self.session.close()
         self.seen_deliveries.close()
-        if self.lease_api is not None:
-            await self.lease_api.close()
+        if self.replica_api is not None:
+            await self.replica_api.close()
 
     def context_for(self, event: sansio.Event) -> Context[Bot]:
         installation = (event.data.get("installation") or {}).get("id") if isinstance(event.data, dict) else None
@@ -171,27 +176,43 @@ def _exposure(settings: Settings) -> Exposure | None:
 def _environments(settings: Settings, github: GitHubClient, auth: AppAuth | None, exposure: Exposure | None,
                   tunnel: CloudflareTunnelRoutes | None, metrics: Metrics,
                   before_destructive: Callable[[str, Op], Awaitable[None]],
-                  coordination: Coordination) -> EnvironmentManager | None:
+                  coordination: Coordination, replica_api: KubeApi | None) -> EnvironmentManager | None:
     if settings.app is None or settings.devpod is None:
         return None
+    devpod_state: DevPodState = LOCAL  # replicas: DevPod's files of each workspace are kept in the cluster
+    if replica_api is not None:
+        devpod_state = ClusterDevPodState(replica_api, settings.devpod.home, settings.devpod.context)
     return EnvironmentManager(
         settings=settings, dp=settings.devpod, github=github, auth=auth, exposure=exposure, tunnel=tunnel,
         max_concurrent=settings.max_concurrent_ops, publish_interval=settings.publish_interval,
         sync_debounce=settings.sync_debounce, metrics=metrics, before_destructive=before_destructive,
         coordination=coordination,
         # a failed check-run or comment write is retried for about a minute at the default back-off of 1 s
-        retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+        retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS), devpod_state=devpod_state)
 
 
-def _replicas(settings: Settings, metrics: Metrics) -> tuple[Coordination, LeaderElection | None, KubeApi | None]:
-    """Leases in the bot's namespace with ``DEVENV_STATE_BACKEND=kubernetes`` (no I/O yet); else one process."""
+def _replica_api(settings: Settings) -> KubeApi | None:
+    """The bot's own namespace, where replicas keep what they share (DEVENV_STATE_BACKEND=kubernetes)."""
     if settings.state_backend != "kubernetes":
-        return LocalCoordination(), None, None
-    api = KubeApi(kube_api_client(settings.kube), own_namespace(settings.kube))
+        return None
+    return KubeApi(kube_api_client(settings.kube), own_namespace(settings.kube))
+
+
+def _deliveries(settings: Settings, api: KubeApi | None) -> Deliveries:
+    if api is None:
+        return SeenDeliveries(settings.state_dir, settings.delivery_cache_size)
+    return ClusterDeliveries(api, settings.replica_id, capacity=settings.delivery_cache_size)
+
+
+def _replicas(settings: Settings, metrics: Metrics,
+              api: KubeApi | None) -> tuple[Coordination, LeaderElection | None]:
+    """Leases in the bot's namespace with ``DEVENV_STATE_BACKEND=kubernetes`` (no I/O yet); else one process."""
+    if api is None:
+        return LocalCoordination(), None
     leases = Leases(api, settings.replica_id, settings.lease_duration)
     coordination = LeaseCoordination(leases, slots=settings.max_concurrent_ops,
                                      on_lost=lambda kind: metrics.lease_lost.labels(kind).inc())
-    return coordination, LeaderElection(leases), api
+    return coordination, LeaderElection(leases)
 
 
 def _lead(leader: LeaderElection | None, environments: EnvironmentManager | None) -> Callable[[], bool]:
@@ -256,7 +277,8 @@ def build(settings: Settings, routers: Iterable[Router], *,
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
     github = GitHubClient(settings, auth, session, metrics)
     exposure = _exposure(settings)
-    coordination, leader, lease_api = _replicas(settings, metrics)
+    replica_api = _replica_api(settings)  # one client for everything the replicas share
+    coordination, leader = _replicas(settings, metrics, replica_api)
     tunnel = None
     if settings.cloudflare is not None and settings.exposure is not None:
         tunnel = CloudflareTunnelRoutes(settings.cloudflare, settings.exposure, session,
@@ -267,7 +289,8 @@ def build(settings: Settings, routers: Iterable[Router], *,
         if agent_runs is not None:
             await agent_runs.end_for(ws_id, op)
 
-    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, coordination)
+    environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, coordination,
+                                 replica_api)
     is_leader = _lead(leader, environments)
     if environments is not None and settings.agent is not None:
         agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
@@ -294,11 +317,12 @@ def build(settings: Settings, routers: Iterable[Router], *,
     add_checks(readiness, settings, github=github, environments=environments, exposure=exposure)
     tasks = TaskTracker(on_change=metrics.background_tasks.set)
     return Bot(settings=settings, metrics=metrics, dispatcher=Dispatcher(routers, metrics), tasks=tasks,
-               seen_deliveries=SeenDeliveries(settings.state_dir, settings.delivery_cache_size), readiness=readiness,
+               seen_deliveries=_deliveries(settings, replica_api), readiness=readiness,
                session=session, github=github, auth=auth, repo_settings=repo_settings,
                permissions=permissions, exposure=exposure, tunnel=tunnel, environments=environments,
                agent_runs=agent_runs, reaper=reaper, catchup=catchup,
-               gateway=gateway, leader=leader, lease_api=lease_api,
+               gateway=gateway, leader=leader, replica_api=replica_api,
+               used_codes=ClusterUsedCodes(replica_api) if replica_api is not None else None,
                prebuilds=_prebuilds(settings, environments, github))
 
 

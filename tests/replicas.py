@@ -38,8 +38,9 @@ NAMESPACE = "devenv-bot"
 BOT_ACCOUNT = (NAMESPACE, "devenv-bot")
 
 
-def cluster(variant: str = "base") -> FakeKube:
-    """A started Kubernetes fake enforcing the bot's RBAC rules rendered from deploy/ (``variant``)."""
+def cluster(variant: str = "all-components") -> FakeKube:
+    """A started Kubernetes fake enforcing the bot's RBAC rules rendered from deploy/ (``variant``; several replicas need
+    the Role of ``components/replicas``, which ``all-components`` includes)."""
     from tests.test_deploy import render
 
     return FakeKube(rbac=Policy.from_manifests(render(variant), service_account=BOT_ACCOUNT)).start()

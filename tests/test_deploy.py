@@ -422,6 +422,14 @@ def test_rbac_is_namespaced_and_without_wildcards(variant):
                 {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["devenv-bot-credentials"],
                  "verbs": ["get", "update"]}]
             continue
+        if role["metadata"]["name"] == "devenv-bot-replicas-shared":
+            # Several replicas: DevPod's state of each workspace (Secrets, never listed) and the
+            # create-once markers (ConfigMaps) in the bot's own namespace (bot/replicas/).
+            assert role["metadata"]["namespace"] == "devenv-bot"
+            assert role["rules"] == [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "delete"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update", "delete"]}]
+            continue
         if role["metadata"]["name"] == "devenv-bot-ssh-host-key":
             # components/ssh-gateway: create the host key's Secret once, read only that one; never
             # update, list or delete it (bot/gateway/keys.py SecretHostKey).

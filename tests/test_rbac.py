@@ -326,6 +326,38 @@ async def test_the_setup_page_may_write_the_credentials_secret_and_nothing_else(
     assert {("", "secrets", "get"), ("", "secrets", "update")} <= kube.exercised
 
 
+# --------------------------------------------------------------------------- several replicas
+
+
+async def test_replicas_keep_their_shared_state_within_the_rules_of_their_component(tmp_path):
+    """components/replicas: DevPod's state of a workspace (a Secret) and the delivery markers (ConfigMaps),
+    in the bot's namespace."""
+    from bot.replicas.deliveries import ClusterDeliveries
+    from tests.test_replicas_devpod_state import Replica, built
+
+    kube = FakeKube(rbac=policy("all-components")).start()
+    one, other = Replica(tmp_path, "one", kube.url), Replica(tmp_path, "other", kube.url)
+    try:
+        record = await built(one)  # saved: create
+        assert (await other.step(record, "up")).conclusion == "success"  # restored, saved again: get, update
+        assert (await other.step(record, "delete")).conclusion == "success"  # delete
+        seen = ClusterDeliveries(one.api, "one", sweep_every=1)
+        assert await seen.claim("d-1", run=True)  # create
+        assert not await seen.claim("d-1", run=True)  # get
+        await seen.done("d-1", handled=True)  # update, then the sweep: list (and delete what is old)
+        assert await seen.claim("d-2", run=True)
+        await seen.done("d-2", handled=False)  # delete
+    finally:
+        await one.api.close()
+        await other.api.close()
+        kube.close()
+    EXERCISED["all-components"] |= kube.exercised
+    assert not kube.forbidden, "the replicas needed more than their component grants:\n" + "\n".join(kube.forbidden)
+    kube.assert_valid()
+    assert {("", "secrets", v) for v in ("get", "create", "update", "delete")} <= kube.exercised
+    assert {("", "configmaps", v) for v in ("get", "list", "create", "update", "delete")} <= kube.exercised
+
+
 # --------------------------------------------------------------------------- last: what was used
 
 

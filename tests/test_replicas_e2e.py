@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def rbac_cluster():
-    fake = cluster("base")
+    fake = cluster()  # the base and components/replicas, as docs/operations.md says replicas need
     try:
         yield fake
     finally:

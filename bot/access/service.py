@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bot.access.directory import Workspace, WorkspaceDirectory
 from bot.access.hosts import IDE_PORT, preview_label, split_label
-from bot.access.sessions import Identity, Sessions
+from bot.access.sessions import Identity, Sessions, UsedCodes
 from bot.core.metrics import Metrics
 from bot.github.permissions import Permissions, allows
 from bot.settings.access import AccessSettings
@@ -53,7 +53,7 @@ class Access:
     def __init__(self, bot: Any, settings: AccessSettings, directory: WorkspaceDirectory, *,
                  clock: Callable[[], float] = time.time,
                  parse_host: Callable[[str], tuple[str, str] | None] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, used_codes: UsedCodes | None = None) -> None:
         self.bot = bot
         self.metrics = metrics  # None: checks are counted nowhere (tests that add the routes alone)
         if metrics is not None:
@@ -63,7 +63,7 @@ class Access:
         self.settings = settings
         self.directory = directory
         self.clock = clock
-        self.sessions = Sessions(settings, clock)
+        self.sessions = Sessions(settings, clock, used_codes)
         self.permissions = Permissions(ttl=settings.permission_ttl, maxsize=20_000, clock=clock)
 
     def count(self, decision: str) -> None:

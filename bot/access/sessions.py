@@ -14,7 +14,10 @@ inside the MAC, so a value made for one never passes as another, and each carrie
   The PKCE verifier is derived from the state with the key, so no sign-in in progress is kept on
   the server: no number of ``/auth/login`` calls can push one out, and any replica can finish it.
 
-One-time handoff codes (:attr:`Sessions.codes`) live in this process's memory with short lives.
+One-time handoff codes are signed too (purpose ``handoff``): identity, preview host, a nonce and a
+short expiry, so any replica can redeem one.  Single use is a set of used codes (:class:`UsedCodes`):
+this process's memory (:class:`LocalUsedCodes`), or, with several replicas, a create-once marker in
+the cluster (``bot.replicas.onceonly.ClusterUsedCodes``), kept until the code expires.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from cachetools import TTLCache
 
 from bot.settings.access import AccessSettings
 
-__all__ = ["Identity", "Sessions", "Signer", "b64", "cookie_values"]
+__all__ = ["Identity", "LocalUsedCodes", "Sessions", "Signer", "UsedCodes", "b64", "cookie_values"]
 
 
 def b64(data: bytes) -> str:
@@ -89,15 +93,35 @@ class Identity(NamedTuple):
     login: str
 
 
-class Sessions:
-    """The cookies' names and values, and the in-memory one-time handoff codes."""
+class UsedCodes(Protocol):
+    """The one-time codes already redeemed, until they expire."""
 
-    def __init__(self, settings: AccessSettings, clock: Callable[[], float]) -> None:
+    async def first_use(self, key: str, expires: float) -> bool:
+        """True the first time ``key`` is used (it is then remembered until ``expires``)."""
+        ...
+
+
+class LocalUsedCodes:
+    """One process: the used codes in memory, each until its code expires."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self._used: TTLCache[str, None] = TTLCache(maxsize=100_000, ttl=ttl + 1, timer=clock)
+
+    async def first_use(self, key: str, expires: float) -> bool:
+        if key in self._used:
+            return False
+        self._used[key] = None
+        return True
+
+
+class Sessions:
+    """The cookies' names and values, and the signed one-time handoff codes."""
+
+    def __init__(self, settings: AccessSettings, clock: Callable[[], float], used: UsedCodes | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.signer = Signer(settings.secret)
-        self.codes: TTLCache[str, tuple[Identity, str]] = TTLCache(maxsize=10_000, ttl=settings.handoff_ttl,
-                                                                    timer=clock)
+        self.used = used if used is not None else LocalUsedCodes(settings.handoff_ttl, clock)
         prefix = "__Host-" if settings.secure else ""
         self._host_cookie_prefix = f"{prefix}devenv-"
         self.session_cookie = ("__Host-" if settings.bot_secure else "") + "devenv-session"
@@ -153,3 +177,18 @@ class Sessions:
     def login_cookie_value(self, state: str, return_url: str) -> str:
         return self.signer.dumps("login", {"s": state, "r": return_url,
                                            "e": int(self.clock() + self.settings.login_ttl)})
+
+    def handoff_code(self, identity: Identity, host: str) -> str:
+        """A one-time code that sets ``host``'s cookie for ``identity``, redeemable on any replica."""
+        return self.signer.dumps("handoff", {"u": identity.user_id, "l": identity.login, "h": host,
+                                             "n": b64(os.urandom(16)), "e": self.clock() + self.settings.handoff_ttl})
+
+    async def redeem(self, code: str) -> tuple[Identity, str] | None:
+        """(identity, host) the first time an authentic, unexpired code is used, else None. Raises when
+        the used codes cannot be asked (the cluster is unreachable)."""
+        data = self.signer.loads("handoff", code, self.clock())
+        if data is None or not isinstance(data.get("h"), str):
+            return None
+        if not await self.used.first_use(hashlib.sha256(code.encode()).hexdigest(), float(data["e"])):
+            return None
+        return Identity(int(data["u"]), str(data["l"])), data["h"]

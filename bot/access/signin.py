@@ -124,8 +124,7 @@ async def _signed_in_answer(access: Access, identity: Identity, target: PreviewT
 
 
 def _handoff_redirect(access: Access, identity: Identity, target: PreviewTarget) -> web.Response:
-    code = secrets.token_urlsafe(32)
-    access.sessions.codes[code] = (identity, target.host)
+    code = access.sessions.handoff_code(identity, target.host)
     query = urlencode({"code": code, "rd": target.path})
     location = f"{target.scheme}://{target.netloc}{HANDOFF_PATH}?{query}"
     return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store",
@@ -232,7 +231,11 @@ async def handoff(request: web.Request) -> web.Response:
     label = preview_label(host, s.preview_domain)
     rd = safe_path(request.query.get("rd", "/"))
     code = request.query.get("code", "")
-    entry = access.sessions.codes.pop(code, None) if code else None
+    try:
+        entry = await access.sessions.redeem(code) if code else None
+    except Exception:  # the cluster's used codes cannot be asked: refuse, never let a code be used twice
+        log.exception("could not check a sign-in code")
+        return error(503, "Sign-in unavailable", "The sign-in could not be checked just now; try again.")
     if label is None:
         return error(400, "Not a preview", _NOT_A_PREVIEW)
     retry = access.login_url(f"{s.preview_scheme}://{request.host}{rd or '/'}")

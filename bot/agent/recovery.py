@@ -30,6 +30,7 @@ from bot.environments.manager import DESTRUCTIVE_OPS, EnvironmentManager
 from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.environments.states import State
 from bot.github.pulls import PullRequestAPI, check_output
+from bot.replicas.devpod_state import restored
 from bot.settings.agent import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ async def workspace_running(manager: EnvironmentManager, ws_id: str) -> bool:
     if record.op is not None and record.op.kind in DESTRUCTIVE:
         return False
     if any(op.kind in DESTRUCTIVE for op in record.pending):
+        return False
+    if await restored(manager.operations.state, ws_id) is not None:  # DevPod would not find it here
         return False
     dp = manager.devpod_settings
     try:

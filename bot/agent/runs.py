@@ -64,6 +64,7 @@ from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.github.permissions import allows as permission_allows
 from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRequestAPI, check_output
+from bot.replicas.devpod_state import restored
 from bot.settings.agent import AgentSettings
 from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
@@ -261,6 +262,10 @@ class AgentRuns:
         extra_env = await self._push_env(run)
         if run.cancel.is_set():  # stopped (or the environment is going) while the token was minted
             await self._conclude_early(run, pr, "cancelled", "The agent run was cancelled before the agent started.")
+            return
+        missing = await restored(self.manager.operations.state, run.ws_id)  # DevPod's state, on this replica
+        if missing is not None:
+            await self._conclude_early(run, pr, "failure", missing)
             return
         masker = devpod.Masker([v for v in (run.settings.api_key, *extra_env.values()) if v])
         run.status = "Agent running"

@@ -8,6 +8,9 @@ arriving meanwhile is not acted on twice.  One whose handlers failed, or that a 
 short, is forgotten, so redelivering it acts on it again.  The last ``capacity`` handled ids
 live in memory and in an append-only file in the state directory, rewritten with only the
 newest ids when it grows to twice that.
+
+The web side asks through :class:`Deliveries` (:meth:`~Deliveries.claim`, :meth:`~Deliveries.done`),
+which several replicas implement with markers in the cluster (``bot.replicas.deliveries``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from cachetools import LRUCache
 
@@ -25,6 +28,21 @@ log = logging.getLogger(__name__)
 def _key(delivery_id: str) -> str:
     # Ids are GitHub's GUIDs; anything else is made one line so the file stays parseable.
     return delivery_id.replace("\n", " ").replace("\r", " ")[:200]
+
+
+class Deliveries(Protocol):
+    """What the webhook endpoint asks: is this delivery to be acted on here, and how did that go."""
+
+    async def claim(self, delivery_id: str, *, run: bool) -> bool:
+        """True: act on it (``run``: it goes to its handlers, in flight until :meth:`done`; else it is
+        handled already, e.g. no handler wants it). False: a duplicate, handled or in flight."""
+        ...
+
+    async def done(self, delivery_id: str, *, handled: bool) -> None:
+        """Its handlers are done: remember it if they all succeeded, else let a redelivery through."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class SeenDeliveries:
@@ -70,6 +88,18 @@ class SeenDeliveries:
     def begin(self, delivery_id: str) -> None:
         """The delivery goes to its handlers: a duplicate is refused until :meth:`finish`."""
         self._in_flight.add(_key(delivery_id))
+
+    async def claim(self, delivery_id: str, *, run: bool) -> bool:
+        if delivery_id in self:
+            return False
+        if run:
+            self.begin(delivery_id)
+        else:
+            self.add(delivery_id)
+        return True
+
+    async def done(self, delivery_id: str, *, handled: bool) -> None:
+        self.finish(delivery_id, handled=handled)
 
     def finish(self, delivery_id: str, *, handled: bool) -> None:
         """Its handlers are done: remember it if they all succeeded, else let a redelivery through."""

@@ -86,3 +86,13 @@ class TaskTracker:
         """Wait for every task, including those started while waiting (tests, `receive`)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def every(interval: float, step: Callable[[], object], what: str) -> None:
+    """Run ``step`` every ``interval`` seconds until cancelled; a failed round is logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            step()
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", what, interval)

@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 from gidgethub import ValidationFailure, sansio
 
-from bot.core.deliveries import SeenDeliveries
+from bot.core.deliveries import Deliveries
 from bot.core.dispatch import Dispatcher
 from bot.core.metrics import Metrics
 from bot.core.readiness import Readiness
@@ -42,7 +42,7 @@ class Endpoints:
     settings: Settings
     metrics: Metrics
     tasks: TaskTracker
-    seen: SeenDeliveries
+    seen: Deliveries
     dispatcher: Dispatcher
     readiness: Readiness
     handle: Callable[[sansio.Event], Coroutine[Any, Any, int]]  # runs the handlers for one event
@@ -194,23 +194,27 @@ def _decoded(bot: Endpoints, request: web.Request, body: bytes, event_label: str
     return data
 
 
-def _hand_over(bot: Endpoints, event: sansio.Event, event_label: str) -> web.Response:
+async def _hand_over(bot: Endpoints, event: sansio.Event, event_label: str) -> web.Response:
     """Answer at once; the handlers run in a tracked background task."""
     delivery_id = event.delivery_id or ""
     action = _action_label(event.data.get("action"))
     if event.event == "ping":
         bot.metrics.deliveries.labels("ping", "", "pong").inc()
         return web.json_response({"message": "pong", "zen": event.data.get("zen")})
-    if delivery_id in bot.seen:
+    handles = bot.dispatcher.handles(event)
+    try:  # in flight from here when it goes to handlers: a duplicate meanwhile is "already handled"
+        claimed = await bot.seen.claim(delivery_id, run=handles)
+    except Exception:  # several replicas: the cluster could not say whether another one has it
+        log.exception("could not claim delivery %s", delivery_id[:64])
+        return _answer(503, "cannot tell whether this delivery was handled; redeliver it later")
+    if not claimed:
         bot.metrics.deliveries.labels(event_label, action, "duplicate").inc()
         log.info("delivery %s was already received; not acting on it twice", delivery_id[:64])
         return _answer(200, "duplicate delivery, already handled", delivery=delivery_id)
-    if not bot.dispatcher.handles(event):
-        bot.seen.add(delivery_id)
+    if not handles:
         bot.metrics.deliveries.labels(event_label, action, "ignored").inc()
         return _answer(202, "no handler for this event", delivery=delivery_id)
     bot.metrics.deliveries.labels(event_label, action, "accepted").inc()
-    bot.seen.begin(delivery_id)  # a duplicate arriving while it runs is still answered "already handled"
     bot.tasks.spawn(_handle(bot, event), name=f"delivery-{delivery_id[:40]}")
     return _answer(202, "accepted", delivery=delivery_id)
 
@@ -222,7 +226,7 @@ async def _handle(bot: Endpoints, event: sansio.Event) -> None:
     try:
         handled = await bot.handle(event) == 0
     finally:
-        bot.seen.finish(delivery_id, handled=handled)
+        await bot.seen.done(delivery_id, handled=handled)
         if not handled:
             log.warning("delivery %s was not fully handled; redelivering it will act on it again", delivery_id[:64])
 
@@ -242,7 +246,7 @@ async def webhook(request: web.Request) -> web.Response:
         data = _decoded(bot, request, body, label)
     except _Refused as refused:
         return refused.response
-    return _hand_over(bot, sansio.Event(data, event=event_name, delivery_id=delivery_id), label)
+    return await _hand_over(bot, sansio.Event(data, event=event_name, delivery_id=delivery_id), label)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from typing import Any
 
 from bot import devpod
 from bot.core.metrics import Metrics
+from bot.core.tasks import every
 from bot.environments import countdown, report
 from bot.environments.activity import Activity, Source, last_active, source_of
 from bot.environments.executor import OperationExecutor
@@ -46,6 +47,7 @@ from bot.environments.telemetry import EnvironmentMetrics
 from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import PullRef, PullRequestAPI
 from bot.replicas.coordination import Coordination, LocalCoordination
+from bot.replicas.devpod_state import LOCAL, DevPodState
 from bot.repo_settings.problems import render_problems
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class EnvironmentManager:
                  sync_debounce: float = 5.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, metrics: Metrics | None = None,
                  before_destructive: Callable[[str, Op], Awaitable[None]] | None = None,
-                 coordination: Coordination | None = None) -> None:
+                 coordination: Coordination | None = None,
+                 devpod_state: DevPodState = LOCAL) -> None:
         self.settings = settings
         self.coordination: Coordination = coordination if coordination is not None else LocalCoordination()
         self.before_destructive = before_destructive
@@ -77,7 +80,8 @@ class EnvironmentManager:
         self.activity = Activity(self.store, clock)  # what counts as use, kept in the records
         self.operations = Operations(dp, github_url=settings.github_url, auth=auth,
                                      logs_dir=settings.state_dir / "oplogs",
-                                     prebuilds=getattr(settings, "prebuilds", None), state_dir=settings.state_dir)
+                                     prebuilds=getattr(settings, "prebuilds", None), state_dir=settings.state_dir,
+                                     state=devpod_state)
         self.links = Links(dp, self.where, exposure=exposure, tunnel=tunnel)
         self.publishing = Publishing(self.store, self.where, min_interval=publish_interval, github=github,
                                      retry_delays=retry_delays, clock=clock, last_active=last_active)
@@ -123,7 +127,8 @@ class EnvironmentManager:
         self.operations.prepare_dirs()
         self.store.load()
         if self.store.journal.shared:
-            self.poll = asyncio.create_task(self._poll(), name="poll the records")
+            self.poll = asyncio.create_task(every(getattr(self.settings, "lease_duration", 15.0), self.store.refresh_all,
+                                                  "reading the records from the cluster"), name="poll the records")
         try:
             await self.operations.prepare_devpod()
         except Exception:
@@ -189,15 +194,6 @@ class EnvironmentManager:
         if self.poll is not None:
             self.poll.cancel()
             await asyncio.gather(self.poll, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        """Every lease duration, pick up the records other replicas created, changed or deleted."""
-        while True:
-            await asyncio.sleep(getattr(self.settings, "lease_duration", 15.0))
-            try:
-                self.store.refresh_all()
-            except Exception:
-                log.exception("reading the records from the cluster failed; trying again later")
 
     # ------------------------------------------------------------------ looking
     @property

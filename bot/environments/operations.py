@@ -44,6 +44,7 @@ from bot.environments.states import FOUND, Event
 from bot.prebuilds import plan as prebuild_plan
 from bot.prebuilds.ledger import PrebuildLedger
 from bot.prebuilds.starts import StartWatch
+from bot.replicas.devpod_state import LOCAL, DevPodState, StateUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,12 @@ class Operations:
     """DevPod on the bot's host: preparation, and one step per operation."""
 
     def __init__(self, dp: devpod.DevPodSettings, *, github_url: str, auth: Any = None,
-                 logs_dir: Path | None = None, prebuilds: Any = None, state_dir: Any = None) -> None:
+                 logs_dir: Path | None = None, prebuilds: Any = None, state_dir: Any = None,
+                 state: DevPodState = LOCAL) -> None:
         self.dp = dp
         self.prebuilds = prebuilds  # bot.settings.prebuilds.PrebuildSettings: up looks for prebuilt images
         self.ledger = PrebuildLedger(state_dir) if prebuilds is not None and state_dir is not None else None
+        self.state = state  # DevPod's state of each workspace, restored before and saved after (bot.replicas)
         self.github_url = github_url
         self.auth = auth  # bot.github.auth.AppAuth: mints narrow installation tokens
         self.masker = devpod.Masker()
@@ -240,7 +243,11 @@ class Operations:
         """A sync ends before DevPod runs when the new head is already checked out (pushed from inside
         the environment, by someone working there or the agent: rebuilding would throw the work away)
         or when uncommitted changes would be lost.  None: go on."""
-        blocked, checked_out = await self.checkout_state(record.ws_id)
+        try:
+            async with self.state.using(record.ws_id, expected=record.env_sha is not None, changes=False):
+                blocked, checked_out = await self.checkout_state(record.ws_id)
+        except StateUnavailable:
+            return None  # the step says why it cannot run
         if checked_out == op.head_sha:
             return Outcome("success", Event.BUILT, "succeeded", (), env_sha=checked_out)
         if blocked:
@@ -250,13 +257,21 @@ class Operations:
     async def step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
         """Run ``op``'s DevPod command and judge it; a build is then verified, a run the bot ended is followed up.
 
-        Its output is kept for ``/devenv logs`` (on disk too, at its end), except a status's: a read."""
-        if op.kind == "status":
-            return await self._step(record, op, on_line)
+        Its output is kept for ``/devenv logs`` (on disk too, at its end), except a status's: a read.
+        Around it, DevPod's state of the workspace is restored and saved (:attr:`state`); a workspace built
+        before that has no state to restore is not run at all (DevPod would make it anew with a new volume)."""
+        watched = on_line if op.kind == "status" else self.logs.watch(record.ws_id, op.kind, on_line)
         try:
-            return await self._step(record, op, self.logs.watch(record.ws_id, op.kind, on_line))
+            async with self.state.using(record.ws_id, expected=record.env_sha is not None,
+                                        changes=op.kind != "status"):
+                return await self._step(record, op, watched)
+        except StateUnavailable as exc:
+            log.error("%s: %s", record.ws_id, exc)
+            failed = {"stop": Event.STOP_FAILED, "status": None}.get(op.kind, Event.FAILED)
+            return Outcome("failure", failed, VERDICTS["failure"], (str(exc),))
         finally:
-            self.logs.save(record.ws_id)
+            if op.kind != "status":
+                self.logs.save(record.ws_id)
 
     async def _step(self, record: EnvRecord, op: Op, on_line: Callable[[devpod.LogLine], None]) -> Outcome:
         dp, kind = self.dp, op.kind
@@ -277,6 +292,7 @@ class Operations:
                 extra_error = report.still_listed_error()
             elif result.ok:
                 devpod.remove_agent_leftovers(dp, record.ws_id)
+                await self.state.forget(record.ws_id)
         else:  # status
             result = await self.run(devpod.status_argv(dp, record.ws_id), dp.status_timeout)
         outcome = judge(kind, result, self.limit(kind), extra_error=extra_error, phase=record.phase)
@@ -322,6 +338,8 @@ class Operations:
         if record.trusted is not False or kind not in ("up", "recreate"):
             return False
         held = devpod.checked_out_commit(self.dp, record.ws_id)
+        if held is None and self.state is not LOCAL and not devpod.content_dir(self.dp, record.ws_id).is_dir():
+            return True  # restored from the cluster without DevPod's clone: what it holds is unknown here
         return held is not None and held not in self.approved(record, kind)
 
     async def cloned_commit(self, ws_id: str) -> str | None:

@@ -47,6 +47,7 @@ from bot.gateway.upstream import Upstream
 from bot.github.pulls import PullRequestAPI
 from bot.policy.ask import Accepted, Policy, Source
 from bot.policy.ask import Refused as PolicyRefused
+from bot.replicas.devpod_state import restored
 from bot.repo_settings.loader import RepoSettingsLoader
 from bot.settings.devpod import DevPodSettings
 from bot.settings.gateway import GatewaySettings
@@ -178,7 +179,14 @@ class Gateway:
         return verdict
 
     async def ready(self, allowed: Allowed, say: Callable[[str], None]) -> None:
-        """Return once the environment runs; wake a stopped one if ``allowed.login`` may, else raise."""
+        """Return once the environment runs and DevPod's state of it is here; wake a stopped one if
+        ``allowed.login`` may, else raise."""
+        await self._running(allowed, say)
+        problem = await restored(self.manager.operations.state, allowed.record.ws_id)
+        if problem is not None:
+            raise ConnectionError(problem)
+
+    async def _running(self, allowed: Allowed, say: Callable[[str], None]) -> None:
         ws_id = allowed.record.ws_id
         record = self.manager.records.get(ws_id)
         if record is None or record.state == State.RUNNING:

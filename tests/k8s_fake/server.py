@@ -69,6 +69,7 @@ RESOURCES: dict[tuple[str, str, str], str] = {
     # the environments' records with DEVENV_STATE_BACKEND=kubernetes, validated against deploy/'s CRD
     ("devenv-bot.dev", "v1alpha1", "devenvironments"): "DevEnvironment",
     ("coordination.k8s.io", "v1", "leases"): "Lease",  # replicas: one operation per workspace, the leader
+    ("", "v1", "configmaps"): "ConfigMap",  # replicas' create-once markers (deliveries, sign-in codes)
 }
 
 
