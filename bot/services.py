@@ -45,6 +45,7 @@ from bot.github.publish import RETRY_DELAYS
 from bot.github.pulls import OpenPullLister
 from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
+from bot.replicas.agents import agent_guard
 from bot.replicas.coordination import Coordination, LeaseCoordination, LocalCoordination
 from bot.replicas.leader import LeaderElection
 from bot.replicas.leases import Leases
@@ -103,7 +104,7 @@ class Bot:
             await self.leader.step()
             self.leader.start()
         if self.agent_runs is not None:
-            self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
+            await self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
             self.catchup.start()
         if self.reaper is not None:
@@ -254,7 +255,10 @@ def build(settings: Settings, routers: Iterable[Router], *,
                                ledger=open_ledger(environments.store.journal, settings.state_dir),
                                metrics=metrics, prefix=settings.command_prefix,
                                progress_interval=settings.agent.progress_interval,
-                               retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+                               retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS),
+                               guard=agent_guard(coordination))
+        if leader is not None:  # runs whose replica died (their Lease expired): concluded by the leader
+            leader.on_tick.append(agent_runs.recover)
     reaper = None
     runs = agent_runs
     if environments is not None and settings.idle_sweep_interval > 0:
