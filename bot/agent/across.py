@@ -11,8 +11,11 @@ ledger entry (:mod:`bot.replicas.records_runs`):
 * :func:`end_elsewhere`: a stop, rebuild or delete on this replica while another runs the agent there:
   the run's entry is marked with why, and this replica waits (at most ``wait`` s) until the other has
   concluded the run and let its Lease go; only then does DevPod act (as for a run of its own).
-* :func:`watch`: called after each renewal of a run's Lease; a mark found ends the run as
-  :meth:`~bot.agent.runs.AgentRuns.end_for` does locally (concluded cancelled, saying why).
+* :func:`stop_elsewhere`: ``/devenv agent stop`` on this replica while another runs the agent: the
+  run's entry is marked; the other replica interrupts it as if asked there (and answers the comment).
+* :func:`watch`: called after each renewal of a run's Lease; an ``end`` mark found ends the run as
+  :meth:`~bot.agent.runs.AgentRuns.end_for` does locally (concluded cancelled, saying why), a ``stop``
+  mark as :meth:`~bot.agent.runs.AgentRuns.stop` does.
 
 With one process (the file backend) the guard is :class:`~bot.replicas.agents.LocalAgentGuard` and
 every function here is a no-op or answers "none".
@@ -32,7 +35,7 @@ from bot.replicas.agents import AgentGuard
 
 log = logging.getLogger(__name__)
 
-__all__ = ["busy_elsewhere", "end_elsewhere", "orphans", "watch"]
+__all__ = ["busy_elsewhere", "end_elsewhere", "orphans", "stop_elsewhere", "watch"]
 
 #: How often a replica waiting for another's run to end looks at its Lease.
 POLL = 0.25
@@ -89,11 +92,34 @@ async def end_elsewhere(ledger: Ledger, guard: AgentGuard, ws_id: str, op: Op, *
                 wait, op.kind)
 
 
+async def stop_elsewhere(ledger: Ledger, guard: AgentGuard, ws_id: str, requested_by: str,
+                         comment_id: int | None) -> bool:
+    """``agent stop`` for a run another replica runs: True when it was asked to stop it."""
+    if not guard.shared or not await guard.held_elsewhere(ws_id):
+        return False
+    why = {"requested_by": requested_by, "comment_id": comment_id}
+    try:
+        asked = [e.run_id for e in ledger.running_on(ws_id) if ledger.request_end(e, why, "stop")]
+    except Exception:
+        log.exception("asking another replica to stop the agent run on %s failed", ws_id)
+        return False
+    if asked:
+        log.info("%s asked to stop agent run %s, which another replica runs: asked it to", requested_by, asked[0])
+    return bool(asked)
+
+
 def watch(ledger: Ledger, run: AgentRun) -> None:
     """After a renewal of ``run``'s Lease: end it if another replica asked (see :func:`end_elsewhere`)."""
     if run.entry is None or run.abort.is_set() or run.task is None or run.task.done():
         return
-    why = ledger.end_request(run.entry)
+    marks = ledger.end_request(run.entry)
+    stop = marks.get("stop")
+    if stop is not None and not run.cancel.is_set():  # as `agent stop` asked here: interrupted, answered with 🚀
+        run.stopped_by = run.stopped_by or str(stop.get("requested_by") or "someone")
+        if isinstance(stop.get("comment_id"), int):
+            run.stop_comments.append(stop["comment_id"])
+        run.cancel.set()
+    why = marks.get("end")
     if why is None:
         return
     kind, requested_by = str(why.get("kind") or "stop"), str(why.get("requested_by") or "someone")

@@ -105,13 +105,14 @@ class Ledger:
         """Other replicas' unfinished runs on ``ws_id`` (one process: none)."""
         return []
 
-    def request_end(self, entry: RunEntry, why: dict[str, Any]) -> bool:
-        """Ask the replica running ``entry`` to end it; False when it is not journalled (one process: never)."""
+    def request_end(self, entry: RunEntry, why: dict[str, Any], mark: str = "end") -> bool:
+        """Ask the replica running ``entry`` to end it (``mark``: "end" for an environment operation, "stop"
+        for ``agent stop``); False when it is not journalled (one process: never)."""
         return False
 
-    def end_request(self, entry: RunEntry) -> dict[str, Any] | None:
-        """The end another replica asked of ``entry`` (kind, requested_by, command), if any."""
-        return None
+    def end_request(self, entry: RunEntry) -> dict[str, dict[str, Any]]:
+        """What other replicas asked of ``entry``: {mark: why}, empty when nothing."""
+        return {}
 
 
 class ClusterLedger(Ledger):
@@ -143,10 +144,10 @@ class ClusterLedger(Ledger):
                 found.append(entry)
         return found
 
-    def request_end(self, entry: RunEntry, why: dict[str, Any]) -> bool:
-        return self.store.request_end(entry.ws_id, entry.run_id, why)
+    def request_end(self, entry: RunEntry, why: dict[str, Any], mark: str = "end") -> bool:
+        return self.store.request_end(entry.ws_id, entry.run_id, why, mark)
 
-    def end_request(self, entry: RunEntry) -> dict[str, Any] | None:
+    def end_request(self, entry: RunEntry) -> dict[str, dict[str, Any]]:
         return self.store.end_request(entry.ws_id, entry.run_id)
 
 

@@ -2,29 +2,26 @@
 
 Design (user-facing rules in ``docs/agent.md``):
 
-* :meth:`AgentRuns.start` decides *synchronously* whether a run may begin (prompt, API key, trust, one
-  run per environment) and registers it before its first ``await``, so two requests racing each other
-  cannot both start. A refusal is a reply comment that says why and what to do.
-* The run itself is a task kept in :attr:`AgentRuns.runs` (one per workspace id) and drained by
-  :meth:`drain` on shutdown. It reacts 👀, creates the ``devenv agent`` check run on the PR head, brings
-  the environment up if needed (through the environment manager, waiting for its slot to go idle), mints
-  a push token when allowed, calls :func:`bot.agent.run_agent` and concludes: check-run conclusion, a
-  final comment that quotes the request, 🚀 or 😕 on the command comment, one count by outcome.
-* Progress goes through a :class:`~bot.github.publish.Publisher`: each stream event marks the check run
-  dirty; it is re-rendered at most once per ``progress_interval`` s, the end at once.
-* Durable: each run is journalled in the :class:`~bot.agent.ledger.Ledger` (accepted, its check run, its
-  final write). On start-up :meth:`AgentRuns.recover` concludes every run a crash left unfinished
-  (``cancelled``, saying the bot restarted and to run it again), ends its remote agent if the workspace
-  is running, and writes again any conclusion that never reached GitHub.
-* :meth:`AgentRuns.end_for` is the environment manager's hook before it stops, rebuilds or deletes an
-  environment: the run is aborted (its local ``devpod ssh`` killed, no remote signal: the container goes
-  anyway), concluded ``cancelled`` saying why, its slot released; only then does DevPod act. Signals are
-  sent only to a running workspace (:mod:`bot.agent.recovery`).
-* Across replicas (:mod:`bot.agent.across`): a Lease per workspace's run (``guard``) makes the rule the
-  Deployment's; recovery spares runs another replica renews; :meth:`end_for` ends theirs too.
-* Secrets: the API key and the push token are masked in every text (``run_agent`` masks the stream; the
-  final texts are masked again here) and added to the log redactor. No token is ever minted for a fork
-  PR or for an untrusted PR (untrusted PRs get no run).
+* :meth:`AgentRuns.start` decides *synchronously* whether a run may begin (prompt, API key, trust, one run per
+  environment) and registers it before its first ``await``, so two requests racing each other cannot both start.
+  A refusal is a reply comment that says why and what to do.
+* The run itself is a task kept in :attr:`AgentRuns.runs` (one per workspace id), drained by :meth:`drain` on
+  shutdown. It reacts 👀, creates the ``devenv agent`` check run on the PR head, brings the environment up if
+  needed (through the environment manager, waiting for its slot to go idle), mints a push token when allowed,
+  calls :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that quotes the
+  request, 🚀 or 😕 on the command comment, one count by outcome. Progress goes through a
+  :class:`~bot.github.publish.Publisher`: re-rendered at most once per ``progress_interval`` s, the end at once.
+* Durable: each run is journalled in the :class:`~bot.agent.ledger.Ledger` (accepted, its check run, its final
+  write). :meth:`AgentRuns.recover` concludes every run nobody runs any more (``cancelled``, saying the bot
+  restarted and to run it again; its remote agent ended if the workspace runs) and writes again any conclusion
+  GitHub never got: at start-up and, with replicas, at each leader's round.
+* :meth:`AgentRuns.end_for` is the environment manager's hook before a stop, rebuild or delete: the run is
+  aborted (its local ``devpod ssh`` killed, no remote signal: the container goes anyway), concluded
+  ``cancelled`` saying why, its slot released; only then does DevPod act. Signals go only to a running
+  workspace (:mod:`bot.agent.recovery`). Across replicas a Lease per run is the one-run rule, and a run another
+  replica runs is spared by recovery and ended on request (:mod:`bot.agent.across`).
+* Secrets: the API key and the push token are masked in every text (the stream by ``run_agent``, the final texts
+  again here) and given to the log redactor. No token is minted for a fork PR or an untrusted one (no run).
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot import devpod
-from bot.agent.across import busy_elsewhere, end_elsewhere, orphans, watch
+from bot.agent.across import busy_elsewhere, end_elsewhere, orphans, stop_elsewhere, watch
 from bot.agent.ledger import Ledger, RunEntry
 from bot.agent.model import AgentRun
 from bot.agent.prepare import ensure_up, push_env
@@ -155,11 +152,14 @@ class AgentRuns:
         ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
         run = self.runs.get(ws_id)
         if run is None or run.task is None or run.task.done():
-            await self._reply_refusal(pr, requested_by, comment_id, {"kind": "not_running"})
-            return False
+            elsewhere = run is None and await stop_elsewhere(self.ledger, self.guard, ws_id, requested_by, comment_id)
+            if not elsewhere:
+                await self._reply_refusal(pr, requested_by, comment_id, {"kind": "not_running"})
+            elif comment_id is not None:
+                await self._react(pr, comment_id, "eyes")  # the replica running it answers with 🚀 at the end
+            return elsewhere
         log.info("%s asked to stop the agent run on %s", requested_by, info.ref)
-        if run.stopped_by is None:
-            run.stopped_by = requested_by
+        run.stopped_by = run.stopped_by or requested_by
         if comment_id is not None:
             run.stop_comments.append(comment_id)
             await self._react(pr, comment_id, "eyes")

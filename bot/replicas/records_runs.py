@@ -15,10 +15,11 @@ Which runs a start-up recovers: those of this replica and those of replicas ``al
 ``alive`` defaults to "no other replica is": the run service then spares the runs whose agent Lease
 another replica holds fresh (:mod:`bot.replicas.agents`), which is what says a run is still going.
 
-Ending a run another replica runs: :meth:`ClusterRunLedger.request_end` marks its item with ``end``
-(why: the operation's kind, who asked, the command); the replica running it reads the mark with
+Ending a run another replica runs: :meth:`ClusterRunLedger.request_end` marks its item, with ``end``
+(a stop, rebuild or delete: the operation's kind, who asked, the command) or ``stop`` (``/devenv agent
+stop``: who asked, their comment); the replica running it reads the marks with
 :meth:`ClusterRunLedger.end_request` after each renewal of the run's Lease, and ends the run. A
-:meth:`save` keeps the mark.
+:meth:`save` keeps the marks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from bot.replicas.records import CONFLICTS, KIND, SET_ASIDE_LABEL, ClusterRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClusterRunLedger"]
+__all__ = ["MARKS", "ClusterRunLedger"]
+
+#: The requests another replica may leave on a run's item (see the module docstring).
+MARKS = ("end", "stop")
 
 
 class Entry(Protocol):
@@ -83,8 +87,8 @@ class ClusterRunLedger(Generic[E]):
 
         def put(runs: dict[str, Any]) -> bool:
             old = runs.get(entry.run_id)
-            mark = old.get("end") if isinstance(old, dict) else None
-            runs[entry.run_id] = {**item, "end": mark} if mark else item
+            marks = {k: v for k, v in old.items() if k in MARKS} if isinstance(old, dict) else {}
+            runs[entry.run_id] = {**marks, **item}
             return True
 
         self._where[entry.run_id] = entry.ws_id
@@ -109,24 +113,24 @@ class ClusterRunLedger(Generic[E]):
         runs = (obj.get("spec") or {}).get("agentRuns") or {}
         return {k: v for k, v in runs.items() if isinstance(v, dict)}
 
-    def request_end(self, ws_id: str, run_id: str, why: dict[str, Any]) -> bool:
-        """Ask the replica running ``run_id`` to end it (``why``: kind, requested_by, command)."""
+    def request_end(self, ws_id: str, run_id: str, why: dict[str, Any], mark: str = "end") -> bool:
+        """Ask the replica running ``run_id`` to end it (``mark``: one of :data:`MARKS`); False: no such run."""
         found = False
 
-        def mark(runs: dict[str, Any]) -> bool:
+        def put(runs: dict[str, Any]) -> bool:
             nonlocal found
             item = runs.get(run_id)
             found = isinstance(item, dict)
             if isinstance(item, dict):
-                item["end"] = plain(why)
+                item[mark] = plain(why)
             return found
 
-        return self._change(ws_id, mark) and found
+        return self._change(ws_id, put) and found
 
-    def end_request(self, ws_id: str, run_id: str) -> dict[str, Any] | None:
-        """The ``end`` another replica marked ``run_id`` with, if any."""
-        mark = self.items_of(ws_id).get(run_id, {}).get("end")
-        return mark if isinstance(mark, dict) else None
+    def end_request(self, ws_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """The marks other replicas left on ``run_id`` ({mark: why}; empty: none)."""
+        item = self.items_of(ws_id).get(run_id, {})
+        return {k: v for k, v in item.items() if k in MARKS and isinstance(v, dict)}
 
     def _all(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(ws id, run id, {replica, entry}) of every run in the namespace."""
