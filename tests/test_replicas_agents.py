@@ -142,6 +142,26 @@ async def test_a_devenv_stop_on_one_replica_ends_the_run_another_replica_runs(re
     await eventually(lambda: not alive(pid), what="the agent process gone")
 
 
+async def test_agent_stop_on_one_replica_stops_the_run_another_replica_runs(replicas, github, devpod):
+    one, two = await replicas(1), await replicas(2)
+    payload = await agent_at_work(one, github, devpod)
+    github.set_permission(OWNER, REPO, "hubot", "write")
+    stop = command(github, "/devenv agent stop", user="hubot")
+    await two.deliver("issue_comment", stop)
+    await two.settle()
+    await eventually(lambda: agent_checks(github)[0]["status"] == "completed", timeout=20,
+                     what="the agent check run to conclude")
+    await finish(one)
+    [check] = agent_checks(github)
+    assert check["conclusion"] == "cancelled" and "stopped cleanly" in check["output"]["summary"]
+    assert "hubot" in check["output"]["summary"]  # who stopped it
+    assert not any("no agent is running" in r for r in replies(github))
+    assert reactions_to(github, stop) == ["eyes", "rocket"] and reactions_to(github, payload) == ["eyes", "confused"]
+    [sent] = signals_sent(devpod)  # interrupted as if asked on its own replica
+    assert "kill -s INT " in sent and "__DEVENV_RUN=" in sent
+    assert one.bot.agent_runs.runs == {} and two.bot.agent_runs.runs == {}
+
+
 @pytest.mark.slow
 async def test_a_run_whose_replica_died_is_concluded_by_another_once_its_lease_expired(
         replica_environ, replicas, repo, github, devpod, kube, tmp_path):
