@@ -19,6 +19,7 @@ from bot.settings import config
 from tests import payloads
 from tests.botserver import BotServer
 from tests.eventually import eventually
+from tests.replicas import cluster
 from tests.test_agent_e2e import NUMBER, OWNER, REPO, SAMPLES, WS, agent_call, agent_checks, command, finish, replies
 from tests.test_agent_lifecycle import agent_at_work, alive, signals_sent
 from tests.test_agent_lifecycle import environ as agent_environ  # noqa: F401  (the fixture: stand-in claude)
@@ -30,6 +31,18 @@ pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no Claude Code st
 NS = "devenv-bot"
 ALREADY_GOING = "the agent was not started: an agent run is already going in this environment"
 RESTARTED = "devenv-bot restarted while this agent run was going"
+
+
+@pytest.fixture
+def kube():
+    """The Kubernetes fake enforcing deploy/'s RBAC: the agent Leases need no verb beyond get, create, update."""
+    fake = cluster()
+    try:
+        yield fake
+    finally:
+        fake.close()
+    assert not fake.forbidden, "the replicas needed more than deploy/ grants:\n" + "\n".join(fake.forbidden)
+    fake.assert_valid()
 
 
 @pytest.fixture
