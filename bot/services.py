@@ -48,6 +48,7 @@ from bot.health import add_checks, check_tunnel
 from bot.policy.ask import Policy
 from bot.prebuilds.builder import Prebuilds
 from bot.prebuilds.checks import PrebuildChecks
+from bot.replicas.agents import agent_guard
 from bot.replicas.coordination import Coordination, LeaseCoordination, LocalCoordination
 from bot.replicas.deliveries import ClusterDeliveries
 from bot.replicas.devpod_state import LOCAL, ClusterDevPodState, DevPodState
@@ -113,7 +114,7 @@ class Bot:
         if self.prebuilds is not None:
             self.prebuilds.resume()  # builds a stop or crash left unfinished
         if self.agent_runs is not None:
-            self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
+            await self.agent_runs.recover()  # runs a crash left unfinished: concluded, never left in progress
         if self.catchup is not None:
             self.catchup.start()
         if self.reaper is not None:
@@ -229,6 +230,22 @@ def _lead(leader: LeaderElection | None, environments: EnvironmentManager | None
     return leader.is_leader
 
 
+def _agent_runs(settings: Settings, environments: EnvironmentManager | None, metrics: Metrics,
+                coordination: Coordination, leader: LeaderElection | None) -> AgentRuns | None:
+    """The coding agent's runs, when it is configured (no I/O yet)."""
+    if environments is None or settings.agent is None:
+        return None
+    agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
+                           ledger=open_ledger(environments.store.journal, settings.state_dir),
+                           metrics=metrics, prefix=settings.command_prefix,
+                           progress_interval=settings.agent.progress_interval,
+                           retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS),
+                           guard=agent_guard(coordination))
+    if leader is not None:  # runs whose replica died (their Lease expired): concluded by the leader
+        leader.on_tick.append(agent_runs.recover)
+    return agent_runs
+
+
 def _prebuilds(settings: Settings, environments: EnvironmentManager | None, github: GitHubClient) -> Prebuilds | None:
     """The prebuild queue, when DEVENV_PREBUILD_REPOSITORY is set; it runs DevPod through the environments'
     runner (one masker, one clone-token service) and shares its ledger (no I/O yet)."""
@@ -292,12 +309,7 @@ def build(settings: Settings, routers: Iterable[Router], *,
     environments = _environments(settings, github, auth, exposure, tunnel, metrics, end_agent_run, coordination,
                                  replica_api)
     is_leader = _lead(leader, environments)
-    if environments is not None and settings.agent is not None:
-        agent_runs = AgentRuns(manager=environments, settings=settings.agent, github_url=settings.github_url,
-                               ledger=open_ledger(environments.store.journal, settings.state_dir),
-                               metrics=metrics, prefix=settings.command_prefix,
-                               progress_interval=settings.agent.progress_interval,
-                               retry_delays=tuple(settings.retry_backoff * d for d in RETRY_DELAYS))
+    agent_runs = _agent_runs(settings, environments, metrics, coordination, leader)
     reaper = None
     runs = agent_runs
     if environments is not None and settings.idle_sweep_interval > 0:

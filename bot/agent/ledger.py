@@ -15,7 +15,10 @@ Each write replaces the file atomically (written to a temporary file, fsynced, r
 logged, never silently dropped. The files hold no secret: not the prompt, no token.
 
 With ``DEVENV_STATE_BACKEND=kubernetes`` the same entries live in the cluster instead
-(:class:`bot.replicas.records_runs.ClusterRunLedger`, chosen by :func:`open_ledger`).
+(:class:`bot.replicas.records_runs.ClusterRunLedger`, chosen by :func:`open_ledger`), where other
+replicas see them: :meth:`Ledger.running_on` (who runs on a workspace), :meth:`Ledger.request_end`
+and :meth:`Ledger.end_request` (one replica asks the one running a run to end it). One process has
+nobody else to ask: the file ledger answers "none".
 """
 
 from __future__ import annotations
@@ -98,6 +101,18 @@ class Ledger:
                           "as it is", path, exc, moved)
         return entries
 
+    def running_on(self, ws_id: str) -> list[RunEntry]:
+        """Other replicas' unfinished runs on ``ws_id`` (one process: none)."""
+        return []
+
+    def request_end(self, entry: RunEntry, why: dict[str, Any], mark: str = "end") -> bool:
+        """Ask the replica running ``entry`` to end it (``mark``: "end" for an environment operation, "stop"
+        for ``agent stop``); False when it is not journalled (one process: never)."""
+        return False
+
+    def end_request(self, entry: RunEntry) -> dict[str, dict[str, Any]]:
+        """What other replicas asked of ``entry``: {mark: why}, empty when nothing."""
+        return {}
 
 
 class ClusterLedger(Ledger):
@@ -114,6 +129,26 @@ class ClusterLedger(Ledger):
 
     def load_all(self) -> list[RunEntry]:
         return self.store.load_all()
+
+    def running_on(self, ws_id: str) -> list[RunEntry]:
+        found = []
+        for run_id, item in self.store.items_of(ws_id).items():
+            if item.get("replica") == self.store.replica or not isinstance(item.get("entry"), dict):
+                continue
+            try:
+                entry = RunEntry.from_json(dict(item["entry"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("agent run %s in DevEnvironment %s cannot be read (%s)", run_id, ws_id, exc)
+                continue
+            if entry.state != "ended":
+                found.append(entry)
+        return found
+
+    def request_end(self, entry: RunEntry, why: dict[str, Any], mark: str = "end") -> bool:
+        return self.store.request_end(entry.ws_id, entry.run_id, why, mark)
+
+    def end_request(self, entry: RunEntry) -> dict[str, dict[str, Any]]:
+        return self.store.end_request(entry.ws_id, entry.run_id)
 
 
 def open_ledger(journal: object, state_dir: Path) -> Ledger:

@@ -15,6 +15,7 @@ from bot.core import logs
 from bot.environments.journal import PullInfo
 from bot.environments.manager import EnvironmentManager
 from bot.environments.states import State, is_building
+from bot.replicas.devpod_state import restored
 from bot.text.markdown import escape
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,18 @@ __all__ = ["ensure_up", "push_env"]
 
 async def ensure_up(manager: EnvironmentManager, info: PullInfo, requested_by: str, cancel: asyncio.Event, *,
                     poll_interval: float, up_timeout: float) -> tuple[str, str] | None:
-    """Bring the environment up if it is not running; None when it is, else (outcome, message)."""
+    """Bring the environment up if it is not running, with DevPod's state of it on this replica (replicas keep
+    it in the cluster); None when it is ready, else (outcome, message)."""
+    problem = await _running(manager, info, requested_by, cancel, poll_interval=poll_interval, up_timeout=up_timeout)
+    if problem is not None:
+        return problem
+    missing = await restored(manager.operations.state, devpod.workspace_id(info.ref.owner, info.ref.repo,
+                                                                           info.ref.number))
+    return ("failure", missing) if missing is not None else None
+
+
+async def _running(manager: EnvironmentManager, info: PullInfo, requested_by: str, cancel: asyncio.Event, *,
+                   poll_interval: float, up_timeout: float) -> tuple[str, str] | None:
     record = manager.find(info)
     if record is not None and record.state == State.RUNNING:
         return None

@@ -103,10 +103,11 @@ def restart_update(entry: RunEntry, prefix: str) -> dict[str, Any]:
 
 
 def recover(ledger: Ledger, manager: EnvironmentManager, checks: CheckRuns, *, prefix: str, settings: AgentSettings,
-            track: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+            track: Callable[[Coroutine[Any, Any, None]], object], entries: list[RunEntry] | None = None) -> None:
     """At start-up: conclude every run the last process left unfinished (``track`` keeps the work
-    that ends their remote agents), and write every conclusion that never reached GitHub."""
-    for entry in ledger.load_all():
+    that ends their remote agents), and write every conclusion that never reached GitHub. ``entries``:
+    those runs (default: the whole ledger; with replicas, those no live replica runs)."""
+    for entry in ledger.load_all() if entries is None else entries:
         pr = manager.pull_api(entry.ref)
         if entry.state != "ended":
             log.info("agent run %s on %s was interrupted by a restart: concluding it", entry.run_id, entry.ws_id)

@@ -2,29 +2,26 @@
 
 Design (user-facing rules in ``docs/agent.md``):
 
-* :meth:`AgentRuns.start` decides *synchronously* whether a run may begin (prompt, API
-  key, trust, one run per environment) and registers it before its first ``await``, so
-  two requests racing each other cannot both start. A refusal is a reply comment that
-  says why and what to do.
-* The run itself is a task kept in :attr:`AgentRuns.runs` (one per workspace id) and
-  drained by :meth:`drain` on shutdown. It reacts 👀, creates the ``devenv agent`` check
-  run on the PR head, brings the environment up if needed (through the environment
-  manager, waiting for its slot to go idle), mints a push token when allowed, calls
-  :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that
-  quotes the request, 🚀 or 😕 on the command comment, one count by outcome in the metrics.
-* Progress goes through a :class:`~bot.github.publish.Publisher`: each stream event marks the
-  check run dirty; it is re-rendered at most once per ``progress_interval`` s, the end at once.
-* Durable: each run is journalled in the :class:`~bot.agent.ledger.Ledger` (accepted, its check
-  run, its final write). On start-up :meth:`AgentRuns.recover` concludes every run a crash left
-  unfinished (``cancelled``, saying the bot restarted and to run it again), ends its remote agent
-  if the workspace is running, and writes again any conclusion that never reached GitHub.
-* :meth:`AgentRuns.end_for` is the environment manager's hook before it stops, rebuilds or
-  deletes an environment: the run is aborted (its local ``devpod ssh`` killed, no remote signal:
-  the container goes anyway), concluded ``cancelled`` saying why, its slot released; only then
-  does DevPod act. Signals are sent only to a running workspace (:mod:`bot.agent.recovery`).
-* Secrets: the API key and the push token are masked in every text (``run_agent`` masks
-  the stream; the final texts are masked again here) and added to the log redactor. No
-  token is ever minted for a fork PR or for an untrusted PR (untrusted PRs get no run).
+* :meth:`AgentRuns.start` decides *synchronously* whether a run may begin (prompt, API key, trust, one run per
+  environment) and registers it before its first ``await``, so two requests racing each other cannot both start.
+  A refusal is a reply comment that says why and what to do.
+* The run itself is a task kept in :attr:`AgentRuns.runs` (one per workspace id), drained by :meth:`drain` on
+  shutdown. It reacts 👀, creates the ``devenv agent`` check run on the PR head, brings the environment up if
+  needed (through the environment manager, waiting for its slot to go idle), mints a push token when allowed,
+  calls :func:`bot.agent.run_agent` and concludes: check-run conclusion, a final comment that quotes the
+  request, 🚀 or 😕 on the command comment, one count by outcome. Progress goes through a
+  :class:`~bot.github.publish.Publisher`: re-rendered at most once per ``progress_interval`` s, the end at once.
+* Durable: each run is journalled in the :class:`~bot.agent.ledger.Ledger` (accepted, its check run, its final
+  write). :meth:`AgentRuns.recover` concludes every run nobody runs any more (``cancelled``, saying the bot
+  restarted and to run it again; its remote agent ended if the workspace runs) and writes again any conclusion
+  GitHub never got: at start-up and, with replicas, at each leader's round.
+* :meth:`AgentRuns.end_for` is the environment manager's hook before a stop, rebuild or delete: the run is
+  aborted (its local ``devpod ssh`` killed, no remote signal: the container goes anyway), concluded
+  ``cancelled`` saying why, its slot released; only then does DevPod act. Signals go only to a running
+  workspace (:mod:`bot.agent.recovery`). Across replicas a Lease per run is the one-run rule, and a run another
+  replica runs is spared by recovery and ended on request (:mod:`bot.agent.across`).
+* Secrets: the API key and the push token are masked in every text (the stream by ``run_agent``, the final texts
+  again here) and given to the log redactor. No token is minted for a fork PR or an untrusted one (no run).
 """
 
 from __future__ import annotations
@@ -32,11 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from bot import devpod
+from bot.agent.across import busy_elsewhere, end_elsewhere, orphans, stop_elsewhere, watch
 from bot.agent.ledger import Ledger, RunEntry
 from bot.agent.model import AgentRun
 from bot.agent.prepare import ensure_up, push_env
@@ -64,7 +63,7 @@ from bot.environments.publishing import CheckRuns, CheckUpdate
 from bot.github.permissions import allows as permission_allows
 from bot.github.publish import RETRY_DELAYS, Publisher
 from bot.github.pulls import PullRequestAPI, check_output
-from bot.replicas.devpod_state import restored
+from bot.replicas.agents import AgentGuard, LocalAgentGuard
 from bot.settings.agent import AgentSettings
 from bot.text.markdown import escape, fenced, truncate_bytes
 from bot.text.templating import render
@@ -85,22 +84,19 @@ class AgentRuns:
     def __init__(self, *, manager: EnvironmentManager, settings: AgentSettings, github_url: str, metrics: Metrics,
                  prefix: str = "/devenv", progress_interval: float = 5.0, poll_interval: float = 0.1,
                  up_timeout: float | None = None, ledger: Ledger | None = None, abort_wait: float = 15.0,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
-        self.manager = manager
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS, guard: AgentGuard | None = None) -> None:
+        self.manager, self.guard = manager, guard if guard is not None else LocalAgentGuard()
         self.ledger = ledger if ledger is not None else Ledger(manager.settings.state_dir)
-        self.abort_wait = abort_wait  # how long a stop or delete waits for the run it ends
-        self.metrics = metrics
+        self.abort_wait, self.metrics = abort_wait, metrics  # abort_wait: how long a stop waits for the run it ends
         for outcome in OUTCOMES:  # every outcome present from the start, 0 until it happens
             metrics.agent_runs.labels(outcome)
-        self.settings = settings
-        self.github_url = github_url.rstrip("/")
-        self.prefix = prefix
-        self.poll_interval = poll_interval
+        self.settings, self.github_url, self.prefix, self.poll_interval = settings, github_url.rstrip("/"), prefix, poll_interval
         self.up_timeout = up_timeout if up_timeout is not None else manager.devpod_settings.up_timeout
         self.publisher = Publisher(min_interval=progress_interval, retry_delays=retry_delays)
         self.checks = CheckRuns(self.publisher, "agent-check")
         self.runs: dict[str, AgentRun] = {}  # the runs going on, one slot per environment
         self._tasks: set[asyncio.Task[None]] = set()  # every run's task, until it has said its last word
+        self._handled: set[str] = set()  # run ids this process runs or has recovered: never recovered (again)
         logs.redactor.add(settings.api_key)
 
     # ------------------------------------------------------------------ requests
@@ -134,19 +130,20 @@ class AgentRuns:
             await self._reply_refusal(pr, requested_by, comment_id, refusal)
             return None
         run = AgentRun(ws_id=ws_id, info=info, prompt=prompt, requested_by=requested_by, comment_id=comment_id,
-                       settings=settings,
-                       may_push=not info.fork and record is not None and not record.fork
+                       settings=settings, may_push=not info.fork and record is not None and not record.fork
                        and permission_allows(permission, "write"))
         self.runs[ws_id] = run  # registered before the first await: a second request is refused
+        if not await self.guard.claim(ws_id, functools.partial(watch, self.ledger, run)):  # another replica's
+            del self.runs[ws_id]
+            await self._reply_refusal(pr, requested_by, comment_id, busy_elsewhere(self.ledger, ws_id, self.prefix))
+            return None
         self.manager.activity.note(ws_id, Use.AGENT)
-        run.entry = RunEntry(run_id=run.run_id, ws_id=ws_id, installation_id=info.ref.installation_id,
-                             owner=info.ref.owner, repo=info.ref.repo, number=info.ref.number,
-                             head_sha=info.head_sha, requested_by=requested_by, started_at=run.started_at,
-                             comment_id=comment_id)
+        self._handled.add(run.run_id)
+        run.entry = RunEntry(run_id=run.run_id, ws_id=ws_id, installation_id=info.ref.installation_id, owner=info.ref.owner,
+                             repo=info.ref.repo, number=info.ref.number, head_sha=info.head_sha,
+                             requested_by=requested_by, started_at=run.started_at, comment_id=comment_id)
         self.ledger.save(run.entry)
-        run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"agent-{ws_id}")
-        self._tasks.add(run.task)
-        run.task.add_done_callback(self._tasks.discard)
+        run.task = self._track(self._run(run), name=f"agent-{ws_id}")
         return run
 
     async def stop(self, info: PullInfo, requested_by: str, comment_id: int | None = None) -> bool:
@@ -155,11 +152,14 @@ class AgentRuns:
         ws_id = devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number)
         run = self.runs.get(ws_id)
         if run is None or run.task is None or run.task.done():
-            await self._reply_refusal(pr, requested_by, comment_id, {"kind": "not_running"})
-            return False
+            elsewhere = run is None and await stop_elsewhere(self.ledger, self.guard, ws_id, requested_by, comment_id)
+            if not elsewhere:
+                await self._reply_refusal(pr, requested_by, comment_id, {"kind": "not_running"})
+            elif comment_id is not None:
+                await self._react(pr, comment_id, "eyes")  # the replica running it answers with 🚀 at the end
+            return elsewhere
         log.info("%s asked to stop the agent run on %s", requested_by, info.ref)
-        if run.stopped_by is None:
-            run.stopped_by = requested_by
+        run.stopped_by = run.stopped_by or requested_by
         if comment_id is not None:
             run.stop_comments.append(comment_id)
             await self._react(pr, comment_id, "eyes")
@@ -170,6 +170,8 @@ class AgentRuns:
         """The environment manager's hook before ``op`` runs: a stop, rebuild or delete first ends
         the agent run (local ``devpod ssh`` killed, concluded cancelled saying why, slot released)."""
         run = self.runs.get(ws_id)
+        if op.kind in DESTRUCTIVE and run is None:  # another replica's, if any
+            await end_elsewhere(self.ledger, self.guard, ws_id, op, prefix=self.prefix, wait=self.abort_wait)
         if op.kind not in DESTRUCTIVE or run is None or run.task is None or run.task.done():
             return
         log.info("%s of %s asked for by %s: ending its agent run first", op.kind, ws_id, op.requested_by)
@@ -179,17 +181,18 @@ class AgentRuns:
         run.cancel.set()
         _, pending = await asyncio.wait({run.task}, timeout=self.abort_wait)
         if pending:
-            log.warning("the agent run on %s has not ended within %.0f s; %s goes ahead", ws_id, self.abort_wait,
-                        op.kind)
+            log.warning("the agent run on %s has not ended within %.0f s; %s goes ahead", ws_id, self.abort_wait, op.kind)
 
-    def recover(self) -> None:
-        """At start-up: end every run the last process left unfinished, visibly (see :mod:`bot.agent.ledger`)."""
-        recover(self.ledger, self.manager, self.checks, prefix=self.prefix, settings=self.settings, track=self._track)
+    async def recover(self) -> None:
+        """At start-up (and at each leader's round): end every run nobody runs any more, visibly."""
+        recover(self.ledger, self.manager, self.checks, prefix=self.prefix, settings=self.settings, track=self._track,
+                entries=await orphans(self.ledger, self.guard, self._handled))
 
-    def _track(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _track(self, coro: Any, name: str | None = None) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def running(self, info: PullInfo) -> AgentRun | None:
         return self.runs.get(devpod.workspace_id(info.ref.owner, info.ref.repo, info.ref.number))
@@ -197,8 +200,7 @@ class AgentRuns:
     async def idle(self) -> None:
         """Wait until no run is going and every check-run update is written (tests)."""
         while True:
-            tasks = [t for t in self._tasks if not t.done()]
-            tasks += self.publisher.tasks()
+            tasks = [t for t in self._tasks if not t.done()] + self.publisher.tasks()
             if not tasks:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -238,6 +240,8 @@ class AgentRuns:
                 self._release(run)
                 if run.outcome is not None:  # counted once, however it ended
                     self.metrics.agent_runs.labels(run.outcome).inc()
+                if run.ws_id not in self.runs:  # its end is journalled: other replicas may start one
+                    await self.guard.release(run.ws_id)
 
     def _release(self, run: AgentRun) -> None:
         """Free the environment's slot: a new run may be asked for from here on."""
@@ -262,10 +266,6 @@ class AgentRuns:
         extra_env = await self._push_env(run)
         if run.cancel.is_set():  # stopped (or the environment is going) while the token was minted
             await self._conclude_early(run, pr, "cancelled", "The agent run was cancelled before the agent started.")
-            return
-        missing = await restored(self.manager.operations.state, run.ws_id)  # DevPod's state, on this replica
-        if missing is not None:
-            await self._conclude_early(run, pr, "failure", missing)
             return
         masker = devpod.Masker([v for v in (run.settings.api_key, *extra_env.values()) if v])
         run.status = "Agent running"

@@ -12,8 +12,14 @@ records store (:mod:`bot.replicas.records`) keeps ``agentRuns`` as it finds them
 write meets the new version and merges, so neither loses the other's write.
 
 Which runs a start-up recovers: those of this replica and those of replicas ``alive`` says are gone.
-``alive`` defaults to "no other replica is", which is right for one replica (a restarted process
-has a new replica id) and must be given the Leases' answer when several run (docs/operations.md).
+``alive`` defaults to "no other replica is": the run service then spares the runs whose agent Lease
+another replica holds fresh (:mod:`bot.replicas.agents`), which is what says a run is still going.
+
+Ending a run another replica runs: :meth:`ClusterRunLedger.request_end` marks its item, with ``end``
+(a stop, rebuild or delete: the operation's kind, who asked, the command) or ``stop`` (``/devenv agent
+stop``: who asked, their comment); the replica running it reads the marks with
+:meth:`ClusterRunLedger.end_request` after each renewal of the run's Lease, and ends the run. A
+:meth:`save` keeps the marks.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from bot.replicas.records import CONFLICTS, KIND, SET_ASIDE_LABEL, ClusterRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClusterRunLedger"]
+__all__ = ["MARKS", "ClusterRunLedger"]
+
+#: The requests another replica may leave on a run's item (see the module docstring).
+MARKS = ("end", "stop")
 
 
 class Entry(Protocol):
@@ -77,7 +86,9 @@ class ClusterRunLedger(Generic[E]):
         item = {"replica": self.replica, "entry": plain(entry.to_json())}
 
         def put(runs: dict[str, Any]) -> bool:
-            runs[entry.run_id] = item
+            old = runs.get(entry.run_id)
+            marks = {k: v for k, v in old.items() if k in MARKS} if isinstance(old, dict) else {}
+            runs[entry.run_id] = {**marks, **item}
             return True
 
         self._where[entry.run_id] = entry.ws_id
@@ -91,6 +102,35 @@ class ClusterRunLedger(Generic[E]):
             ws_id = next((w for w, r, _ in self._all() if r == run_id), None)
         if ws_id is not None:
             self._change(ws_id, lambda runs: runs.pop(run_id, None) is not None)
+
+    def items_of(self, ws_id: str) -> dict[str, dict[str, Any]]:
+        """{run id: {replica, entry, end?}} of the runs journalled on ``ws_id`` (one read)."""
+        status, obj = self.records.request("GET", path(KIND, self.records.namespace, ws_id))
+        if status == 404:
+            return {}
+        if status != 200:
+            raise StoreError(f"GET DevEnvironment {ws_id}: {status} {obj.get('message', '')}")
+        runs = (obj.get("spec") or {}).get("agentRuns") or {}
+        return {k: v for k, v in runs.items() if isinstance(v, dict)}
+
+    def request_end(self, ws_id: str, run_id: str, why: dict[str, Any], mark: str = "end") -> bool:
+        """Ask the replica running ``run_id`` to end it (``mark``: one of :data:`MARKS`); False: no such run."""
+        found = False
+
+        def put(runs: dict[str, Any]) -> bool:
+            nonlocal found
+            item = runs.get(run_id)
+            found = isinstance(item, dict)
+            if isinstance(item, dict):
+                item[mark] = plain(why)
+            return found
+
+        return self._change(ws_id, put) and found
+
+    def end_request(self, ws_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """The marks other replicas left on ``run_id`` ({mark: why}; empty: none)."""
+        item = self.items_of(ws_id).get(run_id, {})
+        return {k: v for k, v in item.items() if k in MARKS and isinstance(v, dict)}
 
     def _all(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(ws id, run id, {replica, entry}) of every run in the namespace."""
