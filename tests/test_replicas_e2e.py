@@ -8,6 +8,8 @@ first one's history.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.environments.journal import EnvRecord
@@ -15,6 +17,7 @@ from tests import payloads
 from tests.eventually import eventually
 from tests.observe import devenv_runs, sticky
 from tests.replicas import NAMESPACE, Replicas, cluster
+from tests.test_check_runs_e2e import DELETED, READY, STOPPED
 from tests.test_commands_e2e import OWNER, REPO, WS, command
 
 pytestmark = pytest.mark.slow
@@ -73,4 +76,109 @@ async def test_any_replica_takes_any_delivery_on_one_record(repo, github, devpod
     sticky(github)  # exactly one sticky comment: replica 1 edited replica 0's
     assert len(devpod.calls("up")) == 1 and len(devpod.calls("stop")) == 1
     assert {v for g, r, v in kube.exercised if r == "devenvironments"} >= {"list", "get", "create", "update"}
+    github.assert_valid()
+
+
+# ---------------------------------------------------------------------------------------- own DevPod homes
+
+
+def shown(github) -> tuple:
+    """The head's one ``devenv`` check run as a person sees it: status, conclusion, title, buttons."""
+    runs = devenv_runs(github)
+    assert len(runs) == 1, f"one check run per head, found {len(runs)}"
+    [run] = runs
+    return run["status"], run["conclusion"], run["output"]["title"], [a["label"] for a in run.get("actions") or []]
+
+
+def volumes(devpod) -> list[str]:
+    """The stand-in cluster's workspace volumes (one per workspace UID ever created)."""
+    root = devpod.home / "standin-cluster"
+    return sorted(p.stem for p in root.glob("*.json")) if root.exists() else []
+
+
+def settled(kube, github, want: str, shows: tuple) -> bool:
+    runs = devenv_runs(github)
+    return state(kube) == want and len(runs) == 1 and shown(github) == shows
+
+
+async def test_three_replicas_with_their_own_devpod_homes_take_turns_on_one_workspace(
+        repo, github, devpod, rbac_cluster, tmp_path):
+    kube = rbac_cluster
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    async with Replicas(github, devpod, kube, tmp_path, count=3) as replicas:
+        homes = replicas.devpods
+        assert len({h.home for h in homes}) == 3 and devpod.home not in {h.home for h in homes}
+
+        assert await replicas.deliver(0, "pull_request", payloads.pull_request("opened")) == 202
+        await eventually(lambda: settled(kube, github, "running", READY), timeout=60, what="replica 0's up")
+        uid = homes[0].workspace(WS)["uid"]
+        assert homes[1].workspace(WS) is None and homes[2].workspace(WS) is None
+
+        # replica 1 never had this workspace in its home: it acts on the state kept in the cluster
+        assert await replicas.deliver(1, "issue_comment", command(github, "/devenv stop")) == 202
+        await eventually(lambda: settled(kube, github, "stopped", STOPPED), timeout=60, what="replica 1's stop")
+        assert stored(kube)["spec"]["replica"] == "replica-1"
+        assert homes[1].workspace(WS)["uid"] == uid  # restored, not made anew
+
+        assert await replicas.deliver(2, "issue_comment", command(github, "/devenv up")) == 202
+        await eventually(lambda: settled(kube, github, "running", READY), timeout=60, what="replica 2's wake")
+        assert stored(kube)["spec"]["replica"] == "replica-2"
+        assert homes[2].workspace(WS)["uid"] == uid
+        assert volumes(devpod) == [uid]  # the same volume woken, no second one
+
+        assert await replicas.deliver(0, "issue_comment", command(github, "/devenv delete")) == 202
+        await eventually(lambda: settled(kube, github, "deleted", DELETED) or (
+            stored(kube) is None and shown(github) == DELETED), timeout=60, what="replica 0's delete")
+        assert volumes(devpod) == [] and homes[0].workspace(WS) is None
+
+    assert [len(devpod.calls(c)) for c in ("up", "stop", "delete")] == [2, 1, 1]
+    devpod.assert_no_overlap()  # no two processes, of any replica, ran on the workspace at once
+    assert "deleted" in sticky(github).lower()  # one sticky comment, edited by every replica in turn
+    github.assert_valid()
+
+
+# ---------------------------------------------------------------------------------------- SIGKILL
+
+
+async def test_an_up_whose_replica_is_sigkilled_is_taken_over_and_concluded(repo, github, devpod, rbac_cluster,
+                                                                          tmp_path):
+    kube = rbac_cluster
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    async with Replicas(github, devpod, kube, tmp_path, count=2, DEVENV_LEASE_DURATION="3") as replicas:
+        replicas.devpods[0].inject(command="up", hang=True)  # replica 0's DevPod hangs; replica 1's would not
+        assert await replicas.deliver(0, "pull_request", payloads.pull_request("opened")) == 202
+        await eventually(lambda: replicas.devpods[0].hanging(), timeout=30, what="replica 0's DevPod running up")
+        assert devenv_runs(github)[-1]["status"] == "in_progress"
+        killed = replicas.kill(0)
+        assert len(killed) >= 2  # the replica and its DevPod
+
+        await eventually(lambda: devenv_runs(github)[-1]["status"] == "completed", timeout=30,
+                         what="the check run concluded by replica 1")
+        assert shown(github) == READY
+        assert stored(kube)["spec"]["replica"] == "replica-1" and state(kube) == "running"
+        await eventually(lambda: "ready" in sticky(github).lower(), timeout=15, what="the comment to say ready")
+
+    assert len(devpod.calls("up")) == 2  # the killed one and the one taken over
+    devpod.assert_no_overlap()  # replica 1 waited for the Lease: it never ran while replica 0's DevPod did
+    assert volumes(devpod) == [replicas.devpods[1].workspace(WS)["uid"]]
+    github.assert_valid()
+
+
+# ---------------------------------------------------------------------------------------- one delivery, twice
+
+
+async def test_one_delivery_sent_to_two_replicas_is_acted_on_once(repo, github, devpod, rbac_cluster, tmp_path):
+    kube = rbac_cluster
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    async with Replicas(github, devpod, kube, tmp_path, count=2) as replicas:
+        payload = payloads.pull_request("opened")
+        statuses = await asyncio.gather(*(replicas.deliver(i, "pull_request", payload, delivery="same-delivery-1")
+                                          for i in (0, 1)))
+        assert sorted(statuses) == [200, 202]  # one acts, the other answers "duplicate"
+        await eventually(lambda: settled(kube, github, "running", READY), timeout=60, what="the up")
+        # and again later, to either replica: GitHub's redelivery of a handled delivery
+        assert await replicas.deliver(statuses.index(200), "pull_request", payload, delivery="same-delivery-1") == 200
+
+    assert len(devpod.calls("up")) == 1 and len(github.check_runs(OWNER, REPO)) == 1
+    sticky(github)
     github.assert_valid()
