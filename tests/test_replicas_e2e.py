@@ -132,6 +132,7 @@ async def test_three_replicas_with_their_own_devpod_homes_take_turns_on_one_work
         assert volumes(devpod) == [] and homes[0].workspace(WS) is None
 
     assert [len(devpod.calls(c)) for c in ("up", "stop", "delete")] == [2, 1, 1]
+    assert len(devpod.op_spans()) == 4  # the rig's one ops log holds every replica's runs
     devpod.assert_no_overlap()  # no two processes, of any replica, ran on the workspace at once
     assert "deleted" in sticky(github).lower()  # one sticky comment, edited by every replica in turn
     github.assert_valid()
@@ -156,9 +157,13 @@ async def test_an_up_whose_replica_is_sigkilled_is_taken_over_and_concluded(repo
                          what="the check run concluded by replica 1")
         assert shown(github) == READY
         assert stored(kube)["spec"]["replica"] == "replica-1" and state(kube) == "running"
-        await eventually(lambda: "ready" in sticky(github).lower(), timeout=15, what="the comment to say ready")
+        await eventually(lambda: "**State:** 🟢 Running" in sticky(github)
+                         and "`up` asked by Codertocat — succeeded" in sticky(github), timeout=15,
+                         what="the comment to say the environment runs, the up succeeded")
 
     assert len(devpod.calls("up")) == 2  # the killed one and the one taken over
+    killed_up, taken_up = devpod.op_spans()
+    assert killed_up["end"] is not None and killed_up["end"] <= taken_up["start"]  # the Lease waited out the kill
     devpod.assert_no_overlap()  # replica 1 waited for the Lease: it never ran while replica 0's DevPod did
     assert volumes(devpod) == [replicas.devpods[1].workspace(WS)["uid"]]
     github.assert_valid()
