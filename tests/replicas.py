@@ -27,6 +27,7 @@ that time, as they really ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -119,10 +120,8 @@ class Replicas:
         proc = self.procs[index]
         pids = [proc.pid, *descendants(proc.pid)]
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait(timeout=10)
         for pid in pids[1:]:
             wait_gone(pid)
