@@ -52,12 +52,14 @@ NAMESPACE = "devenv-bot"
 BOT_ACCOUNT = (NAMESPACE, "devenv-bot")
 
 
-def cluster(variant: str = "all-components") -> FakeKube:
+def cluster(variant: str = "all-components", *more: str) -> FakeKube:
     """A started Kubernetes fake enforcing the bot's RBAC rules rendered from deploy/ (``variant``; several replicas need
-    the Role of ``components/replicas``, which ``all-components`` includes)."""
+    the Role of ``components/replicas``, which ``all-components`` includes). ``more`` variants add their rules, as an
+    overlay combined with the Component would (e.g. ``"ingress-nginx"`` for the links' Ingresses)."""
     from tests.test_deploy import render
 
-    return FakeKube(rbac=Policy.from_manifests(render(variant), service_account=BOT_ACCOUNT)).start()
+    objects = [o for v in (variant, *more) for o in render(v)]
+    return FakeKube(rbac=Policy.from_manifests(objects, service_account=BOT_ACCOUNT)).start()
 
 
 class Replicas:

@@ -9,6 +9,9 @@ first one's history.
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,15 +20,23 @@ from tests import payloads
 from tests.eventually import eventually
 from tests.observe import devenv_runs, sticky
 from tests.replicas import NAMESPACE, Replicas, cluster
+from tests.test_access import DOMAIN, IDE, PUBLIC, Browser
 from tests.test_check_runs_e2e import DELETED, READY, STOPPED
+from tests.test_deploy import bot_config, render
 from tests.test_commands_e2e import OWNER, REPO, WS, command
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def rbac_cluster():
-    fake = cluster()  # the base and components/replicas, as docs/operations.md says replicas need
+def variants() -> tuple[str, ...]:
+    """The deploy/ variants whose RBAC the fake enforces (tests that need links add a router's overlay)."""
+    return ("all-components",)  # the base and components/replicas, as docs/operations.md says replicas need
+
+
+@pytest.fixture
+def rbac_cluster(variants):
+    fake = cluster(*variants)
     try:
         yield fake
     finally:
@@ -186,4 +197,53 @@ async def test_one_delivery_sent_to_two_replicas_is_acted_on_once(repo, github, 
 
     assert len(devpod.calls("up")) == 1 and len(github.check_runs(OWNER, REPO)) == 1
     sticky(github)
+    github.assert_valid()
+
+
+# ---------------------------------------------------------------------------------------- sign-in
+
+
+class Routed(Browser):
+    """A browser whose requests reach the replica ``route`` names for their path (else replica 0), as a Service
+    in front of the replicas may send each one anywhere."""
+
+    def __init__(self, replicas: Replicas, github, route: dict[str, int]) -> None:
+        super().__init__(self.at(replicas, 0), github)
+        self.replicas, self.route = replicas, route
+
+    @staticmethod
+    def at(replicas: Replicas, index: int) -> Any:
+        return SimpleNamespace(url=replicas.urls[index], session=replicas.session)
+
+    async def get(self, url, headers=None):
+        self.server = self.at(self.replicas, self.route.get(urlsplit(url).path, 0))
+        return await super().get(url, headers)
+
+
+#: The links' settings of deploy/overlays/ingress-nginx (its host names aside: the tests' are the emulated browser's).
+LINK_SETTINGS = ("DEVENV_NAMESPACE", "DEVENV_AUTH_URL", "DEVENV_BOT_SERVICE", "DEVENV_INGRESS_CLASS", "DEVENV_ROUTER")
+
+
+@pytest.mark.parametrize("variants", [("all-components", "ingress-nginx")])
+async def test_a_sign_in_started_on_one_replica_process_completes_on_another(repo, github, devpod, rbac_cluster,
+                                                                            tmp_path):
+    kube = rbac_cluster
+    github.set_permission(OWNER, REPO, "Codertocat", "write")
+    links = {k: v for k, v in bot_config(render("ingress-nginx")).items() if k in LINK_SETTINGS}
+    links.update(DEVENV_PREVIEW_DOMAIN=DOMAIN, DEVENV_PUBLIC_URL=PUBLIC, DEVENV_AUTH_SIGNIN=f"{PUBLIC}/auth/login")
+    async with Replicas(github, devpod, kube, tmp_path, count=2, **links) as replicas:
+        assert await replicas.deliver(0, "pull_request", payloads.pull_request("opened")) == 202
+        await eventually(lambda: settled(kube, github, "running", READY), timeout=60, what="the environment up")
+
+        github.oauth_login = "Codertocat"
+        # the login and the handoff on replica 0, GitHub's callback on replica 1
+        b = Routed(replicas, github, {"/auth/callback": 1})
+        status, url, text = await b.sign_in(f"https://{IDE}/")
+        assert (status, url) == (200, f"https://{IDE}/"), text
+        assert IDE in b.jar
+        # a handoff code is used once, whichever replica sees it again
+        [handoff] = [u for u in b.locations if "/_devenv/handoff" in u]
+        replay = Routed(replicas, github, {"/_devenv/handoff": 1})
+        status, _, text = await replay.get(handoff)
+        assert status == 400 and "already used" in text and IDE not in replay.jar
     github.assert_valid()
