@@ -241,6 +241,14 @@ async def test_a_sign_in_started_on_one_replica_process_completes_on_another(rep
         status, url, text = await b.sign_in(f"https://{IDE}/")
         assert (status, url) == (200, f"https://{IDE}/"), text
         assert IDE in b.jar
+        # the proxy's access check (nginx's and Traefik's), answered the same by either replica
+        stranger = Routed(replicas, github, {})
+        for index in (1, 0):
+            b.server = stranger.server = Routed.at(replicas, index)
+            for style in ("nginx", "traefik"):
+                answer = await b.check(f"https://{IDE}/", style=style)
+                assert answer[0] == 200 and answer[1]["X-Devenv-User"] == "Codertocat", (index, style, answer[2])
+            assert (await stranger.check(f"https://{IDE}/"))[0] == 401  # no cookie: sign in first
         # a handoff code is used once, whichever replica sees it again
         [handoff] = [u for u in b.locations if "/_devenv/handoff" in u]
         replay = Routed(replicas, github, {"/_devenv/handoff": 1})
