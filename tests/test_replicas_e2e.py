@@ -22,8 +22,8 @@ from tests.observe import devenv_runs, sticky
 from tests.replicas import NAMESPACE, Replicas, cluster
 from tests.test_access import DOMAIN, IDE, PUBLIC, Browser
 from tests.test_check_runs_e2e import DELETED, READY, STOPPED
-from tests.test_deploy import bot_config, render
 from tests.test_commands_e2e import OWNER, REPO, WS, command
+from tests.test_deploy import bot_config, render
 
 pytestmark = pytest.mark.slow
 
