@@ -3,15 +3,19 @@ the environment's state, and a note that someone used it.
 
 The access checks see environments only through :class:`WorkspaceDirectory`; the bot backs it
 with the environment manager's records (:class:`EnvironmentDirectory`), tests with dicts
-(:class:`DictDirectory`).
+(:class:`DictDirectory`). With several replicas, a workspace this replica does not hold yet (another
+made it since this one last listed the records) is read from the cluster before it is called unknown.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from bot.environments.states import State, is_starting, is_stopped
+
+log = logging.getLogger(__name__)
 
 __all__ = ["STARTING_STATES", "STOPPED_STATES", "DictDirectory", "EnvironmentDirectory", "Workspace",
            "WorkspaceDirectory", "workspace_state"]
@@ -88,6 +92,12 @@ class EnvironmentDirectory:
 
     def lookup(self, ws_id: str) -> Workspace | None:
         record = self.manager.records.get(ws_id)
+        if record is None:  # replicas: another one may have made it since this one last listed the records
+            try:
+                record = self.manager.store.refresh(ws_id)  # the file backend: no I/O
+            except Exception as exc:
+                log.warning("could not read the record of %s: %s", ws_id, exc.__class__.__name__)
+                return None
         if record is None or record.state == State.DELETED:
             return None
         return Workspace(record.installation_id, record.owner, record.repo, record.number)
