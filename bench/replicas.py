@@ -61,8 +61,8 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 
-from bench.webhooks import (MIX_PATTERN, WEBHOOK_PATH, Deliveries, EmulatorThread, machine_busy,  # noqa: E402
-                            percentile, proc_cpu, self_cpu)
+from bench import webhooks  # noqa: E402
+from bench.webhooks import MIX_PATTERN, WEBHOOK_PATH, Deliveries, EmulatorThread  # noqa: E402
 from tests import payloads  # noqa: E402
 from tests.replicas import NAMESPACE, Replicas, cluster  # noqa: E402
 from tests.standin import DevPodStandIn  # noqa: E402
@@ -169,7 +169,7 @@ class Rig(Replicas):
         return [c for d in self.devpods for c in d.calls(verb)]
 
     def cpu(self) -> float:
-        return sum(sum(proc_cpu(p.pid)[:2]) for p in self.procs)
+        return sum(sum(webhooks.proc_cpu(p.pid)[:2]) for p in self.procs)
 
     def log_errors(self) -> int:
         return sum(1 for i in range(self.count)
@@ -209,15 +209,16 @@ async def measure_rounds(rig: Rig, kube: Any, deliveries: Deliveries, args: argp
     rounds = []
     for _ in range(args.repeat):
         items = deliveries.make(args.n)
-        first, cpu0, gen0, busy0 = len(kube.calls) if kube else 0, rig.cpu(), self_cpu(), machine_busy()
+        first = len(kube.calls) if kube is not None else 0
+        cpu0, gen0, busy0 = rig.cpu(), webhooks.self_cpu(), webhooks.machine_busy()
         t0 = time.perf_counter()
         latencies, statuses = await send_spread(rig.session, rig.urls, items, args.c, args.request_timeout)
         wall = time.perf_counter() - t0
-        cpu, gen, busy = rig.cpu() - cpu0, self_cpu() - gen0, machine_busy() - busy0
+        cpu, gen, busy = rig.cpu() - cpu0, webhooks.self_cpu() - gen0, webhooks.machine_busy() - busy0
         answered = sorted(x for x, s in zip(latencies, statuses) if isinstance(s, int))
         row = {"wall_s": round(wall, 3), "deliveries_per_s": round(len(answered) / wall, 1),
                "median_ms": round(statistics.median(answered) * 1000, 2) if answered else None,
-               "p99_ms": round(percentile(answered, 99) * 1000, 2),
+               "p99_ms": round(webhooks.percentile(answered, 99) * 1000, 2),
                "lost": sum(1 for s in statuses if not (isinstance(s, int) and 200 <= s < 300)),
                "replicas_cpu_s": round(cpu, 2), "cpu_ms_per_delivery": round(cpu / max(1, len(answered)) * 1000, 3),
                "loadgen_cpu_s": round(gen, 2), "others_cpu_s": round(max(0.0, busy - cpu - gen), 2)}
