@@ -75,7 +75,11 @@ async def test_the_bench_reports_a_rate_no_loss_and_the_requests_the_cluster_saw
     in_rounds = sum(row["kube_by_kind"].get("create configmaps(delivery)", 0) for row in result["rounds"])
     assert in_rounds == round(wanted * 40) * 2
     per_kind = result["per_kind"]
-    assert per_kind["pull_request.labeled"] == {} and per_kind["issue_comment.created"]["create configmaps(delivery)"] == 1
+    # a delivery no handler wants costs nothing; what may show beside it is the replicas' periodic background
+    # (the records' poll, Lease renewals) that the per-kind window could not net out exactly
+    assert not [k for k in per_kind["pull_request.labeled"]
+                if not (k.startswith("list devenvironments") or " leases(" in k)]
+    assert per_kind["issue_comment.created"]["create configmaps(delivery)"] == 1
     ops = result["ops"]
     n_ops_markers = 3  # the opened delivery and the two commands
     all_markers = in_rounds + 2 * sum(1 for k in dict.fromkeys(MIX_PATTERN) if k in MARKED) + n_ops_markers
