@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from bot.replicas.coordination import Coordination, LeaseCoordination
-from bot.replicas.leases import Leases
+from bot.replicas.leases import Leases, keep_renewed
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +105,10 @@ class LeaseAgentGuard:
         return True
 
     async def _renew(self, name: str, watch: Callable[[], None]) -> None:
-        lost = False
-        while True:
-            await self.sleep(self.leases.duration / 3)
-            try:
-                ok = await self.leases.renew(name) or await self.leases.try_acquire(name)
-            except Exception as exc:
-                log.warning("renewing lease %s failed (%s); trying again", name, exc)
-                continue
-            if not ok and not lost:
-                log.error("LOST lease %s: another replica may conclude this agent run as interrupted", name)
-            lost = not ok
-            try:
-                watch()
-            except Exception:
-                log.exception("watching the agent run of lease %s failed; again next round", name)
+        def lost() -> None:
+            log.error("LOST lease %s: another replica may conclude this agent run as interrupted", name)
+        await keep_renewed(self.leases, name, every=self.leases.duration / 3, sleep=self.sleep, on_lost=lost,
+                           after=watch)
 
     async def release(self, ws_id: str) -> None:
         renewer = self._renewers.pop(ws_id, None)

@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from bot.replicas.leases import Leases
+from bot.replicas.leases import Leases, keep_renewed
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +139,11 @@ class LeaseCoordination:
                 log.warning("releasing lease %s failed (%s); it expires by itself", name, exc)
 
     async def _renew(self, name: str, what: str) -> None:
-        lost = False
-        while True:
-            await self.sleep(self.renew_every)
-            try:
-                ok = await self.leases.renew(name) or await self.leases.try_acquire(name)
-            except Exception as exc:
-                log.warning("renewing lease %s failed (%s); trying again", name, exc)
-                continue
-            if not ok and not lost:
-                log.error("LOST lease %s: another replica may run DevPod on it now; this replica's "
-                          "operation goes on (DevPod is not killed half-way)", name)
-                self.on_lost(what)
-            lost = not ok
+        def lost() -> None:
+            log.error("LOST lease %s: another replica may run DevPod on it now; this replica's "
+                      "operation goes on (DevPod is not killed half-way)", name)
+            self.on_lost(what)
+        await keep_renewed(self.leases, name, every=self.renew_every, sleep=self.sleep, on_lost=lost)
 
     @contextlib.asynccontextmanager
     async def workspace(self, ws_id: str, on_wait: Callable[[], None]) -> AsyncIterator[None]:

@@ -27,7 +27,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.cluster.kube import Kind, KubeApi
@@ -175,3 +175,26 @@ class Leases:
             fresh = await self.api.get(LEASE_KIND, name)
             if fresh is not None and LeaseState.of(fresh).holder == self.holder:
                 await self.api.replace(LEASE_KIND, name, {**fresh, "spec": spec})
+
+
+async def keep_renewed(leases: Leases, name: str, *, every: float, sleep: Callable[[float], Awaitable[Any]],
+                       on_lost: Callable[[], None], after: Callable[[], None] | None = None) -> None:
+    """Renew ``name`` every ``every`` seconds until cancelled, taking it back if it was lost. ``on_lost`` runs
+    once when it is lost (not again until it was held again); ``after`` runs after every renewal that was
+    tried. A failed renewal request is logged and tried again at the next round."""
+    lost = False
+    while True:
+        await sleep(every)
+        try:
+            ok = await leases.renew(name) or await leases.try_acquire(name)
+        except Exception as exc:
+            log.warning("renewing lease %s failed (%s); trying again", name, exc)
+            continue
+        if not ok and not lost:
+            on_lost()
+        lost = not ok
+        if after is not None:
+            try:
+                after()
+            except Exception:
+                log.exception("the round after renewing lease %s failed; again next round", name)
