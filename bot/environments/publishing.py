@@ -137,18 +137,22 @@ class Publishing:
             if current is None or not report.waits_for_approval(current):
                 return  # approved (or gone) before this was written: nobody needs to see it
             u = CheckUpdate(**report.waiting_check_run(current, self.where))
-            pr = self.pr_api(current.ref)
-            if current.check_run_id is not None and current.check_sha == current.head_sha:
-                await self.checks.put(pr, current.check_run_id, u)
-                return
-            check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=ws_id,
-                                             status=u.status, conclusion=u.conclusion, actions=u.actions,
-                                             details_url=u.details_url, output=u.output)
-            self.checks.remember(check_id, u)
-            current.check_run_id, current.check_sha = check_id, current.head_sha
-            self.records.save(current)
+            await self._on_head(current, u)
 
         self.publisher.mark(("check-waiting", ws_id), write, urgent=True)
+
+    async def _on_head(self, current: EnvRecord, u: CheckUpdate) -> None:
+        """Show ``u`` on the head's check run: edited when the head has one, else created completed (its id kept)."""
+        pr = self.pr_api(current.ref)
+        if current.check_run_id is not None and current.check_sha == current.head_sha:
+            await self.checks.put(pr, current.check_run_id, u)
+            return
+        check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=current.ws_id,
+                                         status=u.status, conclusion=u.conclusion, actions=u.actions,
+                                         details_url=u.details_url, output=u.output)
+        self.checks.remember(check_id, u)
+        current.check_run_id, current.check_sha = check_id, current.head_sha
+        self.records.save(current)
 
     def show_state(self, record: EnvRecord, *, requested_by: str) -> None:
         """Show the state ``record`` is in on its head's check run, though no operation of that head
@@ -168,16 +172,7 @@ class Publishing:
             op = Op(kind, current.head_sha, requested_by, self.clock())
             u = CheckUpdate(**report.check_run(current, op, self.where, status="completed", conclusion=conclusion,
                                                title=report.conclusion_title(kind, conclusion)))
-            pr = self.pr_api(current.ref)
-            if current.check_run_id is not None and current.check_sha == current.head_sha:
-                await self.checks.put(pr, current.check_run_id, u)
-                return
-            check_id = await pr.create_check(name=CHECK_NAME, head_sha=current.head_sha, external_id=ws_id,
-                                             status=u.status, conclusion=u.conclusion, actions=u.actions,
-                                             details_url=u.details_url, output=u.output)
-            self.checks.remember(check_id, u)
-            current.check_run_id, current.check_sha = check_id, current.head_sha
-            self.records.save(current)
+            await self._on_head(current, u)
 
         self.publisher.mark(("check-state", ws_id), write, urgent=True)
 
