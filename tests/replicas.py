@@ -198,3 +198,35 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} still runs after SIGKILL")
+
+
+def in_process_environ(base: dict[str, str], kube: FakeKube, tmp_path: Path):
+    """For replicas run in the test's own process (``BotServer``): ``env(n, **extra)`` is replica ``n``'s
+    settings on the kubernetes backend, its own state directory, a 3 s Lease duration."""
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+
+    def env(n: int, **extra: str) -> dict[str, str]:
+        return {**base, "KUBECONFIG": str(kubeconfig), "DEVENV_STATE_BACKEND": "kubernetes",
+                "DEVENV_REPLICA_ID": f"replica-{n}", "DEVENV_LEASE_DURATION": "3",
+                "DEVENV_STATE_DIR": str(tmp_path / f"state-{n}"), **extra}
+    return env
+
+
+@contextlib.asynccontextmanager
+async def in_process_replicas(environ):
+    """``start(n, **extra)`` starts replica ``n`` in this process (settings from :func:`in_process_environ`);
+    every replica started is stopped at the end, the last first."""
+    from bot.settings import config
+    from tests.botserver import BotServer
+
+    started: list[BotServer] = []
+
+    async def start(n: int, **extra: str) -> BotServer:
+        server = await BotServer(config.load(environ(n, **extra))).start()
+        started.append(server)
+        return server
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            await server.stop()

@@ -15,11 +15,9 @@ import aiohttp
 import pytest
 
 from bot.replicas.agents import agent_lease
-from bot.settings import config
 from tests import payloads
-from tests.botserver import BotServer
 from tests.eventually import eventually
-from tests.replicas import cluster
+from tests.replicas import cluster, in_process_environ, in_process_replicas
 from tests.test_agent_e2e import NUMBER, OWNER, REPO, SAMPLES, WS, agent_call, agent_checks, command, finish, replies
 from tests.test_agent_lifecycle import agent_at_work, alive, signals_sent
 from tests.test_agent_lifecycle import environ as agent_environ  # noqa: F401  (the fixture: stand-in claude)
@@ -47,26 +45,13 @@ def kube():
 
 @pytest.fixture
 def replica_environ(agent_environ, kube, tmp_path):  # noqa: F811
-    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NS)
-
-    def env(n: int, **extra: str) -> dict[str, str]:
-        return {**agent_environ, "KUBECONFIG": str(kubeconfig), "DEVENV_STATE_BACKEND": "kubernetes",
-                "DEVENV_REPLICA_ID": f"replica-{n}", "DEVENV_LEASE_DURATION": "3",
-                "DEVENV_STATE_DIR": str(tmp_path / f"state-{n}"), **extra}
-    return env
+    return in_process_environ(agent_environ, kube, tmp_path)
 
 
 @pytest.fixture
 async def replicas(replica_environ, repo):
-    started: list[BotServer] = []
-
-    async def start(n: int) -> BotServer:
-        server = await BotServer(config.load(replica_environ(n))).start()
-        started.append(server)
-        return server
-    yield start
-    for server in reversed(started):
-        await server.stop()
+    async with in_process_replicas(replica_environ) as start:
+        yield start
 
 
 async def agent_pid(devpod) -> int:

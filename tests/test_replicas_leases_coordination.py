@@ -27,6 +27,7 @@ from tests import payloads
 from tests.botserver import BotServer
 from tests.eventually import eventually
 from tests.observe import devenv_runs as checks
+from tests.replicas import in_process_environ, in_process_replicas
 
 NS = "devenv-bot"  # the bot's own namespace, where the Leases live
 OWNER, REPO, NUMBER = "Codertocat", "Hello-World", payloads.PR_NUMBER
@@ -37,26 +38,13 @@ SLOTS_BUSY = "Queued: every DevPod slot of the cluster is busy"
 
 @pytest.fixture
 def replica_environ(environ, kube, tmp_path):
-    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", NS)
-
-    def env(n: int, **extra: str) -> dict[str, str]:
-        return {**environ, "KUBECONFIG": str(kubeconfig), "DEVENV_STATE_BACKEND": "kubernetes",
-                "DEVENV_REPLICA_ID": f"replica-{n}", "DEVENV_LEASE_DURATION": "3",
-                "DEVENV_STATE_DIR": str(tmp_path / f"state-{n}"), **extra}
-    return env
+    return in_process_environ(environ, kube, tmp_path)
 
 
 @pytest.fixture
 async def replicas(replica_environ, repo):
-    started: list[BotServer] = []
-
-    async def start(n: int, **extra: str) -> BotServer:
-        server = await BotServer(config.load(replica_environ(n, **extra))).start()
-        started.append(server)
-        return server
-    yield start
-    for server in reversed(started):
-        await server.stop()
+    async with in_process_replicas(replica_environ) as start:
+        yield start
 
 
 def titles(github) -> list[str]:
