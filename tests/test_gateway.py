@@ -104,13 +104,19 @@ async def gateway_bot(environ, devpod, tmp_path, github, repo, devenv_yml):
     prepare_sshd(devpod.home, state)
     env = {**environ, "DEVENV_SSH_PORT": "0", "DEVENV_SSH_HOST": "ssh.devenv.example.com",
            "DEVENV_SSH_PUBLIC_PORT": "2222"}
-    srv = await BotServer(config.load(env)).start()
+    srv = await start_with_running_pr(config.load(env))
+    yield srv
+    await srv.stop()
+
+
+async def start_with_running_pr(settings) -> BotServer:
+    """A gateway bot whose PR was opened and whose environment runs (sshd prepared beforehand)."""
+    srv = await BotServer(settings).start()
     status, _ = await srv.deliver("pull_request", payloads.pull_request("opened"))
     assert status == 202
     await srv.settle()
     assert srv.bot.environments.records[WS].state == "running"
-    yield srv
-    await srv.stop()
+    return srv
 
 
 def user(github, tmp_path, bot, login: str, role: str | None = "write") -> Client:

@@ -20,11 +20,18 @@ import pytest
 
 from bot.gateway import service
 from bot.settings import config
-from tests import payloads
-from tests.botserver import BotServer
 from tests.github_emulator.user_keys import set_user_keys
 from tests.test_access import Browser, access_environ
-from tests.test_gateway import OWNER, REPO, WS, Client, keygen, prepare_sshd, pytestmark  # noqa: F401
+from tests.test_gateway import (  # noqa: F401
+    OWNER,
+    REPO,
+    WS,
+    Client,
+    keygen,
+    prepare_sshd,
+    pytestmark,
+    start_with_running_pr,
+)
 
 PUBLIC = "https://bot.test"
 LINK = re.compile(r"(https://bot\.test/ssh/link\?code=[A-Za-z0-9_-]+)")
@@ -35,11 +42,7 @@ async def link_bot(environ, devpod, tmp_path, github, repo):
     state = Path(environ["DEVENV_STATE_DIR"])
     prepare_sshd(devpod.home, state)
     env = access_environ(environ, DEVENV_SSH_PORT="0", DEVENV_SSH_HOST="ssh.devenv.example.com")
-    srv = await BotServer(dataclasses.replace(config.load(env), exposure=None)).start()
-    status, _ = await srv.deliver("pull_request", payloads.pull_request("opened"))
-    assert status == 202
-    await srv.settle()
-    assert srv.bot.environments.records[WS].state == "running"
+    srv = await start_with_running_pr(dataclasses.replace(config.load(env), exposure=None))
     yield srv
     await srv.stop()
 
